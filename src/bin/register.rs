@@ -1,0 +1,128 @@
+//! `register`: keep one service instance registered in etcd under a lease.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use etcd_dns::etcd::EtcdConfig;
+use etcd_dns::register::{self, RegisterSpec, DEFAULT_LEASE_TTL};
+use tokio_util::sync::CancellationToken;
+
+etcd_dns::etcd_args!(EtcdArgs, "REGISTER_");
+
+/// Registers a service instance in etcd and keeps it alive until SIGINT/SIGTERM, which revoke
+/// the lease so the name disappears at once.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about, subcommand_negates_reqs = true)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Service name: the key is PREFIX<name> (DNS <name>.<zone>)
+    #[arg(long, env = "REGISTER_NAME", required = true)]
+    name: Option<String>,
+    /// Address to publish [default: this host's first non-loopback address]
+    #[arg(long, env = "REGISTER_IP")]
+    ip: Option<IpAddr>,
+    /// Port, published as SRV
+    #[arg(long, env = "REGISTER_PORT")]
+    port: Option<u16>,
+    /// Instance label: registers PREFIX<name>/<instance>, one of several instances
+    #[arg(long, env = "REGISTER_INSTANCE")]
+    instance: Option<String>,
+    /// Lease TTL in seconds: how long a crashed service stays registered
+    #[arg(long, env = "REGISTER_TTL", default_value_t = DEFAULT_LEASE_TTL)]
+    ttl: i64,
+    /// TXT string, k=v (repeatable)
+    #[arg(long = "txt", env = "REGISTER_TXT", value_delimiter = ',')]
+    txt: Vec<String>,
+    #[command(flatten)]
+    etcd: EtcdArgs,
+    /// etcd key prefix of the registry
+    #[arg(
+        long,
+        env = "REGISTER_PREFIX",
+        default_value = "services/",
+        global = true
+    )]
+    prefix: String,
+    /// Log level (trace, debug, info, warn, error) or a tracing filter; RUST_LOG wins
+    #[arg(
+        long,
+        env = "REGISTER_LOG_LEVEL",
+        default_value = "info,hickory_server=warn",
+        global = true
+    )]
+    log_level: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print every registered instance and its address, then the count
+    List,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("register: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let etcd: EtcdConfig = args.etcd.clone().into();
+    if let Some(Command::List) = args.command {
+        let (instances, rejected) = register::list(&etcd, &args.prefix)
+            .await
+            .context("cannot list the registry")?;
+        for (key, target) in &instances {
+            println!("{key}\t{target}");
+        }
+        for (key, reason) in &rejected {
+            eprintln!("skipped {key}: {reason}");
+        }
+        println!("{} instances", instances.len());
+        return Ok(());
+    }
+    let name = args.name.context("--name is required")?;
+    let ip = match args.ip {
+        Some(ip) => ip,
+        None => register::default_ip()
+            .context("no non-loopback address found on this host; pass --ip")?,
+    };
+    let spec = RegisterSpec {
+        prefix: args.prefix,
+        name,
+        instance: args.instance,
+        ip,
+        port: args.port,
+        ttl: args.ttl,
+        txt: args.txt,
+    };
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        signal.cancel();
+    });
+    register::run(&etcd, &spec, shutdown)
+        .await
+        .with_context(|| format!("cannot register {}", spec.key()))
+}

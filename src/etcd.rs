@@ -1,0 +1,227 @@
+//! Connecting to etcd: endpoints, authentication and TLS, shared by both binaries.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use thiserror::Error;
+
+/// Default etcd endpoint.
+pub const DEFAULT_ETCD: &str = "http://127.0.0.1:2379";
+/// How long to wait for a TCP/TLS connection to an endpoint.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// HTTP/2 keep-alive interval: a silent peer is noticed within interval + timeout, which bounds
+/// how long a watch can hang on a dead member.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(3);
+/// HTTP/2 keep-alive timeout.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bound on unary requests (reads, puts, grants); streams are not bounded by it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to reach etcd.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdConfig {
+    /// Endpoint URLs (`http://host:port` or `https://…`).
+    pub endpoints: Vec<String>,
+    /// User name for etcd authentication.
+    pub user: Option<String>,
+    /// Password for etcd authentication.
+    pub password: Option<String>,
+    /// CA certificate (PEM) that signed the etcd server certificates.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    pub key: Option<PathBuf>,
+}
+
+/// Why a connection to etcd could not be set up.
+#[derive(Debug, Error)]
+pub enum EtcdError {
+    /// A TLS file could not be read.
+    #[error("cannot read {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Flags that do not fit together.
+    #[error("{0}")]
+    Config(String),
+    /// The client failed.
+    #[error("etcd at {endpoints}: {source}")]
+    Client {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The client's error.
+        source: etcd_client::Error,
+    },
+}
+
+impl EtcdConfig {
+    /// Endpoints parsed from a comma-separated list.
+    pub fn from_list(list: &str) -> Self {
+        Self {
+            endpoints: split_list(list),
+            ..Self::default()
+        }
+    }
+
+    /// The endpoints as one string, for messages.
+    pub fn endpoints_text(&self) -> String {
+        self.endpoints.join(",")
+    }
+
+    fn options(&self) -> Result<ConnectOptions, EtcdError> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT)
+            .with_keep_alive_while_idle(true)
+            // A member cut off from its cluster must not serve a stale watch forever.
+            .with_require_leader(true);
+        match (&self.user, &self.password) {
+            (Some(user), Some(password)) => options = options.with_user(user, password),
+            (None, None) => {}
+            _ => {
+                return Err(EtcdError::Config(
+                    "--etcd-user and --etcd-password go together".into(),
+                ))
+            }
+        }
+        if self.ca.is_some() || self.cert.is_some() || self.key.is_some() {
+            let mut tls = TlsOptions::new();
+            if let Some(ca) = &self.ca {
+                tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+            }
+            match (&self.cert, &self.key) {
+                (Some(cert), Some(key)) => {
+                    tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(EtcdError::Config(
+                        "--etcd-cert and --etcd-key go together".into(),
+                    ))
+                }
+            }
+            options = options.with_tls(tls);
+        }
+        Ok(options)
+    }
+
+    /// Connects to the endpoints (the client balances across them).
+    pub async fn connect(&self) -> Result<Client, EtcdError> {
+        if self.endpoints.is_empty() {
+            return Err(EtcdError::Config("no etcd endpoint given (--etcd)".into()));
+        }
+        let options = self.options()?;
+        let connect = Client::connect(&self.endpoints, Some(options));
+        match tokio::time::timeout(CONNECT_TIMEOUT + REQUEST_TIMEOUT, connect).await {
+            Ok(result) => result.map_err(|source| self.client_error(source)),
+            Err(_) => Err(self.client_error(etcd_client::Error::InvalidArgs(
+                "connection timed out".into(),
+            ))),
+        }
+    }
+
+    /// Wraps a client error with the endpoints it concerns.
+    pub fn client_error(&self, source: etcd_client::Error) -> EtcdError {
+        EtcdError::Client {
+            endpoints: self.endpoints_text(),
+            source,
+        }
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, EtcdError> {
+    std::fs::read(path).map_err(|source| EtcdError::File {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// Splits a comma-separated list, trimming blanks and dropping empty items.
+pub fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte was 0xff (or the prefix is empty): the range runs to the end of the keyspace.
+    vec![0]
+}
+
+/// Declares the clap flags for etcd access with the environment variables of one binary, so
+/// `etcd-dns` reads `ETCD_DNS_ETCD` and `register` reads `REGISTER_ETCD`.
+#[macro_export]
+macro_rules! etcd_args {
+    ($name:ident, $env:literal) => {
+        /// etcd access flags.
+        #[derive(clap::Args, Debug, Clone)]
+        pub struct $name {
+            /// etcd endpoints, comma separated (http:// or https://)
+            #[arg(long, env = concat!($env, "ETCD"), default_value = $crate::etcd::DEFAULT_ETCD)]
+            pub etcd: String,
+            /// etcd user name (with --etcd-password)
+            #[arg(long, env = concat!($env, "ETCD_USER"))]
+            pub etcd_user: Option<String>,
+            /// etcd password (with --etcd-user)
+            #[arg(long, env = concat!($env, "ETCD_PASSWORD"), hide_env_values = true)]
+            pub etcd_password: Option<String>,
+            /// CA certificate (PEM) to verify the etcd servers
+            #[arg(long, env = concat!($env, "ETCD_CA"))]
+            pub etcd_ca: Option<std::path::PathBuf>,
+            /// client certificate (PEM) for mutual TLS (with --etcd-key)
+            #[arg(long, env = concat!($env, "ETCD_CERT"))]
+            pub etcd_cert: Option<std::path::PathBuf>,
+            /// client key (PEM) for mutual TLS (with --etcd-cert)
+            #[arg(long, env = concat!($env, "ETCD_KEY"))]
+            pub etcd_key: Option<std::path::PathBuf>,
+        }
+
+        impl From<$name> for $crate::etcd::EtcdConfig {
+            fn from(args: $name) -> Self {
+                Self {
+                    endpoints: $crate::etcd::split_list(&args.etcd),
+                    user: args.etcd_user,
+                    password: args.etcd_password,
+                    ca: args.etcd_ca,
+                    cert: args.etcd_cert,
+                    key: args.etcd_key,
+                }
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"services/"), b"services0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b""), vec![0]);
+    }
+
+    #[test]
+    fn lists_split() {
+        assert_eq!(
+            split_list(" http://a:1, ,http://b:2 "),
+            vec!["http://a:1".to_string(), "http://b:2".to_string()]
+        );
+    }
+}

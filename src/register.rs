@@ -1,0 +1,356 @@
+//! The companion: keep one instance registered under a lease until told to stop.
+//!
+//! Grant a lease, claim the key with it, keep it alive about every TTL/3, revoke it on
+//! shutdown. A lost lease (etcd restarted, partition longer than the TTL, key deleted) is
+//! granted again and the key put again, with backoff, forever. Only a key held by somebody
+//! else's live lease, or invalid input, ends it with an error.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+use hickory_proto::rr::Name;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::etcd::{EtcdConfig, EtcdError, REQUEST_TIMEOUT};
+use crate::key::parse_key;
+use crate::table::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
+use crate::watch::{read_all, Backoff};
+
+/// Default lease TTL in seconds: a crashed service disappears within this (plus etcd's own
+/// expiry check, about half a second).
+pub const DEFAULT_LEASE_TTL: i64 = 5;
+
+/// What to register.
+#[derive(Debug, Clone)]
+pub struct RegisterSpec {
+    /// Key prefix, for example `services/`.
+    pub prefix: String,
+    /// Service name (`<service>`).
+    pub name: String,
+    /// Instance label, for the several-instances form.
+    pub instance: Option<String>,
+    /// Address to publish.
+    pub ip: IpAddr,
+    /// Port, which enables SRV.
+    pub port: Option<u16>,
+    /// Lease TTL in seconds.
+    pub ttl: i64,
+    /// TXT strings (`k=v`).
+    pub txt: Vec<String>,
+}
+
+/// Why registering failed.
+#[derive(Debug, Error)]
+pub enum RegisterError {
+    /// The name, instance or TTL is unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// Another live lease holds the key.
+    #[error(
+        "{key} is already registered by another live lease ({lease:x}, {ttl} s left): \
+         another `register` runs for this name; stop it or choose another --instance"
+    )]
+    Conflict {
+        /// The key.
+        key: String,
+        /// The holder's lease ID.
+        lease: i64,
+        /// Seconds left on the holder's lease.
+        ttl: i64,
+    },
+    /// etcd could not be reached or refused a request.
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    /// A request took too long.
+    #[error("etcd request timed out after {0:?}")]
+    Timeout(Duration),
+    /// The lease expired or was revoked under us.
+    #[error("lease {0:x} lost")]
+    LeaseLost(i64),
+    /// The key was deleted or overwritten by someone else.
+    #[error("key {0} was deleted or overwritten")]
+    KeyChanged(String),
+    /// Another claimer changed the key between our read and our write.
+    #[error("key {0} changed while claiming it")]
+    Raced(String),
+}
+
+impl RegisterError {
+    /// Errors that retrying cannot fix.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Invalid(_) | Self::Conflict { .. })
+    }
+}
+
+impl RegisterSpec {
+    /// The etcd key: `P<name>` or `P<name>/<instance>`.
+    pub fn key(&self) -> String {
+        match &self.instance {
+            Some(instance) => format!("{}{}/{}", self.prefix, self.name, instance),
+            None => format!("{}{}", self.prefix, self.name),
+        }
+    }
+
+    /// The etcd value, in the original `{"IP":…}` format plus the optional fields.
+    pub fn value(&self) -> String {
+        let mut value = serde_json::Map::new();
+        value.insert("IP".into(), self.ip.to_string().into());
+        if let Some(port) = self.port {
+            value.insert("port".into(), port.into());
+        }
+        if !self.txt.is_empty() {
+            value.insert("txt".into(), self.txt.clone().into());
+        }
+        serde_json::Value::Object(value).to_string()
+    }
+
+    /// Checks the key against the same rules the server applies, so a typo fails here and not
+    /// silently on the server.
+    pub fn validate(&self) -> Result<(), RegisterError> {
+        if self.ttl < 1 {
+            return Err(RegisterError::Invalid(format!(
+                "--ttl must be at least 1 second, got {}",
+                self.ttl
+            )));
+        }
+        parse_key(&self.prefix, self.key().as_bytes(), &Name::root())
+            .map(|_| ())
+            .map_err(|e| RegisterError::Invalid(format!("cannot register {}: {e}", self.key())))
+    }
+
+    fn keepalive_interval(&self) -> Duration {
+        Duration::from_millis((self.ttl as u64 * 1000 / 3).max(100))
+    }
+}
+
+/// The host's first non-loopback address (IPv4 preferred), the default for `--ip`.
+pub fn default_ip() -> Option<IpAddr> {
+    let addrs: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .map(|iface| iface.ip())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .collect();
+    let link_local_v6 =
+        |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+    addrs
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or_else(|| addrs.iter().find(|ip| !link_local_v6(ip)))
+        .copied()
+}
+
+async fn timed<T>(
+    etcd: &EtcdConfig,
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, RegisterError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => result.map_err(|e| RegisterError::Etcd(etcd.client_error(e))),
+        Err(_) => Err(RegisterError::Timeout(REQUEST_TIMEOUT)),
+    }
+}
+
+/// Keeps `spec` registered until `shutdown`, then revokes the lease. Returns an error only for
+/// what retrying cannot fix.
+pub async fn run(
+    etcd: &EtcdConfig,
+    spec: &RegisterSpec,
+    shutdown: CancellationToken,
+) -> Result<(), RegisterError> {
+    spec.validate()?;
+    let mut backoff = Backoff::default();
+    // Leases this process granted earlier: a key still bound to one of them is ours to take back.
+    let mut ours: Vec<i64> = Vec::new();
+    loop {
+        match session(etcd, spec, &shutdown, &mut ours, &mut backoff).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(error) => {
+                let delay = backoff.next_delay();
+                warn!(key = %spec.key(), %error, retry_in_ms = delay.as_millis() as u64,
+                    "registration interrupted; registering again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// One lease's life: grant, claim, keep alive; `Ok` only after a shutdown revoked it.
+async fn session(
+    etcd: &EtcdConfig,
+    spec: &RegisterSpec,
+    shutdown: &CancellationToken,
+    ours: &mut Vec<i64>,
+    backoff: &mut Backoff,
+) -> Result<(), RegisterError> {
+    let key = spec.key();
+    let mut client = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        client = etcd.connect() => client?,
+    };
+    let lease = timed(etcd, client.lease_grant(spec.ttl, None)).await?.id();
+    ours.push(lease);
+    let claimed = tokio::select! {
+        _ = shutdown.cancelled() => Err(None),
+        claimed = claim(&mut client, etcd, spec, lease, ours) => claimed.map_err(Some),
+    };
+    let revision = match claimed {
+        Ok(revision) => revision,
+        Err(error) => {
+            revoke(&mut client, etcd, lease).await;
+            ours.retain(|l| *l != lease);
+            return error.map_or(Ok(()), Err);
+        }
+    };
+    // Older leases of ours no longer hold the key: let them go.
+    for old in ours
+        .iter()
+        .copied()
+        .filter(|l| *l != lease)
+        .collect::<Vec<_>>()
+    {
+        revoke(&mut client, etcd, old).await;
+    }
+    ours.retain(|l| *l == lease);
+    info!(key = %key, value = %spec.value(), lease = format!("{lease:x}"), ttl = spec.ttl,
+        "registered");
+    backoff.reset();
+
+    let (mut keeper, mut alive) = timed(etcd, client.lease_keep_alive(lease)).await?;
+    let watch_options = WatchOptions::new().with_start_revision(revision + 1);
+    let mut watch = timed(etcd, client.watch(key.as_bytes(), Some(watch_options))).await?;
+    let mut tick = tokio::time::interval(spec.keepalive_interval());
+    let mut last_ack = Instant::now();
+    let lease_ttl = Duration::from_secs(spec.ttl as u64);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                revoke(&mut client, etcd, lease).await;
+                info!(key = %key, "lease revoked; unregistered");
+                return Ok(());
+            }
+            _ = tick.tick() => {
+                if last_ack.elapsed() > lease_ttl {
+                    return Err(RegisterError::LeaseLost(lease));
+                }
+                timed(etcd, keeper.keep_alive()).await?;
+            }
+            response = alive.message() => {
+                match response.map_err(|e| RegisterError::Etcd(etcd.client_error(e)))? {
+                    Some(r) if r.ttl() > 0 => last_ack = Instant::now(),
+                    _ => return Err(RegisterError::LeaseLost(lease)),
+                }
+            }
+            response = watch.message() => {
+                let response = response
+                    .map_err(|e| RegisterError::Etcd(etcd.client_error(e)))?
+                    .ok_or_else(|| RegisterError::KeyChanged(key.clone()))?;
+                let changed = response.canceled()
+                    || response.events().iter().any(|event| match event.event_type() {
+                        EventType::Delete => true,
+                        EventType::Put => event.kv().is_some_and(|kv| kv.lease() != lease),
+                    });
+                if changed {
+                    return Err(RegisterError::KeyChanged(key.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Puts the key with `lease` unless another live lease holds it. Returns the put's revision.
+async fn claim(
+    client: &mut Client,
+    etcd: &EtcdConfig,
+    spec: &RegisterSpec,
+    lease: i64,
+    ours: &[i64],
+) -> Result<i64, RegisterError> {
+    let key = spec.key();
+    let put = TxnOp::put(
+        key.as_str(),
+        spec.value(),
+        Some(PutOptions::new().with_lease(lease)),
+    );
+    let txn = Txn::new()
+        .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+        .and_then([put.clone()])
+        .or_else([TxnOp::get(key.as_str(), None)]);
+    let response = timed(etcd, client.txn(txn)).await?;
+    let revision =
+        |r: &etcd_client::TxnResponse| r.header().map(|h| h.revision()).unwrap_or_default();
+    if response.succeeded() {
+        return Ok(revision(&response));
+    }
+    let existing = response.op_responses().into_iter().find_map(|op| match op {
+        TxnOpResponse::Get(get) => get.kvs().first().map(|kv| (kv.lease(), kv.mod_revision())),
+        _ => None,
+    });
+    let Some((holder, mod_revision)) = existing else {
+        return Err(RegisterError::Raced(key));
+    };
+    if holder != 0 && !ours.contains(&holder) {
+        let left = timed(etcd, client.lease_time_to_live(holder, None))
+            .await?
+            .ttl();
+        if left > 0 {
+            return Err(RegisterError::Conflict {
+                key,
+                lease: holder,
+                ttl: left,
+            });
+        }
+    }
+    // The key is unleased, ours, or its lease just died: take it, unless it changes meanwhile.
+    let txn = Txn::new()
+        .when([Compare::mod_revision(
+            key.as_str(),
+            CompareOp::Equal,
+            mod_revision,
+        )])
+        .and_then([put]);
+    let response = timed(etcd, client.txn(txn)).await?;
+    if response.succeeded() {
+        Ok(revision(&response))
+    } else {
+        Err(RegisterError::Raced(key))
+    }
+}
+
+async fn revoke(client: &mut Client, etcd: &EtcdConfig, lease: i64) {
+    if let Err(error) = timed(etcd, client.lease_revoke(lease)).await {
+        // Not fatal: an unrevoked lease still expires after its TTL.
+        warn!(lease = format!("{lease:x}"), %error, "could not revoke lease");
+    }
+}
+
+/// Every registered instance (key and address or host), the keys skipped as invalid with their
+/// reasons, read from etcd at one revision.
+pub async fn list(
+    etcd: &EtcdConfig,
+    prefix: &str,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), RegisterError> {
+    let mut client = etcd.connect().await?;
+    let config = Arc::new(ZoneConfig {
+        zone: Name::root(),
+        prefix: prefix.to_string(),
+        ttl: DEFAULT_TTL,
+        negative_ttl: DEFAULT_NEGATIVE_TTL,
+    });
+    let (registry, _) = read_all(&mut client, etcd, &config)
+        .await
+        .map_err(|e| match e {
+            crate::watch::WatchError::Etcd(e) => RegisterError::Etcd(e),
+            _ => RegisterError::Timeout(REQUEST_TIMEOUT),
+        })?;
+    Ok((registry.list(), registry.rejected()))
+}

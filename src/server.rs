@@ -1,0 +1,51 @@
+//! The etcd-dns server assembled: watcher + table + DNS, sharing one shutdown token.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::dns::{self, handler::DnsHandler, Listeners};
+use crate::etcd::EtcdConfig;
+use crate::table::{Table, ZoneConfig};
+use crate::watch;
+
+/// Everything the server needs besides its sockets.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The live zone and its registry prefix.
+    pub zone: ZoneConfig,
+    /// How to reach etcd.
+    pub etcd: EtcdConfig,
+}
+
+/// A started server: its table (for inspection) and its tasks.
+pub struct Running {
+    /// The live table the DNS answers from.
+    pub table: Arc<Table>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Waits until every task has stopped (after the shutdown token fired).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts the watcher and the DNS server on `listeners`; they run until `shutdown`.
+pub fn start(config: ServerConfig, listeners: Listeners, shutdown: CancellationToken) -> Running {
+    let zone = Arc::new(config.zone);
+    let table = Arc::new(Table::new(&zone));
+    let (catalog, live) = dns::catalog(&zone.zone, table.clone());
+    let handler = DnsHandler::new(catalog, live);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(watch::run(
+        config.etcd,
+        zone.clone(),
+        table.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(dns::serve(listeners, handler, shutdown));
+    Running { table, tasks }
+}

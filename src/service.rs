@@ -1,0 +1,284 @@
+//! JSON value ⇄ registration: what one etcd value says about one instance (pure).
+//!
+//! `{"IP":"192.168.1.26"}` is the original format; SkyDNS/CoreDNS-style `host`, plus `port`,
+//! `priority`, `weight`, `ttl` and `txt`, are understood too. Unknown fields are ignored.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::Name;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+/// SRV priority when the value names none (CoreDNS uses the same).
+pub const DEFAULT_PRIORITY: u16 = 10;
+/// SRV weight when the value names none (CoreDNS uses the same).
+pub const DEFAULT_WEIGHT: u16 = 10;
+
+/// Where an instance can be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An address: A for IPv4, AAAA for IPv6.
+    Addr(IpAddr),
+    /// A host name: served as a CNAME, and as the SRV target.
+    Host(Name),
+}
+
+/// One instance as its etcd value describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// Address or host name.
+    pub target: Target,
+    /// Port, which enables SRV.
+    pub port: Option<u16>,
+    /// SRV priority.
+    pub priority: u16,
+    /// SRV weight.
+    pub weight: u16,
+    /// TTL of this instance's records; `None` means the server's `--ttl`.
+    pub ttl: Option<u32>,
+    /// TXT strings, one TXT record each.
+    pub txt: Vec<String>,
+}
+
+/// Why a value cannot be served.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ValueError {
+    /// Not JSON at all.
+    #[error("value is not JSON: {0}")]
+    Json(String),
+    /// JSON, but not an object.
+    #[error("value must be a JSON object like {{\"IP\":\"192.168.1.26\"}}")]
+    NotObject,
+    /// Neither `IP`/`ip` nor `host`.
+    #[error("value has no \"IP\", \"ip\" or \"host\" field")]
+    NoTarget,
+    /// A field has the wrong type or is out of range.
+    #[error("field {field:?}: {why}")]
+    Field {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+fn field_error(field: &'static str, why: impl Into<String>) -> ValueError {
+    ValueError::Field {
+        field,
+        why: why.into(),
+    }
+}
+
+/// Parses one etcd value.
+pub fn parse_value(value: &[u8]) -> Result<Registration, ValueError> {
+    let json: Value = serde_json::from_slice(value).map_err(|e| ValueError::Json(e.to_string()))?;
+    let Value::Object(map) = json else {
+        return Err(ValueError::NotObject);
+    };
+    let target = match (string_field(&map, "IP")?, string_field(&map, "ip")?) {
+        (Some(ip), _) => Target::Addr(parse_ip("IP", ip)?),
+        (None, Some(ip)) => Target::Addr(parse_ip("ip", ip)?),
+        (None, None) => match string_field(&map, "host")? {
+            Some(host) => parse_host(host)?,
+            None => return Err(ValueError::NoTarget),
+        },
+    };
+    Ok(Registration {
+        target,
+        port: u16_field(&map, "port")?,
+        priority: u16_field(&map, "priority")?.unwrap_or(DEFAULT_PRIORITY),
+        weight: u16_field(&map, "weight")?.unwrap_or(DEFAULT_WEIGHT),
+        ttl: u32_field(&map, "ttl")?,
+        txt: txt_field(&map)?,
+    })
+}
+
+fn string_field<'a>(
+    map: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<&'a str>, ValueError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(other) => Err(field_error(
+            field,
+            format!("expected a string, got {other}"),
+        )),
+    }
+}
+
+fn parse_ip(field: &'static str, text: &str) -> Result<IpAddr, ValueError> {
+    text.trim()
+        .parse()
+        .map_err(|_| field_error(field, format!("{text:?} is not an IPv4 or IPv6 address")))
+}
+
+fn parse_host(text: &str) -> Result<Target, ValueError> {
+    if let Ok(ip) = text.trim().parse::<IpAddr>() {
+        return Ok(Target::Addr(ip));
+    }
+    let mut name = Name::from_ascii(text.trim())
+        .map_err(|e| field_error("host", format!("{text:?} is not a host name: {e}")))?;
+    if name.is_root() || name.num_labels() == 0 {
+        return Err(field_error("host", "empty host name"));
+    }
+    name.set_fqdn(true);
+    Ok(Target::Host(name))
+}
+
+fn u64_field(map: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, ValueError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| field_error(field, format!("{n} is not a whole number ≥ 0"))),
+        Some(other) => Err(field_error(
+            field,
+            format!("expected a number, got {other}"),
+        )),
+    }
+}
+
+fn u16_field(map: &Map<String, Value>, field: &'static str) -> Result<Option<u16>, ValueError> {
+    u64_field(map, field)?
+        .map(|n| u16::try_from(n).map_err(|_| field_error(field, format!("{n} is above 65535"))))
+        .transpose()
+}
+
+fn u32_field(map: &Map<String, Value>, field: &'static str) -> Result<Option<u32>, ValueError> {
+    u64_field(map, field)?
+        .map(|n| {
+            // RFC 2181 §8: TTLs are 31-bit.
+            u32::try_from(n)
+                .ok()
+                .filter(|n| *n <= i32::MAX as u32)
+                .ok_or_else(|| field_error(field, format!("{n} is above 2147483647")))
+        })
+        .transpose()
+}
+
+/// `txt` is an object of strings (`{"k":"v"}` → `k=v`) or a list of strings.
+fn txt_field(map: &Map<String, Value>) -> Result<Vec<String>, ValueError> {
+    let strings = match map.get("txt") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(pairs)) => pairs
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => Ok(format!("{k}={v}")),
+                other => Err(field_error(
+                    "txt",
+                    format!("{k:?}: expected a string, got {other}"),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(field_error(
+                    "txt",
+                    format!("expected a string, got {other}"),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(field_error(
+                "txt",
+                format!("expected an object or a list of strings, got {other}"),
+            ))
+        }
+    };
+    // A TXT character-string holds at most 255 octets.
+    if let Some(long) = strings.iter().find(|s| s.len() > 255) {
+        return Err(field_error(
+            "txt",
+            format!("{long:?} is longer than 255 bytes"),
+        ));
+    }
+    Ok(strings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Target {
+        Target::Addr(s.parse().expect("ip"))
+    }
+
+    #[test]
+    fn accepts_valid_values() {
+        let base = Registration {
+            target: ip("192.168.1.26"),
+            port: None,
+            priority: DEFAULT_PRIORITY,
+            weight: DEFAULT_WEIGHT,
+            ttl: None,
+            txt: vec![],
+        };
+        let cases: Vec<(&str, Registration)> = vec![
+            (r#"{"IP":"192.168.1.26"}"#, base.clone()),
+            (r#"{"ip":"192.168.1.26","extra":[1,2]}"#, base.clone()),
+            (
+                r#"{"ip":"2001:db8::1"}"#,
+                Registration {
+                    target: ip("2001:db8::1"),
+                    ..base.clone()
+                },
+            ),
+            (r#"{"host":"192.168.1.26"}"#, base.clone()),
+            (
+                r#"{"host":"db.example.com"}"#,
+                Registration {
+                    target: Target::Host(Name::from_ascii("db.example.com.").expect("name")),
+                    ..base.clone()
+                },
+            ),
+            (
+                r#"{"IP":"192.168.1.26","port":8080,"priority":1,"weight":5,"ttl":30,
+                    "txt":{"version":"2"}}"#,
+                Registration {
+                    port: Some(8080),
+                    priority: 1,
+                    weight: 5,
+                    ttl: Some(30),
+                    txt: vec!["version=2".into()],
+                    ..base.clone()
+                },
+            ),
+            (
+                r#"{"IP":"192.168.1.26","txt":["a=b","c"]}"#,
+                Registration {
+                    txt: vec!["a=b".into(), "c".into()],
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(parse_value(json.as_bytes()), Ok(want), "{json}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_values() {
+        let cases: &[(&str, &str)] = &[
+            ("{not json", "not JSON"),
+            (r#""192.168.1.26""#, "JSON object"),
+            (r#"{"port":80}"#, "no \"IP\""),
+            (r#"{"IP":"300.1.1.1"}"#, "not an IPv4"),
+            (r#"{"IP":7}"#, "expected a string"),
+            (r#"{"IP":"10.0.0.1","port":70000}"#, "above 65535"),
+            (r#"{"IP":"10.0.0.1","port":"80"}"#, "expected a number"),
+            (r#"{"IP":"10.0.0.1","port":-1}"#, "whole number"),
+            (r#"{"IP":"10.0.0.1","ttl":4294967295}"#, "above"),
+            (r#"{"IP":"10.0.0.1","txt":5}"#, "object or a list"),
+            (r#"{"IP":"10.0.0.1","txt":{"a":1}}"#, "expected a string"),
+            (r#"{"host":"bad..name"}"#, "not a host name"),
+        ];
+        for (json, needle) in cases {
+            let err = parse_value(json.as_bytes()).expect_err(json).to_string();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+}

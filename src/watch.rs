@@ -1,0 +1,200 @@
+//! etcd → table: read the prefix at revision R, watch from R+1, apply events, publish
+//! snapshots; on any break, reconnect with capped jittered backoff, re-read and swap the whole
+//! table at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use rand::Rng;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::etcd::{prefix_end, EtcdConfig, EtcdError, REQUEST_TIMEOUT};
+use crate::table::{Registry, Table, ZoneConfig};
+
+/// Keys fetched per range request during the full read: keeps each gRPC message far below the
+/// client's 4 MiB limit whatever the registry size.
+pub const PAGE_SIZE: i64 = 5_000;
+/// First reconnect delay.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest reconnect delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Why one sync session ended.
+#[derive(Debug, Error)]
+pub enum WatchError {
+    /// Connecting or a request failed.
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    /// A request took longer than [`REQUEST_TIMEOUT`].
+    #[error("etcd request timed out after {0:?}")]
+    Timeout(Duration),
+    /// etcd cancelled the watch (compaction, lost leader).
+    #[error("watch cancelled by etcd (compact revision {compact}): {reason}")]
+    Cancelled {
+        /// The compaction revision, if that was the cause.
+        compact: i64,
+        /// etcd's reason.
+        reason: String,
+    },
+    /// The watch stream closed.
+    #[error("watch stream closed")]
+    Closed,
+}
+
+/// Capped exponential backoff with full jitter.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: BACKOFF_MIN }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt: uniformly between half and all of the current step,
+    /// which then doubles up to [`BACKOFF_MAX`].
+    pub fn next_delay(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let millis = step.as_millis() as u64;
+        Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+    }
+
+    /// Back to the shortest delay, after a success.
+    pub fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+}
+
+/// Keeps `table` in step with etcd until `shutdown`.
+pub async fn run(
+    etcd: EtcdConfig,
+    config: Arc<ZoneConfig>,
+    table: Arc<Table>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        let session = sync(&etcd, &config, &table, &mut backoff)
+            .instrument(info_span!("watch", etcd = %etcd.endpoints_text()));
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = session => result,
+        };
+        let delay = backoff.next_delay();
+        if let Err(error) = result {
+            let age = table.load().published.elapsed().as_secs();
+            warn!(%error, retry_in_ms = delay.as_millis() as u64, serving_table_age_s = age,
+                "etcd sync interrupted; serving the last table");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+async fn timed<T>(
+    etcd: &EtcdConfig,
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, WatchError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => result.map_err(|e| WatchError::Etcd(etcd.client_error(e))),
+        Err(_) => Err(WatchError::Timeout(REQUEST_TIMEOUT)),
+    }
+}
+
+/// Reads every key under the prefix at one revision, page by page. Returns the registry and the
+/// revision it reflects.
+pub async fn read_all(
+    client: &mut Client,
+    etcd: &EtcdConfig,
+    config: &Arc<ZoneConfig>,
+) -> Result<(Registry, i64), WatchError> {
+    let prefix = config.prefix.as_bytes();
+    let end = prefix_end(prefix);
+    let mut registry = Registry::new(config.clone());
+    let mut from = prefix.to_vec();
+    let mut revision = 0;
+    loop {
+        let mut options = GetOptions::new()
+            .with_range(end.clone())
+            .with_limit(PAGE_SIZE);
+        if revision > 0 {
+            options = options.with_revision(revision);
+        }
+        let response = timed(etcd, client.get(from.clone(), Some(options))).await?;
+        if revision == 0 {
+            revision = response.header().map(|h| h.revision()).unwrap_or_default();
+        }
+        for kv in response.kvs() {
+            registry.put(kv.key(), kv.value());
+        }
+        match (response.more(), response.kvs().last()) {
+            (true, Some(last)) => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => break,
+        }
+    }
+    registry.set_revision(revision);
+    Ok((registry, revision))
+}
+
+/// One session: connect, read, publish, then follow the watch until it breaks.
+async fn sync(
+    etcd: &EtcdConfig,
+    config: &Arc<ZoneConfig>,
+    table: &Table,
+    backoff: &mut Backoff,
+) -> Result<(), WatchError> {
+    let mut client = etcd.connect().await?;
+    let started = std::time::Instant::now();
+    let (mut registry, revision) = read_all(&mut client, etcd, config).await?;
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(revision + 1)
+        .with_progress_notify();
+    let mut stream = timed(etcd, client.watch(config.prefix.as_bytes(), Some(options))).await?;
+    // Publish only once the watch is in place: from here on no change can be missed.
+    table.store(registry.snapshot());
+    backoff.reset();
+    info!(
+        revision,
+        instances = registry.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "registry loaded; watching"
+    );
+    loop {
+        let response = stream
+            .message()
+            .await
+            .map_err(|e| WatchError::Etcd(etcd.client_error(e)))?
+            .ok_or(WatchError::Closed)?;
+        if response.canceled() {
+            return Err(WatchError::Cancelled {
+                compact: response.compact_revision(),
+                reason: response.cancel_reason().to_string(),
+            });
+        }
+        if response.events().is_empty() {
+            continue;
+        }
+        for event in response.events() {
+            let Some(kv) = event.kv() else { continue };
+            match event.event_type() {
+                EventType::Put => registry.put(kv.key(), kv.value()),
+                EventType::Delete => registry.delete(kv.key()),
+            };
+            registry.set_revision(kv.mod_revision());
+        }
+        table.store(registry.snapshot());
+    }
+}
