@@ -172,22 +172,22 @@ macro_rules! etcd_args {
         #[derive(clap::Args, Debug, Clone)]
         pub struct $name {
             /// etcd endpoints, comma separated (http:// or https://)
-            #[arg(long, env = concat!($env, "ETCD"), default_value = $crate::etcd::DEFAULT_ETCD)]
+            #[arg(long, env = concat!($env, "ETCD"), default_value = $crate::etcd::DEFAULT_ETCD, global = true)]
             pub etcd: String,
             /// etcd user name (with --etcd-password)
-            #[arg(long, env = concat!($env, "ETCD_USER"))]
+            #[arg(long, env = concat!($env, "ETCD_USER"), global = true)]
             pub etcd_user: Option<String>,
             /// etcd password (with --etcd-user)
-            #[arg(long, env = concat!($env, "ETCD_PASSWORD"), hide_env_values = true)]
+            #[arg(long, env = concat!($env, "ETCD_PASSWORD"), hide_env_values = true, global = true)]
             pub etcd_password: Option<String>,
             /// CA certificate (PEM) to verify the etcd servers
-            #[arg(long, env = concat!($env, "ETCD_CA"))]
+            #[arg(long, env = concat!($env, "ETCD_CA"), global = true)]
             pub etcd_ca: Option<std::path::PathBuf>,
             /// client certificate (PEM) for mutual TLS (with --etcd-key)
-            #[arg(long, env = concat!($env, "ETCD_CERT"))]
+            #[arg(long, env = concat!($env, "ETCD_CERT"), global = true)]
             pub etcd_cert: Option<std::path::PathBuf>,
             /// client key (PEM) for mutual TLS (with --etcd-cert)
-            #[arg(long, env = concat!($env, "ETCD_KEY"))]
+            #[arg(long, env = concat!($env, "ETCD_KEY"), global = true)]
             pub etcd_key: Option<std::path::PathBuf>,
         }
 

@@ -206,7 +206,8 @@ mod tests {
     fn rejects_bad_keys() {
         let long = format!("services/{}", "a".repeat(64));
         let too_long_name = format!("services/{}", ["abcdefghij"; 24].join("."));
-        let cases: &[(&[u8], fn(&KeyError) -> bool)] = &[
+        type Check = fn(&KeyError) -> bool;
+        let cases: &[(&[u8], Check)] = &[
             (b"other/x", |e| matches!(e, KeyError::OutsidePrefix(_))),
             (b"services/", |e| *e == KeyError::Empty),
             (b"services/a/b/c", |e| *e == KeyError::TooDeep),

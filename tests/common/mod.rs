@@ -1,0 +1,401 @@
+//! Shared integration-test harness: a real etcd on free ports in a temp dir (killed on drop),
+//! an in-process etcd-dns on port 0, a small DNS client, and polling with deadlines.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use etcd_dns::dns::Listeners;
+use etcd_dns::etcd::EtcdConfig;
+use etcd_dns::server::{self, ServerConfig};
+use etcd_dns::table::ZoneConfig;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+/// How long etcd may take to come up.
+const ETCD_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one DNS query may take before the test gives up on it.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Poll step of [`eventually`].
+const POLL_STEP: Duration = Duration::from_millis(20);
+
+const INSTALL_HINT: &str = "etcd not found: install it with `apt-get install -y etcd-server` \
+     (Debian) or point ETCD_BIN at an etcd binary";
+
+/// The etcd binary: `$ETCD_BIN`, else `etcd` on PATH.
+pub fn etcd_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ETCD_BIN") {
+        return PathBuf::from(bin);
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+    {
+        let candidate = dir.join("etcd");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{INSTALL_HINT}");
+}
+
+/// A free TCP port on 127.0.0.1 (released before use; etcd start retries on a clash).
+pub fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// A real single-member etcd, killed on drop.
+pub struct Etcd {
+    child: Child,
+    /// Client URL, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    dir: TempDir,
+}
+
+impl Etcd {
+    /// Starts etcd and waits until it answers.
+    pub async fn start() -> Self {
+        let bin = etcd_bin();
+        let mut last = String::new();
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (client, peer) = (free_port(), free_port());
+            let endpoint = format!("http://127.0.0.1:{client}");
+            let peer_url = format!("http://127.0.0.1:{peer}");
+            let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
+            let child = Command::new(&bin)
+                .arg("--name=test")
+                .arg(format!("--data-dir={}", dir.path().join("data").display()))
+                .arg(format!("--listen-client-urls={endpoint}"))
+                .arg(format!("--advertise-client-urls={endpoint}"))
+                .arg(format!("--listen-peer-urls={peer_url}"))
+                .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+                .arg(format!("--initial-cluster=test={peer_url}"))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}\n{INSTALL_HINT}", bin.display()));
+            let mut etcd = Etcd {
+                child,
+                endpoint,
+                dir,
+            };
+            match etcd.wait_ready().await {
+                Ok(()) => return etcd,
+                Err(e) => last = e,
+            }
+        }
+        panic!("etcd did not start: {last}");
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + ETCD_START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("etcd exited with {status}: {}", self.log_tail()));
+            }
+            if let Ok(mut client) = self.config().connect().await {
+                if client.get("health-probe", None).await.is_ok() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "etcd not ready after {ETCD_START_TIMEOUT:?}: {}",
+            self.log_tail()
+        ))
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
+        log.lines().rev().take(10).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Connection settings for this etcd.
+    pub fn config(&self) -> EtcdConfig {
+        EtcdConfig::from_list(&self.endpoint)
+    }
+
+    /// A client connected to this etcd.
+    pub async fn client(&self) -> etcd_client::Client {
+        self.config().connect().await.expect("connect to test etcd")
+    }
+
+    /// Puts `key` = `value` (no lease).
+    pub async fn put(&self, key: &str, value: &str) {
+        self.client()
+            .await
+            .put(key, value, None)
+            .await
+            .expect("etcd put");
+    }
+
+    /// Deletes `key`.
+    pub async fn delete(&self, key: &str) {
+        self.client()
+            .await
+            .delete(key, None)
+            .await
+            .expect("etcd delete");
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// etcd-dns running in-process on a free port, stopped on drop.
+pub struct DnsServer {
+    /// Where it answers (UDP and TCP).
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl DnsServer {
+    /// Starts etcd-dns for zone `services.local.` and prefix `services/` against `endpoint`.
+    pub async fn start(endpoint: &str) -> Self {
+        Self::start_with(endpoint, |_| {}).await
+    }
+
+    /// Starts etcd-dns with `edit` applied to the default configuration.
+    pub async fn start_with(endpoint: &str, edit: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = ServerConfig {
+            zone: ZoneConfig {
+                zone: Name::from_ascii("services.local.").expect("zone"),
+                prefix: "services/".into(),
+                ttl: 5,
+                negative_ttl: 5,
+            },
+            etcd: EtcdConfig::from_list(endpoint),
+        };
+        edit(&mut config);
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let listeners = Listeners::bind(&[listen]).await.expect("bind DNS sockets");
+        let addr = listeners.local_addrs()[0];
+        let shutdown = CancellationToken::new();
+        let running = server::start(config, listeners, shutdown.clone());
+        tokio::spawn(running.wait());
+        Self { addr, shutdown }
+    }
+
+    /// Waits until names under the zone stop answering SERVFAIL (the first read is done).
+    pub async fn wait_ready(&self) {
+        eventually("server ready", Duration::from_secs(10), || async {
+            let r = query(
+                self.addr,
+                "services.local.",
+                RecordType::SOA,
+                Transport::Udp,
+            )
+            .await;
+            (r.metadata.response_code == ResponseCode::NoError).then_some(())
+        })
+        .await;
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// UDP or TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Datagram.
+    Udp,
+    /// Length-prefixed stream.
+    Tcp,
+}
+
+/// Builds a query message for `name`/`qtype` with EDNS (payload 1232).
+pub fn build_query(name: &str, qtype: RecordType) -> Message {
+    let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    message.set_edns(edns);
+    message
+}
+
+fn rand_id() -> u16 {
+    (Instant::now().elapsed().subsec_nanos() as u16) ^ (std::process::id() as u16)
+}
+
+/// Sends raw bytes and returns the raw reply.
+pub async fn exchange(addr: SocketAddr, bytes: &[u8], transport: Transport) -> Vec<u8> {
+    let work = async {
+        match transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind("127.0.0.1:0").await?;
+                socket.send_to(bytes, addr).await?;
+                let mut buf = vec![0u8; 65535];
+                let n = socket.recv(&mut buf).await?;
+                buf.truncate(n);
+                Ok::<_, std::io::Error>(buf)
+            }
+            Transport::Tcp => {
+                let mut stream = TcpStream::connect(addr).await?;
+                stream
+                    .write_all(&(bytes.len() as u16).to_be_bytes())
+                    .await?;
+                stream.write_all(bytes).await?;
+                let len = stream.read_u16().await? as usize;
+                let mut buf = vec![0u8; len];
+                stream.read_exact(&mut buf).await?;
+                Ok(buf)
+            }
+        }
+    };
+    tokio::time::timeout(QUERY_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| {
+            panic!("no DNS answer from {addr} over {transport:?} in {QUERY_TIMEOUT:?}")
+        })
+        .unwrap_or_else(|e| panic!("DNS exchange with {addr} failed: {e}"))
+}
+
+/// Sends one query and parses the answer.
+pub async fn query(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    transport: Transport,
+) -> Message {
+    let request = build_query(name, qtype);
+    let bytes = request.to_vec().expect("encode query");
+    let reply = exchange(addr, &bytes, transport).await;
+    let message = Message::from_vec(&reply).expect("parse answer");
+    assert_eq!(
+        message.metadata.id, request.metadata.id,
+        "answer ID matches"
+    );
+    message
+}
+
+/// The addresses (A/AAAA) in the answer section, as text, sorted.
+pub fn addresses(message: &Message) -> Vec<String> {
+    let mut out: Vec<String> = message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The SOA in the authority section, if any.
+pub fn authority_soa(message: &Message) -> Option<&Record> {
+    message
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA)
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics after `limit` naming `what`.
+/// Returns the value and how long it took.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> (T, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return (value, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            panic!("{what}: not within {limit:?}");
+        }
+        tokio::time::sleep(POLL_STEP).await;
+    }
+}
+
+/// Waits until `name` answers `rcode` (over UDP), returning the answer and the time it took.
+pub async fn wait_rcode(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    rcode: ResponseCode,
+    limit: Duration,
+) -> (Message, Duration) {
+    eventually(&format!("{name} {qtype} → {rcode}"), limit, || async {
+        let m = query(addr, name, qtype, Transport::Udp).await;
+        (m.metadata.response_code == rcode
+            && (rcode != ResponseCode::NoError || !m.answers.is_empty()))
+        .then_some(m)
+    })
+    .await
+}
+
+/// Path of a binary of this crate.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "register" => PathBuf::from(env!("CARGO_BIN_EXE_register")),
+        "etcd-dns" => PathBuf::from(env!("CARGO_BIN_EXE_etcd-dns")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+/// A child process killed on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    /// Sends `signal` (a `kill` signal name such as "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.0.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for exit (polling, with a deadline) and returns the exit code.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let (status, _) = eventually("process exit", limit, || {
+            let status = self.0.try_wait().expect("try_wait");
+            async move { status }
+        })
+        .await;
+        status.code()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `register` with `args` against `endpoint`.
+pub fn register(endpoint: &str, args: &[&str]) -> Proc {
+    let child = Command::new(bin("register"))
+        .args(args)
+        .arg("--etcd")
+        .arg(endpoint)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start register");
+    Proc(child)
+}

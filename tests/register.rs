@@ -1,0 +1,260 @@
+//! The `register` binary against a real etcd and a live etcd-dns: register, revoke, crash,
+//! conflicts and listing.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+const NAME: &str = "s-test.services.local.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_then_sigterm_revokes_at_once() {
+    let etcd = Etcd::start().await;
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    dns.wait_ready().await;
+
+    let mut reg = register(
+        &etcd.endpoint,
+        &["--name", "s-test", "--ip", "192.168.1.26"],
+    );
+    let (m, took) = wait_rcode(
+        dns.addr,
+        NAME,
+        RecordType::A,
+        ResponseCode::NoError,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(addresses(&m), vec!["192.168.1.26"]);
+    eprintln!("register → resolvable: {took:?} (includes process start)");
+
+    reg.signal("TERM");
+    let (_, took) = wait_rcode(
+        dns.addr,
+        NAME,
+        RecordType::A,
+        ResponseCode::NXDomain,
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!("SIGTERM → NXDOMAIN: {took:?}");
+    assert_eq!(
+        reg.wait_exit(Duration::from_secs(5)).await,
+        Some(0),
+        "register exits 0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_revokes_too() {
+    let etcd = Etcd::start().await;
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    dns.wait_ready().await;
+    let mut reg = register(
+        &etcd.endpoint,
+        &["--name", "s-test", "--ip", "10.1.1.1", "--port", "80"],
+    );
+    wait_rcode(
+        dns.addr,
+        NAME,
+        RecordType::SRV,
+        ResponseCode::NoError,
+        Duration::from_secs(5),
+    )
+    .await;
+    reg.signal("INT");
+    wait_rcode(
+        dns.addr,
+        NAME,
+        RecordType::A,
+        ResponseCode::NXDomain,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(reg.wait_exit(Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_disappears_within_ttl_plus_two_seconds() {
+    let etcd = Etcd::start().await;
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    dns.wait_ready().await;
+    // etcd's minimum lease TTL is about 3 s (3 × election timeout ticks); use it to keep the
+    // test short.
+    let ttl = 3;
+    let ttl_text = ttl.to_string();
+    let reg = register(
+        &etcd.endpoint,
+        &["--name", "s-test", "--ip", "10.1.1.2", "--ttl", &ttl_text],
+    );
+    wait_rcode(
+        dns.addr,
+        NAME,
+        RecordType::A,
+        ResponseCode::NoError,
+        Duration::from_secs(5),
+    )
+    .await;
+    // Let a few keep-alives pass first: the name must survive longer than one TTL while alive.
+    tokio::time::sleep(Duration::from_secs(ttl + 1)).await;
+    let m = query(dns.addr, NAME, RecordType::A, Transport::Udp).await;
+    assert_eq!(addresses(&m), vec!["10.1.1.2"], "kept alive past its TTL");
+
+    reg.signal("KILL");
+    let (_, took) = wait_rcode(
+        dns.addr,
+        NAME,
+        RecordType::A,
+        ResponseCode::NXDomain,
+        Duration::from_secs(ttl + 2),
+    )
+    .await;
+    eprintln!("SIGKILL → NXDOMAIN: {took:?}");
+    drop(reg);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_register_for_a_live_key_is_a_clear_error() {
+    let etcd = Etcd::start().await;
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    dns.wait_ready().await;
+    let first = register(
+        &etcd.endpoint,
+        &["--name", "web", "--instance", "n1", "--ip", "10.0.0.1"],
+    );
+    wait_rcode(
+        dns.addr,
+        "n1.web.services.local.",
+        RecordType::A,
+        ResponseCode::NoError,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let mut second = register(
+        &etcd.endpoint,
+        &["--name", "web", "--instance", "n1", "--ip", "10.0.0.2"],
+    );
+    let code = second.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(1), "conflict exits non-zero");
+    let mut stderr = String::new();
+    second
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(
+        stderr.contains("services/web/n1") && stderr.contains("another live lease"),
+        "{stderr}"
+    );
+
+    // The first registration is untouched.
+    let m = query(
+        dns.addr,
+        "n1.web.services.local.",
+        RecordType::A,
+        Transport::Udp,
+    )
+    .await;
+    assert_eq!(addresses(&m), vec!["10.0.0.1"]);
+
+    // A second instance of the same service is fine: both answer at the service name.
+    let _other = register(
+        &etcd.endpoint,
+        &["--name", "web", "--instance", "n2", "--ip", "10.0.0.2"],
+    );
+    let (m, _) = eventually("two instances", Duration::from_secs(5), || async {
+        let m = query(
+            dns.addr,
+            "web.services.local.",
+            RecordType::A,
+            Transport::Udp,
+        )
+        .await;
+        (m.answers.len() == 2).then_some(m)
+    })
+    .await;
+    assert_eq!(addresses(&m), vec!["10.0.0.1", "10.0.0.2"]);
+    drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_key_is_registered_again() {
+    let etcd = Etcd::start().await;
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    dns.wait_ready().await;
+    let _reg = register(&etcd.endpoint, &["--name", "s-test", "--ip", "10.3.3.3"]);
+    wait_rcode(
+        dns.addr,
+        NAME,
+        RecordType::A,
+        ResponseCode::NoError,
+        Duration::from_secs(5),
+    )
+    .await;
+    etcd.delete("services/s-test").await;
+    // It may briefly be gone; it must come back on its own.
+    let (m, took) = eventually(
+        "re-registered after delete",
+        Duration::from_secs(5),
+        || async {
+            let mut client = etcd.client().await;
+            let present = client.get("services/s-test", None).await.ok()?.kvs().len() == 1;
+            let m = query(dns.addr, NAME, RecordType::A, Transport::Udp).await;
+            (present && !m.answers.is_empty()).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(addresses(&m), vec!["10.3.3.3"]);
+    eprintln!("delete → registered again: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_prints_every_instance_then_the_count() {
+    let etcd = Etcd::start().await;
+    etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
+        .await;
+    etcd.put("services/web/n1", r#"{"IP":"10.0.0.1","port":80}"#)
+        .await;
+    etcd.put("services/broken", "nope").await;
+    let output = std::process::Command::new(bin("register"))
+        .args(["list", "--etcd", &etcd.endpoint])
+        .output()
+        .expect("run register list");
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec![
+            "services/s-test\t192.168.1.26",
+            "services/web/n1\t10.0.0.1",
+            "2 instances"
+        ]
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("skipped services/broken"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_name_fails_before_touching_etcd() {
+    let mut reg = register(
+        "http://127.0.0.1:1",
+        &["--name", "bad name", "--ip", "10.0.0.1"],
+    );
+    assert_eq!(reg.wait_exit(Duration::from_secs(5)).await, Some(1));
+    let mut stderr = String::new();
+    reg.0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    assert!(stderr.contains("invalid label"), "{stderr}");
+}
