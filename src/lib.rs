@@ -11,6 +11,7 @@
 pub mod dns;
 pub mod etcd;
 pub mod key;
+pub mod logging;
 pub mod register;
 pub mod server;
 pub mod service;

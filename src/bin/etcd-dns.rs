@@ -55,7 +55,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    init_logging(&args.log_level);
+    etcd_dns::logging::init(&args.log_level);
     let mut zone = args.zone.clone();
     zone.set_fqdn(true);
     let config = ServerConfig {
@@ -80,13 +80,6 @@ async fn main() -> Result<()> {
     shutdown.cancel();
     running.wait().await;
     Ok(())
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 
 async fn wait_for_signal() -> Result<()> {

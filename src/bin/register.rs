@@ -65,13 +65,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log_level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    etcd_dns::logging::init(&args.log_level);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -93,7 +87,8 @@ async fn run(args: Args) -> Result<()> {
         for (key, reason) in &rejected {
             eprintln!("skipped {key}: {reason}");
         }
-        println!("{} instances", instances.len());
+        let n = instances.len();
+        println!("{n} instance{}", if n == 1 { "" } else { "s" });
         return Ok(());
     }
     let name = args.name.context("--name is required")?;

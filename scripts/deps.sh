@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing etcd-dns need, from Debian's packages, if missing:
+#   protoc (etcd-client's build), etcd + etcdctl (tests, demo), dig (demo).
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+
+need=()
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v etcd >/dev/null 2>&1 || [ -n "${ETCD_BIN:-}" ] || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install: ${need[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "==> installing ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian's etcd-server starts a system etcd on 2379; the tests and the demo run their own.
+command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
