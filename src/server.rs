@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use hickory_server::proto::rr::LowerName;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::dns::{self, handler::DnsHandler, Listeners};
+use crate::dns::{self, respond::Responder, transport, Listeners};
 use crate::etcd::EtcdConfig;
 use crate::table::{Table, ZoneConfig};
 use crate::watch;
@@ -37,8 +38,12 @@ impl Running {
 pub fn start(config: ServerConfig, listeners: Listeners, shutdown: CancellationToken) -> Running {
     let zone = Arc::new(config.zone);
     let table = Arc::new(Table::new(&zone));
-    let (catalog, live) = dns::catalog(&zone.zone, table.clone());
-    let handler = DnsHandler::new(catalog, live);
+    let catalog = dns::catalog(&zone.zone, table.clone());
+    let responder = Arc::new(Responder::new(
+        LowerName::new(&zone.zone),
+        table.clone(),
+        catalog,
+    ));
     let mut tasks = JoinSet::new();
     tasks.spawn(watch::run(
         config.etcd,
@@ -46,6 +51,6 @@ pub fn start(config: ServerConfig, listeners: Listeners, shutdown: CancellationT
         table.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(dns::serve(listeners, handler, shutdown));
+    tasks.spawn(transport::serve(listeners, responder, shutdown));
     Running { table, tasks }
 }

@@ -67,8 +67,8 @@ async fn main() -> Result<()> {
         },
         etcd: args.etcd.clone().into(),
     };
-    let listeners = Listeners::bind(&args.listen)
-        .await
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let listeners = Listeners::bind(&args.listen, threads)
         .with_context(|| format!("cannot listen on {:?}", args.listen))?;
     for addr in listeners.local_addrs() {
         info!(%addr, zone = %config.zone.zone, prefix = %config.zone.prefix, "listening");

@@ -183,7 +183,7 @@ impl DnsServer {
         };
         edit(&mut config);
         let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let listeners = Listeners::bind(&[listen]).await.expect("bind DNS sockets");
+        let listeners = Listeners::bind(&[listen], 2).expect("bind DNS sockets");
         let addr = listeners.local_addrs()[0];
         let shutdown = CancellationToken::new();
         let running = server::start(config, listeners, shutdown.clone());

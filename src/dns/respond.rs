@@ -1,0 +1,311 @@
+//! One request in, one reply out. The live zone is answered synchronously from the current
+//! snapshot (no task, no lock, no etcd); everything else goes through hickory's catalog.
+//!
+//! The reply rules follow Knot DNS: authoritative answers have AA and no RA; EDNS replies
+//! advertise our own UDP payload (1232) and copy the DO bit; UDP replies larger than
+//! min(client payload, 1232) — 512 without EDNS — are sent as header + question with TC set;
+//! EDNS versions above 0 get BADVERS; other opcodes NOTIMP; unparsable queries FORMERR.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::net::NetError;
+use hickory_server::proto::op::{
+    Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
+};
+use hickory_server::proto::rr::{DNSClass, LowerName, Record, RecordType};
+use hickory_server::proto::serialize::binary::BinEncoder;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::{Catalog, MessageResponse};
+use tracing::debug;
+
+use super::live::{answer, Answer};
+use crate::table::{Snapshot, Table};
+
+/// EDNS UDP payload size we advertise and never exceed (DNS flag day 2020; Knot's default).
+pub const EDNS_PAYLOAD: u16 = 1232;
+/// Largest UDP reply to a client without EDNS (RFC 1035 §4.2.1).
+pub const PLAIN_UDP_PAYLOAD: u16 = 512;
+/// Length of the DNS header.
+const HEADER_LEN: usize = 12;
+
+/// What to do with one datagram or TCP message.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send these bytes.
+    Reply(Vec<u8>),
+    /// Send nothing (a response, or too short to answer).
+    Drop,
+    /// Not the live zone: ask the catalog.
+    Slow,
+}
+
+/// Answers requests: the live zone directly, the rest through hickory's [`Catalog`].
+pub struct Responder {
+    origin: LowerName,
+    table: Arc<Table>,
+    catalog: Catalog,
+    /// Per-answer rotation counter; relaxed ordering is enough, it only spreads load.
+    rotation: AtomicUsize,
+}
+
+impl Responder {
+    /// A responder for the live zone `origin` over `table`, with `catalog` for the rest.
+    pub fn new(origin: LowerName, table: Arc<Table>, catalog: Catalog) -> Self {
+        Self {
+            origin,
+            table,
+            catalog,
+            rotation: AtomicUsize::new(0),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn respond(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+    ) -> Option<Vec<u8>> {
+        match self.fast(bytes, protocol) {
+            Outcome::Reply(reply) => Some(reply),
+            Outcome::Drop => None,
+            Outcome::Slow => self.slow(bytes, src, protocol).await,
+        }
+    }
+
+    /// The synchronous part: everything that needs neither the catalog nor I/O.
+    pub fn fast(&self, bytes: &[u8], protocol: Protocol) -> Outcome {
+        let request = match Message::from_vec(bytes) {
+            Ok(request) => request,
+            Err(error) => {
+                debug!(%error, "malformed query");
+                return form_error(bytes);
+            }
+        };
+        if request.metadata.message_type == MessageType::Response {
+            return Outcome::Drop;
+        }
+        let limit = reply_limit(&request, protocol);
+        if request.metadata.op_code != OpCode::Query {
+            return Outcome::Reply(error_reply(&request, ResponseCode::NotImp, limit));
+        }
+        if let Some(edns) = &request.edns {
+            if edns.version() > 0 {
+                return Outcome::Reply(error_reply(&request, ResponseCode::BADVERS, limit));
+            }
+        }
+        let [query] = request.queries.as_slice() else {
+            return Outcome::Reply(error_reply(&request, ResponseCode::FormErr, limit));
+        };
+        let name = LowerName::new(query.name());
+        if !self.origin.zone_of(&name)
+            || matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
+        {
+            return Outcome::Slow;
+        }
+        if query.query_class() != DNSClass::IN {
+            return Outcome::Reply(error_reply(&request, ResponseCode::Refused, limit));
+        }
+        let snapshot = self.table.load();
+        let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
+        Outcome::Reply(live_reply(
+            &request,
+            query,
+            &name,
+            &self.origin,
+            &snapshot,
+            rotate,
+            limit,
+        ))
+    }
+
+    /// The catalog path: static zones, forwarding, zone transfers.
+    pub async fn slow(&self, bytes: &[u8], src: SocketAddr, protocol: Protocol) -> Option<Vec<u8>> {
+        let request = match Request::from_bytes(bytes.to_vec(), src, protocol) {
+            Ok(request) => request,
+            Err(_) => {
+                return match form_error(bytes) {
+                    Outcome::Reply(reply) => Some(reply),
+                    _ => None,
+                }
+            }
+        };
+        let limit = match protocol {
+            Protocol::Udp => request
+                .edns
+                .as_ref()
+                .map(|e| e.max_payload().clamp(PLAIN_UDP_PAYLOAD, EDNS_PAYLOAD))
+                .unwrap_or(PLAIN_UDP_PAYLOAD),
+            _ => u16::MAX,
+        };
+        let capture = Capture {
+            limit,
+            out: Arc::new(Mutex::new(None)),
+        };
+        self.catalog
+            .handle_request::<Capture, TokioTime>(&request, capture.clone())
+            .await;
+        let reply = capture.out.lock().ok()?.take();
+        reply
+    }
+}
+
+/// The largest reply this request may get.
+fn reply_limit(request: &Message, protocol: Protocol) -> usize {
+    match protocol {
+        Protocol::Udp => match &request.edns {
+            Some(edns) => edns.max_payload().clamp(PLAIN_UDP_PAYLOAD, EDNS_PAYLOAD) as usize,
+            None => PLAIN_UDP_PAYLOAD as usize,
+        },
+        _ => u16::MAX as usize,
+    }
+}
+
+/// Our EDNS for a reply to `request`, if it used EDNS.
+fn reply_edns(request: &Message) -> Option<Edns> {
+    request.edns.as_ref().map(|theirs| {
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD);
+        edns.set_dnssec_ok(theirs.flags().dnssec_ok);
+        edns
+    })
+}
+
+fn reply_to(request: &Message) -> Message {
+    let mut reply = Message::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
+    reply.metadata = Metadata::response_from_request(&request.metadata);
+    reply.queries = request.queries.clone();
+    if let Some(edns) = reply_edns(request) {
+        reply.set_edns(edns);
+    }
+    reply
+}
+
+fn error_reply(request: &Message, code: ResponseCode, limit: usize) -> Vec<u8> {
+    let mut reply = reply_to(request);
+    reply.metadata.response_code = code;
+    if let Some(edns) = reply.edns.as_mut() {
+        edns.set_rcode_high(code.high());
+    }
+    encode(reply, limit)
+}
+
+/// FORMERR for bytes that do not parse, when at least the header does: same ID and opcode,
+/// no question (it could not be read). Shorter garbage is dropped.
+fn form_error(bytes: &[u8]) -> Outcome {
+    if bytes.len() < HEADER_LEN || bytes[2] & 0x80 != 0 {
+        return Outcome::Drop;
+    }
+    let mut reply = bytes[..HEADER_LEN].to_vec();
+    reply[2] = 0x80 | (bytes[2] & 0x78) | (bytes[2] & 0x01); // QR, opcode, RD
+    reply[3] = ResponseCode::FormErr.low();
+    reply[4..HEADER_LEN].fill(0);
+    Outcome::Reply(reply)
+}
+
+/// The reply for a query under the live zone.
+fn live_reply(
+    request: &Message,
+    query: &Query,
+    name: &LowerName,
+    origin: &LowerName,
+    snapshot: &Snapshot,
+    rotate: usize,
+    limit: usize,
+) -> Vec<u8> {
+    let mut reply = reply_to(request);
+    if !snapshot.ready {
+        reply.metadata.response_code = ResponseCode::ServFail;
+        return encode(reply, limit);
+    }
+    reply.metadata.authoritative = true;
+    match answer(snapshot, origin, name, query.query_type(), rotate) {
+        Answer::Records(mut answers, additionals) => {
+            // Answers keep the query's spelling.
+            for record in answers.iter_mut() {
+                if LowerName::new(&record.name) == *name {
+                    record.name = query.name().clone();
+                }
+            }
+            reply.answers = answers;
+            reply.additionals = additionals;
+        }
+        Answer::NoData => reply.authorities.push(snapshot.soa.clone()),
+        Answer::NxDomain => {
+            reply.metadata.response_code = ResponseCode::NXDomain;
+            reply.authorities.push(snapshot.soa.clone());
+        }
+        Answer::Refused => {
+            reply.metadata.authoritative = false;
+            reply.metadata.response_code = ResponseCode::Refused;
+        }
+    }
+    encode(reply, limit)
+}
+
+/// Encodes `reply`; if it exceeds `limit`, sends header + question (+ OPT) with TC set, as
+/// Knot does, so the client retries over TCP.
+fn encode(mut reply: Message, limit: usize) -> Vec<u8> {
+    match reply.to_vec() {
+        Ok(bytes) if bytes.len() <= limit => return bytes,
+        Ok(_) => {}
+        Err(error) => {
+            debug!(%error, "cannot encode reply");
+            reply.metadata.response_code = ResponseCode::ServFail;
+        }
+    }
+    reply.metadata.truncation = reply.metadata.response_code != ResponseCode::ServFail;
+    reply.answers.clear();
+    reply.authorities.clear();
+    reply.additionals.clear();
+    reply.to_vec().unwrap_or_default()
+}
+
+/// Replies that the catalog builds carry this EDNS instead of an echo of the client's size.
+static OUR_EDNS: LazyLock<Edns> = LazyLock::new(|| {
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    edns
+});
+
+/// A [`ResponseHandler`] that encodes into memory, so UDP and TCP send it their own way.
+#[derive(Clone)]
+struct Capture {
+    limit: u16,
+    out: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        mut response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        if response.edns().is_some_and(|e| e.rcode_high() == 0) {
+            response.set_edns(&OUR_EDNS);
+        }
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(self.limit);
+        let info = response.destructive_emit(&mut encoder)?;
+        if let Ok(mut out) = self.out.lock() {
+            *out = Some(bytes);
+        }
+        Ok(info)
+    }
+}

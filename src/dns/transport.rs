@@ -1,0 +1,250 @@
+//! Sockets: UDP served by one blocking thread per socket (SO_REUSEPORT spreads them over the
+//! cores), TCP by a tokio task per connection. Both hand each message to the [`Responder`].
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_server::net::xfer::Protocol;
+use socket2::{Domain, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::respond::{Outcome, Responder};
+
+/// Idle TCP connections are closed after this long (Knot's default idle timeout is 10 s too).
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a UDP thread wakes up to check for shutdown when no query arrives.
+const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+/// How many times to look for a port free for both UDP and TCP when asked for port 0.
+const BIND_ATTEMPTS: usize = 50;
+/// Largest UDP datagram we read.
+const UDP_BUFFER: usize = 65_535;
+
+/// Bound sockets to answer on: per address, one UDP socket per core and one TCP listener.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// UDP sockets (several per address, sharing it through SO_REUSEPORT).
+    pub udp: Vec<UdpSocket>,
+    /// TCP listeners, one per address.
+    pub tcp: Vec<StdTcpListener>,
+}
+
+impl Listeners {
+    /// Binds UDP and TCP on each address, `per_addr` UDP sockets each. Port 0 picks one port
+    /// free for both protocols.
+    pub fn bind(addrs: &[SocketAddr], per_addr: usize) -> io::Result<Self> {
+        let mut listeners = Self::default();
+        for addr in addrs {
+            let (udp, tcp) = bind_addr(*addr, per_addr.max(1))?;
+            listeners.udp.extend(udp);
+            listeners.tcp.push(tcp);
+        }
+        Ok(listeners)
+    }
+
+    /// The addresses bound (UDP and TCP share them), one per `--listen`.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn bind_addr(addr: SocketAddr, per_addr: usize) -> io::Result<(Vec<UdpSocket>, StdTcpListener)> {
+    let attempts = if addr.port() == 0 { BIND_ATTEMPTS } else { 1 };
+    let context = |proto: &str, addr: SocketAddr, e: io::Error| {
+        io::Error::new(e.kind(), format!("{proto} {addr}: {e}"))
+    };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let first = udp_socket(addr).map_err(|e| context("UDP", addr, e))?;
+        let bound = first.local_addr()?;
+        let tcp = match StdTcpListener::bind(bound) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                last_error = Some(context("TCP", bound, e));
+                continue;
+            }
+        };
+        let mut udp = vec![first];
+        for _ in 1..per_addr {
+            udp.push(udp_socket(bound).map_err(|e| context("UDP", bound, e))?);
+        }
+        return Ok((udp, tcp));
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other(format!("cannot bind {addr}"))))
+}
+
+/// Serves every listener until `shutdown`. UDP threads answer the live zone inline and pass
+/// the rest to tasks on `runtime`.
+pub async fn serve(listeners: Listeners, responder: Arc<Responder>, shutdown: CancellationToken) {
+    let runtime = Handle::current();
+    let mut threads = Vec::new();
+    for (index, socket) in listeners.udp.into_iter().enumerate() {
+        let addr = socket.local_addr().ok();
+        let responder = responder.clone();
+        let shutdown = shutdown.clone();
+        let runtime = runtime.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("udp-{index}"))
+            .spawn(move || udp_loop(socket, responder, runtime, shutdown));
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(error) => warn!(?addr, %error, "cannot start a UDP thread"),
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for listener in listeners.tcp {
+        let listener = match listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener))
+        {
+            Ok(listener) => listener,
+            Err(error) => {
+                warn!(%error, "cannot serve TCP");
+                continue;
+            }
+        };
+        tasks.spawn(tcp_accept(listener, responder.clone(), shutdown.clone()));
+    }
+    shutdown.cancelled().await;
+    while tasks.join_next().await.is_some() {}
+    for thread in threads {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+fn udp_loop(
+    socket: UdpSocket,
+    responder: Arc<Responder>,
+    runtime: Handle,
+    shutdown: CancellationToken,
+) {
+    if let Err(error) = socket.set_read_timeout(Some(UDP_SHUTDOWN_POLL)) {
+        warn!(%error, "UDP socket without read timeout; shutdown may wait for a query");
+    }
+    let socket = Arc::new(socket);
+    let mut buf = vec![0u8; UDP_BUFFER];
+    while !shutdown.is_cancelled() {
+        let (len, src) = match socket.recv_from(&mut buf) {
+            Ok(received) => received,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(error) => {
+                // ICMP errors from earlier sends surface here on Linux; they concern one client.
+                debug!(%error, "UDP receive");
+                continue;
+            }
+        };
+        let query = &buf[..len];
+        match responder.fast(query, Protocol::Udp) {
+            Outcome::Reply(reply) => send(&socket, &reply, src),
+            Outcome::Drop => {}
+            Outcome::Slow => {
+                let query = query.to_vec();
+                let responder = responder.clone();
+                let socket = socket.clone();
+                runtime.spawn(async move {
+                    if let Some(reply) = responder.slow(&query, src, Protocol::Udp).await {
+                        send(&socket, &reply, src);
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn send(socket: &UdpSocket, reply: &[u8], dst: SocketAddr) {
+    if let Err(error) = socket.send_to(reply, dst) {
+        debug!(%error, %dst, "UDP send");
+    }
+}
+
+async fn tcp_accept(listener: TcpListener, responder: Arc<Responder>, shutdown: CancellationToken) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "answering DNS over TCP");
+    }
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(tcp_connection(
+                    stream,
+                    peer,
+                    responder.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Err(error) => {
+                warn!(%error, "TCP accept");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Answers length-prefixed messages in order until the client closes, goes idle, or sends
+/// garbage.
+async fn tcp_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    responder: Arc<Responder>,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    loop {
+        let read = async {
+            let len = stream.read_u16().await? as usize;
+            let mut message = vec![0u8; len];
+            stream.read_exact(&mut message).await?;
+            Ok::<_, io::Error>(message)
+        };
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            read = tokio::time::timeout(TCP_IDLE_TIMEOUT, read) => match read {
+                Ok(Ok(message)) => message,
+                _ => return,
+            },
+        };
+        let Some(reply) = responder.respond(&message, peer, Protocol::Tcp).await else {
+            continue;
+        };
+        let Ok(len) = u16::try_from(reply.len()) else {
+            warn!(%peer, bytes = reply.len(), "reply too large for TCP; closing");
+            return;
+        };
+        let mut framed = Vec::with_capacity(reply.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&reply);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}
