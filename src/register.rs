@@ -345,6 +345,7 @@ pub async fn list(
         prefix: prefix.to_string(),
         ttl: DEFAULT_TTL,
         negative_ttl: DEFAULT_NEGATIVE_TTL,
+        statics: None,
     });
     let (registry, _) = read_all(&mut client, etcd, &config)
         .await

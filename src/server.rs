@@ -6,7 +6,7 @@ use hickory_server::proto::rr::LowerName;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::dns::{self, respond::Responder, transport, Listeners};
+use crate::dns::{self, respond::Responder, transport, CatalogConfig, CatalogError, Listeners};
 use crate::etcd::EtcdConfig;
 use crate::table::{Table, ZoneConfig};
 use crate::watch;
@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub zone: ZoneConfig,
     /// How to reach etcd.
     pub etcd: EtcdConfig,
+    /// Static zones, forwarding, zone transfers.
+    pub catalog: CatalogConfig,
 }
 
 /// A started server: its table (for inspection) and its tasks.
@@ -35,10 +37,14 @@ impl Running {
 }
 
 /// Starts the watcher and the DNS server on `listeners`; they run until `shutdown`.
-pub fn start(config: ServerConfig, listeners: Listeners, shutdown: CancellationToken) -> Running {
+pub fn start(
+    config: ServerConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<Running, CatalogError> {
     let zone = Arc::new(config.zone);
     let table = Arc::new(Table::new(&zone));
-    let catalog = dns::catalog(&zone.zone, table.clone());
+    let catalog = dns::catalog(&zone.zone, table.clone(), &config.catalog)?;
     let responder = Arc::new(Responder::new(
         LowerName::new(&zone.zone),
         table.clone(),
@@ -52,5 +58,5 @@ pub fn start(config: ServerConfig, listeners: Listeners, shutdown: CancellationT
         shutdown.clone(),
     ));
     tasks.spawn(transport::serve(listeners, responder, shutdown));
-    Running { table, tasks }
+    Ok(Running { table, tasks })
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
-use hickory_proto::rr::{LowerName, Name, RData, Record};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use tracing::{debug, warn};
 
 use crate::key::{parse_key, ServiceKey};
@@ -41,10 +41,23 @@ pub struct ZoneConfig {
     pub ttl: u32,
     /// TTL of negative answers, and the SOA MINIMUM.
     pub negative_ttl: u32,
+    /// Records from a zone file for the live zone itself (`zones/<zone>.zone`), if any.
+    pub statics: Option<Arc<StaticRecords>>,
+}
+
+/// What a zone file for the live zone contributes: SOA fields, NS set, static records.
+#[derive(Debug, Clone, Default)]
+pub struct StaticRecords {
+    /// The file's SOA: its names and timers are used, the serial becomes the etcd revision.
+    pub soa: Option<SOA>,
+    /// The file's apex NS records.
+    pub ns: Vec<Record>,
+    /// Every other record, by owner name.
+    pub names: HashMap<LowerName, Vec<Record>>,
 }
 
 impl ZoneConfig {
-    /// The zone's NS target, `ns.<zone>`: the name this server answers as.
+    /// The zone's default NS target, `ns.<zone>`, when no zone file names one.
     pub fn ns_name(&self) -> Name {
         Name::from_ascii("ns")
             .and_then(|ns| ns.append_domain(&self.zone))
@@ -58,21 +71,39 @@ impl ZoneConfig {
             .unwrap_or_else(|_| self.zone.clone());
         // Serial arithmetic (RFC 1982) wraps at 2^32, so truncation keeps the order.
         let serial = revision as u32;
-        let soa = SOA::new(
-            self.ns_name(),
-            rname,
-            serial,
-            SOA_REFRESH,
-            SOA_RETRY,
-            SOA_EXPIRE,
-            self.negative_ttl,
-        );
+        let soa = match self.statics.as_ref().and_then(|s| s.soa.as_ref()) {
+            Some(file) => SOA::new(
+                file.mname.clone(),
+                file.rname.clone(),
+                serial,
+                file.refresh,
+                file.retry,
+                file.expire,
+                self.negative_ttl,
+            ),
+            None => SOA::new(
+                self.ns_name(),
+                rname,
+                serial,
+                SOA_REFRESH,
+                SOA_RETRY,
+                SOA_EXPIRE,
+                self.negative_ttl,
+            ),
+        };
         Record::from_rdata(self.zone.clone(), self.negative_ttl, RData::SOA(soa))
     }
 
-    /// The NS record at the apex.
-    pub fn ns(&self) -> Record {
-        Record::from_rdata(self.zone.clone(), self.ttl, RData::NS(NS(self.ns_name())))
+    /// The NS records at the apex: the zone file's, or `ns.<zone>`.
+    pub fn ns(&self) -> Vec<Record> {
+        match &self.statics {
+            Some(statics) if !statics.ns.is_empty() => statics.ns.clone(),
+            _ => vec![Record::from_rdata(
+                self.zone.clone(),
+                self.ttl,
+                RData::NS(NS(self.ns_name())),
+            )],
+        }
     }
 }
 
@@ -92,6 +123,10 @@ pub struct NameEntry {
     pub srv_additionals: Vec<Record>,
     /// TXT records, one per distinct string.
     pub txt: Vec<Record>,
+    /// PTR records at a reverse name: every instance registered with that address.
+    pub ptr: Vec<Record>,
+    /// Static records from the zone file other than A/AAAA (which merge into `a`/`aaaa`).
+    pub other: Vec<Record>,
 }
 
 impl NameEntry {
@@ -102,6 +137,41 @@ impl NameEntry {
             && self.cname.is_none()
             && self.srv.is_empty()
             && self.txt.is_empty()
+            && self.ptr.is_empty()
+            && self.other.is_empty()
+    }
+
+    /// The RRset of `rtype` at this name (live and static records together).
+    pub fn rrset(&self, rtype: RecordType) -> Vec<Record> {
+        let live: &[Record] = match rtype {
+            RecordType::A => &self.a,
+            RecordType::AAAA => &self.aaaa,
+            RecordType::SRV => &self.srv,
+            RecordType::TXT => &self.txt,
+            RecordType::PTR => &self.ptr,
+            RecordType::CNAME => self.cname.as_slice(),
+            _ => &[],
+        };
+        let mut set = live.to_vec();
+        set.extend(
+            self.other
+                .iter()
+                .filter(|r| r.record_type() == rtype)
+                .cloned(),
+        );
+        set
+    }
+
+    /// Every record at this name (for zone transfers).
+    pub fn all(&self) -> impl Iterator<Item = &Record> {
+        self.a
+            .iter()
+            .chain(&self.aaaa)
+            .chain(&self.cname)
+            .chain(&self.srv)
+            .chain(&self.txt)
+            .chain(&self.ptr)
+            .chain(&self.other)
     }
 }
 
@@ -120,8 +190,8 @@ pub struct Snapshot {
     pub rejected: Arc<BTreeMap<String, String>>,
     /// The apex SOA with the current serial.
     pub soa: Record,
-    /// The apex NS.
-    pub ns: Record,
+    /// The apex NS set.
+    pub ns: Vec<Record>,
     /// When this view was published.
     pub published: Instant,
 }
@@ -182,6 +252,8 @@ struct Roles {
     service: bool,
     /// `_<service>._tcp/_udp.Z`: SRV only.
     srv: bool,
+    /// The reverse name of the instance's address: PTR to its owner name.
+    ptr: bool,
 }
 
 /// One valid registration.
@@ -219,9 +291,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry for `config`.
+    /// A registry for `config` holding only the zone file's static records, if any.
     pub fn new(config: Arc<ZoneConfig>) -> Self {
-        Self {
+        let mut registry = Self {
             config,
             instances: HashMap::new(),
             contributors: HashMap::new(),
@@ -229,7 +301,21 @@ impl Registry {
             rejected: BTreeMap::new(),
             rejected_published: Arc::default(),
             revision: 0,
+        };
+        let statics = registry.config.statics.clone();
+        for name in statics.iter().flat_map(|s| s.names.keys()) {
+            let owner: Name = name.into();
+            for touched in with_ancestors(owner, &registry.config.zone) {
+                let touched = LowerName::new(&touched);
+                registry
+                    .contributors
+                    .entry(touched.clone())
+                    .or_default()
+                    .insert(STATIC_KEY.to_string());
+                registry.recompute(&touched);
+            }
         }
+        registry
     }
 
     /// Number of valid instances.
@@ -325,7 +411,7 @@ impl Registry {
     }
 
     fn insert_instance(&mut self, key: String, service_key: ServiceKey, reg: Registration) {
-        let names = instance_names(&service_key, &self.config.zone);
+        let names = instance_names(&service_key, &reg, &self.config.zone);
         for (name, _) in &names {
             self.contributors
                 .entry(name.clone())
@@ -372,6 +458,16 @@ impl Registry {
         };
         let owner: Name = name.into();
         let mut builder = EntryBuilder::default();
+        if keys.contains(STATIC_KEY) {
+            let statics = self.config.statics.as_ref();
+            for record in statics
+                .and_then(|s| s.names.get(name))
+                .into_iter()
+                .flatten()
+            {
+                builder.add_static(record);
+            }
+        }
         for key in keys {
             let Some(inst) = self.instances.get(key) else {
                 continue;
@@ -391,9 +487,15 @@ impl Registry {
     }
 }
 
+/// The contributor mark of static records: never a valid registry key (keys are non-empty
+/// after the prefix).
+const STATIC_KEY: &str = "";
+
 /// Accumulates one name's records from its contributing instances.
 #[derive(Default)]
 struct EntryBuilder {
+    ptr: BTreeMap<Name, u32>,
+    other: Vec<Record>,
     v4: BTreeMap<std::net::Ipv4Addr, u32>,
     v6: BTreeMap<std::net::Ipv6Addr, u32>,
     hosts: BTreeMap<Name, u32>,
@@ -411,9 +513,20 @@ fn keep_min<K: Ord>(map: &mut BTreeMap<K, u32>, key: K, ttl: u32) {
 }
 
 impl EntryBuilder {
+    fn add_static(&mut self, record: &Record) {
+        match &record.data {
+            RData::A(a) => keep_min(&mut self.v4, a.0, record.ttl),
+            RData::AAAA(a) => keep_min(&mut self.v6, a.0, record.ttl),
+            _ => self.other.push(record.clone()),
+        }
+    }
+
     fn add(&mut self, zone: &Name, inst: &Instance, roles: Roles, default_ttl: u32) {
         let reg = &inst.registration;
         let ttl = reg.ttl.unwrap_or(default_ttl);
+        if roles.ptr {
+            keep_min(&mut self.ptr, inst.key.owner_name(zone), ttl);
+        }
         if roles.owner || roles.service {
             match &reg.target {
                 Target::Addr(IpAddr::V4(ip)) => keep_min(&mut self.v4, *ip, ttl),
@@ -481,7 +594,17 @@ impl EntryBuilder {
                 Record::from_rdata(name, ttl, data)
             })
             .collect();
-        let holds_other = !(a.is_empty() && aaaa.is_empty() && srv.is_empty() && txt.is_empty());
+        let ptr = rrset(
+            self.ptr
+                .into_iter()
+                .map(|(target, t)| (RData::PTR(PTR(target)), t))
+                .collect(),
+        );
+        let holds_other = !(a.is_empty()
+            && aaaa.is_empty()
+            && srv.is_empty()
+            && txt.is_empty()
+            && self.other.is_empty());
         let cname = match (holds_other, self.hosts.into_iter().next()) {
             (false, Some((host, ttl))) => Some(Record::from_rdata(
                 owner.clone(),
@@ -497,31 +620,51 @@ impl EntryBuilder {
             srv,
             srv_additionals,
             txt,
+            ptr,
+            other: self.other,
         }
     }
 }
 
 /// Every name an instance touches, with its roles there, plus the empty non-terminals between
-/// those names and the zone.
-fn instance_names(key: &ServiceKey, zone: &Name) -> Vec<(LowerName, Roles)> {
+/// those names and the zone. SRV names exist only for instances with a port, and the reverse
+/// name only for address targets.
+fn instance_names(key: &ServiceKey, reg: &Registration, zone: &Name) -> Vec<(LowerName, Roles)> {
     let mut roles: BTreeMap<Name, Roles> = BTreeMap::new();
     roles.entry(key.owner_name(zone)).or_default().owner = true;
     roles.entry(key.service_name(zone)).or_default().service = true;
-    for proto in ["_tcp", "_udp"] {
-        roles.entry(key.srv_name(proto, zone)).or_default().srv = true;
+    if reg.port.is_some() {
+        for proto in ["_tcp", "_udp"] {
+            roles.entry(key.srv_name(proto, zone)).or_default().srv = true;
+        }
     }
     let owners: Vec<Name> = roles.keys().cloned().collect();
     for name in owners {
-        let mut parent = name.base_name();
-        while parent.num_labels() > zone.num_labels() {
-            roles.entry(parent.clone()).or_default();
-            parent = parent.base_name();
+        for ent in with_ancestors(name, zone).into_iter().skip(1) {
+            roles.entry(ent).or_default();
         }
+    }
+    if let Target::Addr(ip) = reg.target {
+        roles.entry(Name::from(ip)).or_default().ptr = true;
     }
     roles
         .into_iter()
         .map(|(name, roles)| (LowerName::new(&name), roles))
         .collect()
+}
+
+/// `name` followed by its ancestors strictly below `zone` (the empty non-terminals a name
+/// implies, RFC 8020). A name outside the zone comes back alone.
+fn with_ancestors(name: Name, zone: &Name) -> Vec<Name> {
+    let mut out = vec![name.clone()];
+    if zone.zone_of(&name) {
+        let mut parent = name.base_name();
+        while parent.num_labels() > zone.num_labels() {
+            out.push(parent.clone());
+            parent = parent.base_name();
+        }
+    }
+    out
 }
 
 /// How `register list` and `/services` show a target.

@@ -1,15 +1,18 @@
 //! `etcd-dns`: authoritative DNS for the services registered in etcd.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use etcd_dns::dns::Listeners;
+use etcd_dns::dns::live::Acl;
+use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
 use etcd_dns::server::{self, ServerConfig};
 use etcd_dns::table::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 etcd_dns::etcd_args!(EtcdArgs, "ETCD_DNS_");
 
@@ -43,6 +46,19 @@ struct Args {
     /// TTL in seconds of negative answers (NXDOMAIN, NODATA) and the SOA MINIMUM
     #[arg(long, env = "ETCD_DNS_NEGATIVE_TTL", default_value_t = DEFAULT_NEGATIVE_TTL)]
     negative_ttl: u32,
+    /// Directory of static zone files (*.zone, RFC 1035 format; the file name is the zone)
+    #[arg(long, env = "ETCD_DNS_ZONES", default_value = DEFAULT_ZONES)]
+    zones: PathBuf,
+    /// Upstream resolvers for every other name, IP or IP:PORT, comma separated
+    /// [default: the nameservers of /etc/resolv.conf that are not this server]
+    #[arg(long, env = "ETCD_DNS_UPSTREAM", conflicts_with = "no_forward")]
+    upstream: Option<String>,
+    /// Answer REFUSED for names outside our zones instead of forwarding them
+    #[arg(long, env = "ETCD_DNS_NO_FORWARD")]
+    no_forward: bool,
+    /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated
+    #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
+    allow_transfer: String,
     /// Log level (trace, debug, info, warn, error) or a tracing filter; RUST_LOG wins
     #[arg(
         long,
@@ -52,20 +68,49 @@ struct Args {
     log_level: String,
 }
 
+/// Default directory of static zone files; it may be absent.
+const DEFAULT_ZONES: &str = "zones";
+/// Where the system's resolvers are listed.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     etcd_dns::logging::init(&args.log_level);
     let mut zone = args.zone.clone();
     zone.set_fqdn(true);
+    let required = args.zones != Path::new(DEFAULT_ZONES);
+    let files = zones::load_dir(&args.zones, required).context("cannot load zone files")?;
+    let (statics, zone_files) = zones::split_live(files, &zone);
+    let upstreams = if args.no_forward {
+        None
+    } else if let Some(list) = &args.upstream {
+        Some(forward::parse_upstreams(list).context("bad --upstream")?)
+    } else {
+        let found = forward::system_upstreams(Path::new(RESOLV_CONF), &args.listen);
+        if found.is_empty() {
+            warn!("no upstream in {RESOLV_CONF} other than this server; names outside our zones get REFUSED (set --upstream)");
+            None
+        } else {
+            Some(found)
+        }
+    };
     let config = ServerConfig {
         zone: ZoneConfig {
             zone,
             prefix: args.prefix.clone(),
             ttl: args.ttl,
             negative_ttl: args.negative_ttl,
+            statics: statics.map(Arc::new),
         },
         etcd: args.etcd.clone().into(),
+        catalog: CatalogConfig {
+            zone_files,
+            upstreams,
+            allow_transfer: Acl::parse(&args.allow_transfer)
+                .map_err(anyhow::Error::msg)
+                .context("bad --allow-transfer")?,
+        },
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let listeners = Listeners::bind(&args.listen, threads)
@@ -74,7 +119,7 @@ async fn main() -> Result<()> {
         info!(%addr, zone = %config.zone.zone, prefix = %config.zone.prefix, "listening");
     }
     let shutdown = CancellationToken::new();
-    let running = server::start(config, listeners, shutdown.clone());
+    let running = server::start(config, listeners, shutdown.clone())?;
     wait_for_signal().await?;
     info!("shutting down");
     shutdown.cancel();

@@ -1,16 +1,21 @@
 //! The live zone: a [`ZoneHandler`] over the watched [`Table`]. Lookups are hash-map reads on an
 //! immutable snapshot, so a query never waits on the watcher and never touches etcd.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hickory_server::proto::op::ResponseCode;
-use hickory_server::proto::rr::{LowerName, Name, Record, RecordType, TSigResponseContext};
+use hickory_server::proto::rr::{
+    LowerName, Name, Record, RecordSet, RecordType, TSigResponseContext,
+};
 use hickory_server::server::{Request, RequestInfo};
 use hickory_server::zone_handler::{
-    AuthLookup, AxfrPolicy, LookupControlFlow, LookupError, LookupOptions, LookupRecords,
-    ZoneHandler, ZoneTransfer, ZoneType,
+    AuthLookup, AxfrPolicy, AxfrRecords, LookupControlFlow, LookupError, LookupOptions,
+    LookupRecords, ZoneHandler, ZoneTransfer, ZoneType,
 };
+
+use tracing::{debug, info};
 
 use crate::table::{NameEntry, Snapshot, Table};
 
@@ -40,46 +45,51 @@ pub fn answer(
         return Answer::Refused;
     }
     if name == origin {
-        return match qtype {
+        match qtype {
             RecordType::SOA | RecordType::ANY => {
-                Answer::Records(vec![snapshot.soa.clone()], Vec::new())
+                return Answer::Records(vec![snapshot.soa.clone()], Vec::new())
             }
-            RecordType::NS => Answer::Records(vec![snapshot.ns.clone()], Vec::new()),
-            _ => Answer::NoData,
-        };
+            RecordType::NS => return Answer::Records(snapshot.ns.clone(), Vec::new()),
+            _ => {}
+        }
     }
     let Some(entry) = snapshot.names.get(name) else {
-        return Answer::NxDomain;
+        return if name == origin {
+            Answer::NoData
+        } else {
+            Answer::NxDomain
+        };
     };
     entry_answer(entry, qtype, rotate)
 }
 
 fn entry_answer(entry: &NameEntry, qtype: RecordType, rotate: usize) -> Answer {
-    let set: &[Record] = match qtype {
-        RecordType::A => &entry.a,
-        RecordType::AAAA => &entry.aaaa,
-        RecordType::SRV => {
-            if entry.srv.is_empty() {
-                return Answer::NoData;
-            }
-            return Answer::Records(rotated(&entry.srv, rotate), entry.srv_additionals.clone());
-        }
-        RecordType::TXT => &entry.txt,
-        RecordType::CNAME => entry.cname.as_slice(),
+    if qtype == RecordType::SRV && !entry.srv.is_empty() {
+        let set = entry.rrset(RecordType::SRV);
+        return Answer::Records(rotated(&set, rotate), entry.srv_additionals.clone());
+    }
+    let set = match qtype {
         // RFC 8482: one RRset, never the whole name.
-        RecordType::ANY => [&entry.a, &entry.aaaa, &entry.srv, &entry.txt]
-            .into_iter()
-            .find(|set| !set.is_empty())
-            .map(Vec::as_slice)
-            .unwrap_or(entry.cname.as_slice()),
-        _ => &[],
+        RecordType::ANY => [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::SRV,
+            RecordType::TXT,
+            RecordType::PTR,
+            RecordType::CNAME,
+        ]
+        .into_iter()
+        .map(|t| entry.rrset(t))
+        .find(|set| !set.is_empty())
+        .unwrap_or_else(|| entry.other.iter().take(1).cloned().collect()),
+        other => entry.rrset(other),
     };
     if !set.is_empty() {
-        return Answer::Records(rotated(set, rotate), Vec::new());
+        return Answer::Records(rotated(&set, rotate), Vec::new());
     }
     // A name with a CNAME answers every other type with the CNAME (RFC 1034 §3.6.2).
-    match &entry.cname {
-        Some(cname) => Answer::Records(vec![cname.clone()], Vec::new()),
+    match entry.rrset(RecordType::CNAME).into_iter().next() {
+        Some(cname) => Answer::Records(vec![cname], Vec::new()),
         None => Answer::NoData,
     }
 }
@@ -92,20 +102,23 @@ fn rotated(set: &[Record], rotate: usize) -> Vec<Record> {
     out
 }
 
-/// The live zone as hickory sees it.
+/// The live zone as hickory sees it. The responder answers ordinary queries itself; the
+/// catalog reaches this handler for zone transfers and anything the responder hands over.
 pub struct LiveZone {
     origin: LowerName,
     table: Arc<Table>,
+    allow_transfer: Acl,
     /// Per-answer rotation counter; relaxed ordering is enough, it only spreads load.
     rotation: AtomicUsize,
 }
 
 impl LiveZone {
-    /// A handler for `origin` over `table`.
-    pub fn new(origin: &Name, table: Arc<Table>) -> Self {
+    /// A handler for `origin` over `table`; `allow_transfer` may AXFR it.
+    pub fn new(origin: &Name, table: Arc<Table>, allow_transfer: Acl) -> Self {
         Self {
             origin: LowerName::new(origin),
             table,
+            allow_transfer,
             rotation: AtomicUsize::new(0),
         }
     }
@@ -207,13 +220,122 @@ impl ZoneHandler for LiveZone {
 
     async fn zone_transfer(
         &self,
-        _request: &Request,
-        _lookup_options: LookupOptions,
+        request: &Request,
+        lookup_options: LookupOptions,
         _now: u64,
     ) -> Option<(
         Result<ZoneTransfer, LookupError>,
         Option<TSigResponseContext>,
     )> {
-        Some((Err(LookupError::from(ResponseCode::Refused)), None))
+        let src = request.src().ip();
+        if !self.allow_transfer.contains(src) {
+            debug!(%src, "zone transfer refused");
+            return Some((Err(LookupError::from(ResponseCode::Refused)), None));
+        }
+        let snapshot = self.table.load_full();
+        if !snapshot.ready {
+            return Some((Err(LookupError::from(ResponseCode::ServFail)), None));
+        }
+        let mut sets: Vec<Arc<RecordSet>> = snapshot
+            .ns
+            .iter()
+            .cloned()
+            .map(|r| Arc::new(RecordSet::from(r)))
+            .collect();
+        for (name, entry) in snapshot.names.iter() {
+            if !self.origin.zone_of(name) {
+                continue; // reverse names live in other zones
+            }
+            sets.extend(entry.all().cloned().map(|r| Arc::new(RecordSet::from(r))));
+        }
+        info!(%src, records = sets.len(), serial = snapshot.revision, "zone transfer");
+        let soa = Arc::new(RecordSet::from(snapshot.soa.clone()));
+        Some((
+            Ok(ZoneTransfer {
+                start_soa: LookupRecords::new(lookup_options, soa.clone()),
+                records: AxfrRecords::new(false, sets),
+                end_soa: LookupRecords::new(lookup_options, soa),
+            }),
+            None,
+        ))
+    }
+}
+
+/// Client networks allowed to transfer the zone (`--allow-transfer`): addresses or CIDR
+/// prefixes.
+#[derive(Debug, Clone, Default)]
+pub struct Acl(Vec<(IpAddr, u8)>);
+
+impl Acl {
+    /// Parses a comma-separated list of `IP` or `IP/LEN`.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for item in crate::etcd::split_list(list) {
+            let (ip, len) = match item.split_once('/') {
+                Some((ip, len)) => (ip, Some(len)),
+                None => (item.as_str(), None),
+            };
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| format!("{item:?} is not IP or IP/LEN"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                Some(len) => len
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(|| format!("{item:?}: prefix length must be 0-{max}"))?,
+                None => max,
+            };
+            nets.push((ip, len));
+        }
+        Ok(Self(nets))
+    }
+
+    /// True when `ip` is in one of the networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => (u128::from(u32::from(v4)) << 96, true),
+                None => (u128::from(v6), false),
+            },
+        };
+        let (ip, v4) = bits(ip);
+        self.0.iter().any(|(net, len)| {
+            let (net, net_v4) = bits(*net);
+            let len = u32::from(*len);
+            // IPv4 sits in the top 32 bits, so one mask rule serves both families.
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            v4 == net_v4 && (ip & mask) == (net & mask)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_matches_addresses_and_prefixes() {
+        let acl = Acl::parse("127.0.0.1, 10.1.0.0/16, 2001:db8::/32").expect("acl");
+        for (ip, want) in [
+            ("127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("10.1.200.3", true),
+            ("10.2.0.1", false),
+            ("::ffff:10.1.0.9", true),
+            ("2001:db8:1::5", true),
+            ("2001:db9::5", false),
+        ] {
+            assert_eq!(acl.contains(ip.parse().expect("ip")), want, "{ip}");
+        }
+        assert!(Acl::parse("10.0.0.0/33").is_err());
+        assert!(Acl::parse("host").is_err());
+        assert!(!Acl::default().contains("127.0.0.1".parse().expect("ip")));
     }
 }

@@ -102,9 +102,13 @@ impl Responder {
             return Outcome::Reply(error_reply(&request, ResponseCode::FormErr, limit));
         };
         let name = LowerName::new(query.name());
-        if !self.origin.zone_of(&name)
-            || matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
-        {
+        if !self.origin.zone_of(&name) {
+            return match self.reverse(&request, query, &name, limit) {
+                Some(reply) => Outcome::Reply(reply),
+                None => Outcome::Slow,
+            };
+        }
+        if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) {
             return Outcome::Slow;
         }
         if query.query_class() != DNSClass::IN {
@@ -121,6 +125,28 @@ impl Responder {
             rotate,
             limit,
         ))
+    }
+
+    /// PTR for a registered address; `None` leaves the name to the catalog (upstream).
+    fn reverse(
+        &self,
+        request: &Message,
+        query: &Query,
+        name: &LowerName,
+        limit: usize,
+    ) -> Option<Vec<u8>> {
+        if query.query_type() != RecordType::PTR || query.query_class() != DNSClass::IN {
+            return None;
+        }
+        let snapshot = self.table.load();
+        let entry = snapshot.names.get(name).filter(|e| !e.ptr.is_empty())?;
+        let mut reply = reply_to(request);
+        reply.metadata.authoritative = true;
+        reply.answers = entry.ptr.clone();
+        for record in reply.answers.iter_mut() {
+            record.name = query.name().clone();
+        }
+        Some(encode(reply, limit))
     }
 
     /// The catalog path: static zones, forwarding, zone transfers.

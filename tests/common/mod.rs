@@ -178,15 +178,17 @@ impl DnsServer {
                 prefix: "services/".into(),
                 ttl: 5,
                 negative_ttl: 5,
+                statics: None,
             },
             etcd: EtcdConfig::from_list(endpoint),
+            catalog: Default::default(),
         };
         edit(&mut config);
         let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let listeners = Listeners::bind(&[listen], 2).expect("bind DNS sockets");
         let addr = listeners.local_addrs()[0];
         let shutdown = CancellationToken::new();
-        let running = server::start(config, listeners, shutdown.clone());
+        let running = server::start(config, listeners, shutdown.clone()).expect("start etcd-dns");
         tokio::spawn(running.wait());
         Self { addr, shutdown }
     }
