@@ -11,7 +11,7 @@ use thiserror::Error;
 
 /// Per-attempt timeout towards an upstream: with [`UPSTREAM_ATTEMPTS`] this bounds how long a
 /// client waits for SERVFAIL when every upstream is down.
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
 /// Attempts per upstream.
 pub const UPSTREAM_ATTEMPTS: usize = 1;
 /// Cached answers (hickory-resolver's cache honours each record's TTL).

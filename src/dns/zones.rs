@@ -89,9 +89,20 @@ pub fn load_file(path: &Path) -> Result<ZoneFile, ZoneError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let (origin, records) = Parser::new(text.as_str(), Some(path.to_path_buf()), Some(origin))
-        .parse()
-        .map_err(|e| parse_error(e.to_string()))?;
+    let parse =
+        |text: &str| Parser::new(text, Some(path.to_path_buf()), Some(origin.clone())).parse();
+    let (origin, records) = parse(&text).map_err(|e| {
+        let message = e.to_string();
+        // hickory's parser does not say where: find the first line at which a prefix of the
+        // file fails the same way (only on error, and zone files are small).
+        let lines: Vec<&str> = text.lines().collect();
+        let line = (1..=lines.len())
+            .find(|n| parse(&lines[..*n].join("\n")).is_err_and(|e| e.to_string() == message));
+        match line {
+            Some(n) => parse_error(format!("line {n}: {message}: {}", lines[n - 1].trim())),
+            None => parse_error(message),
+        }
+    })?;
     let has_soa = records
         .keys()
         .any(|k| k.record_type == RecordType::SOA && Name::from(&k.name) == origin);
@@ -148,4 +159,57 @@ impl ZoneFile {
 pub fn split_live(files: Vec<ZoneFile>, live: &Name) -> (Option<StaticRecords>, Vec<ZoneFile>) {
     let (mine, others): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| f.origin == *live);
     (mine.first().map(ZoneFile::statics), others)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write zone");
+        path
+    }
+
+    #[test]
+    fn loads_a_zone_and_names_the_origin_after_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        write(
+            dir.path(),
+            "example.test.zone",
+            "$TTL 60\n@ IN SOA ns hm 1 2 3 4 5\n@ IN NS ns\nwww IN A 192.0.2.1\n",
+        );
+        write(dir.path(), "README", "not a zone");
+        let zones = load_dir(dir.path(), true).expect("load");
+        assert_eq!(zones.len(), 1);
+        assert_eq!(zones[0].origin.to_ascii(), "example.test.");
+        let statics = zones[0].statics();
+        assert!(statics.soa.is_some());
+        assert_eq!(statics.ns.len(), 1);
+        assert_eq!(statics.names.len(), 1, "www only: SOA and NS are apart");
+    }
+
+    #[test]
+    fn broken_files_name_file_and_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = write(
+            dir.path(),
+            "bad.test.zone",
+            "$TTL 60\n@ IN SOA ns hm 1 2 3 4 5\nok IN A 192.0.2.1\nbroken IN A 300.1.1.1\n",
+        );
+        let error = load_file(&path).expect_err("must fail").to_string();
+        assert!(error.contains("bad.test.zone"), "{error}");
+        assert!(error.contains("line 4"), "{error}");
+        let path = write(
+            dir.path(),
+            "nosoa.test.zone",
+            "$TTL 60\nwww IN A 192.0.2.1\n",
+        );
+        let error = load_file(&path).expect_err("must fail").to_string();
+        assert!(error.contains("no SOA"), "{error}");
+        assert!(load_dir(&dir.path().join("missing"), true).is_err());
+        assert!(load_dir(&dir.path().join("missing"), false)
+            .expect("optional")
+            .is_empty());
+    }
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 /// How long etcd may take to come up.
 const ETCD_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one DNS query may take before the test gives up on it.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Poll step of [`eventually`].
 const POLL_STEP: Duration = Duration::from_millis(20);
 
@@ -172,6 +172,18 @@ impl DnsServer {
 
     /// Starts etcd-dns with `edit` applied to the default configuration.
     pub async fn start_with(endpoint: &str, edit: impl FnOnce(&mut ServerConfig)) -> Self {
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        Self::start_on(endpoint, listen, edit)
+            .await
+            .expect("bind DNS sockets")
+    }
+
+    /// Starts etcd-dns on `listen` with `edit` applied to the default configuration.
+    pub async fn start_on(
+        endpoint: &str,
+        listen: SocketAddr,
+        edit: impl FnOnce(&mut ServerConfig),
+    ) -> std::io::Result<Self> {
         let mut config = ServerConfig {
             zone: ZoneConfig {
                 zone: Name::from_ascii("services.local.").expect("zone"),
@@ -184,13 +196,12 @@ impl DnsServer {
             catalog: Default::default(),
         };
         edit(&mut config);
-        let listen: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        let listeners = Listeners::bind(&[listen], 2).expect("bind DNS sockets");
+        let listeners = Listeners::bind(&[listen], 2)?;
         let addr = listeners.local_addrs()[0];
         let shutdown = CancellationToken::new();
         let running = server::start(config, listeners, shutdown.clone()).expect("start etcd-dns");
         tokio::spawn(running.wait());
-        Self { addr, shutdown }
+        Ok(Self { addr, shutdown })
     }
 
     /// Waits until names under the zone stop answering SERVFAIL (the first read is done).
@@ -224,9 +235,11 @@ pub enum Transport {
     Tcp,
 }
 
-/// Builds a query message for `name`/`qtype` with EDNS (payload 1232).
+/// Builds a query message for `name`/`qtype` with RD and EDNS (payload 1232).
 pub fn build_query(name: &str, qtype: RecordType) -> Message {
     let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    // As dig and glibc do: forwarded names need RD.
+    message.metadata.recursion_desired = true;
     message.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
@@ -269,6 +282,25 @@ pub async fn exchange(addr: SocketAddr, bytes: &[u8], transport: Transport) -> V
             panic!("no DNS answer from {addr} over {transport:?} in {QUERY_TIMEOUT:?}")
         })
         .unwrap_or_else(|e| panic!("DNS exchange with {addr} failed: {e}"))
+}
+
+/// Sends one query and parses the answer, or `None` when nothing answers within `limit`.
+pub async fn try_query(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    limit: Duration,
+) -> Option<Message> {
+    let request = build_query(name, qtype);
+    let bytes = request.to_vec().ok()?;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.ok()?;
+    socket.send_to(&bytes, addr).await.ok()?;
+    let mut buf = vec![0u8; 65535];
+    let n = tokio::time::timeout(limit, socket.recv(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Message::from_vec(&buf[..n]).ok()
 }
 
 /// Sends one query and parses the answer.
