@@ -235,7 +235,14 @@ async fn ptr_for_registered_addresses_follows_the_registry() {
     assert!(m.metadata.authoritative);
     assert_eq!(m.answers[0].data.to_string(), "n1.web.services.local.");
     let v6 = "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
-    let m = query(dns.addr, v6, RecordType::PTR, Transport::Tcp).await;
+    let (m, _) = wait_rcode(
+        dns.addr,
+        v6,
+        RecordType::PTR,
+        ResponseCode::NoError,
+        Duration::from_secs(1),
+    )
+    .await;
     assert_eq!(m.answers[0].data.to_string(), "db.services.local.");
     etcd.delete("services/web/n1").await;
     // Gone from our table: the name is no longer ours (no forwarding here: REFUSED).
