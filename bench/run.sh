@@ -355,6 +355,28 @@ EOF
   check_answer "$ref_port" "$n"
 }
 
+# churn_measure SERVER N PORT QUERIES PID: reps × throughput runs while bench_registry churn rewrites
+# the N keys at $churn_rate/s; medians into F[churn_qps|SERVER], F[churn_cpu|…], F[churn_rate|…].
+churn_measure() {
+  local server=$1 n=$2 port=$3 queries=$4 pid=$5 r q c churn_pid cq=() cc=() cr=()
+  say "$server N=$n: $reps × ${secs}s throughput while churn rewrites $n keys at $churn_rate/s"
+  for ((r = 1; r <= reps; r++)); do
+    taskset -c "$client_cpu" "$tool" churn --etcd "$etcd_url" --rate "$churn_rate" \
+      --seconds $((secs + 1)) --keys "$n" --prefix "$prefix" >"$work/churn-$server-$r.out" 2>&1 &
+    churn_pid=$!; pids+=("$churn_pid")
+    dnsperf_run throughput "$port" "$queries" "$work/churn-tp-$server-$r" "$pid"
+    wait "$churn_pid" || { cat "$work/churn-$server-$r.out" >>"$log"; die "churn failed"; }
+    stop "$churn_pid"
+    cat "$work/churn-$server-$r.out" >>"$log"
+    read -r _ _ q _ _ _ _ _ _ c <"$work/churn-tp-$server-$r"
+    cq+=("$q"); cc+=("$c")
+    cr+=("$(result "$(grep '^RESULT' "$work/churn-$server-$r.out")" rate)")
+  done
+  F[churn_qps|$server]=$(median "${cq[@]}")
+  F[churn_cpu|$server]=$(median "${cc[@]}")
+  F[churn_rate|$server]=$(median "${cr[@]}")
+}
+
 # ---------------------------------------------------------------- the run
 say "mode: $($quick && echo quick || echo full); N = ${sizes[*]}; work dir $work; raw log $log"
 { echo "# bench/run.sh $*  $(date -u +%FT%TZ)  $(uname -n)"; echo "# $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')"; } >>"$log"
@@ -374,24 +396,10 @@ for n in "${sizes[@]}"; do
   measure etcd-dns "$n" "$dns_port" "$queries" "$dns_pid"
 
   if [ "$n" = "$largest" ]; then
-    say "N=$n: QPS while churn rewrites $n keys at $churn_rate/s"
-    cq=(); cc=(); cr=()
-    for ((r = 1; r <= reps; r++)); do
-      taskset -c "$client_cpu" "$tool" churn --etcd "$etcd_url" --rate "$churn_rate" \
-        --seconds $((secs + 1)) --keys "$n" --prefix "$prefix" >"$work/churn-$r.out" 2>&1 &
-      churn_pid=$!; pids+=("$churn_pid")
-      dnsperf_run throughput "$dns_port" "$queries" "$work/churn-tp-$r" "$dns_pid"
-      wait "$churn_pid" || { cat "$work/churn-$r.out" >>"$log"; die "churn failed"; }
-      stop "$churn_pid"
-      cat "$work/churn-$r.out" >>"$log"
-      read -r _ _ q _ _ _ _ _ _ c <"$work/churn-tp-$r"
-      cq+=("$q"); cc+=("$c")
-      cr+=("$(result "$(grep '^RESULT' "$work/churn-$r.out")" rate)")
-    done
-    F[churn_qps]=$(median "${cq[@]}"); F[churn_cpu]=$(median "${cc[@]}"); F[churn_rate]=$(median "${cr[@]}")
+    churn_measure etcd-dns "$n" "$dns_port" "$queries" "$dns_pid"
     # The last write to n0 (update 0 mod N) must be what etcd-dns answers now: 10.128.0.0 and up.
     got=$(dig @127.0.0.1 -p "$dns_port" "n0.$zone" A +short +time=2 +tries=2 2>/dev/null | head -n1)
-    case "$got" in 10.1[2-9][0-9].* | 10.2[0-5][0-9].*) F[churn_applied]="yes (n0 → $got)" ;; *) F[churn_applied]="NO (n0 → '$got')" ;; esac
+    case "$got" in 10.12[89].* | 10.1[3-9][0-9].* | 10.2[0-5][0-9].*) F[churn_applied]="yes (n0 → $got)" ;; *) F[churn_applied]="NO (n0 → '$got')" ;; esac
   fi
 
   say "N=$n: freshness, $changes put/revoke cycles"
@@ -421,7 +429,6 @@ for n in "${sizes[@]}"; do
     done
   fi
   stop "$dns_pid"
-  stop "$etcd_pid"
 
   zonefile=$work/zone-$n
   write_zone "$n" "$zonefile"
@@ -429,8 +436,14 @@ for n in "${sizes[@]}"; do
     say "N=$n: starting $kind on core $server_cpu"
     start_reference "$kind" "$n" "$zonefile"
     measure "$kind" "$n" "$ref_port" "$queries" "$ref_pid"
+    # Control: the same churn next to NSD, which does not watch etcd, shows what the load on the
+    # client core alone costs dnsperf.
+    if [ "$kind" = nsd ] && [ "$n" = "$largest" ]; then
+      churn_measure nsd "$n" "$ref_port" "$queries" "$ref_pid"
+    fi
     stop "$ref_pid"
   done
+  stop "$etcd_pid"
 done
 
 # ---------------------------------------------------------------- report
@@ -481,14 +494,18 @@ report=$work/report
   echo
   echo "crash (SIGKILL of register --ttl 5) → NXDOMAIN, N=$largest: median $(median "${kills[@]}") s (each: ${kills[*]} s)"
   echo
-  echo "under churn (N=$largest, bench_registry churn at $churn_rate/s target, achieved ${F[churn_rate]}/s; etcd-dns answers the new data: ${F[churn_applied]})"
-  printf '  QPS idle %s, under churn %s (ratio %s); CPU/q idle %sus, under churn %sus\n' \
-    "${R[etcd-dns|$largest|qps]}" "${F[churn_qps]}" "$(ratio "${F[churn_qps]}" "${R[etcd-dns|$largest|qps]}")" \
-    "${R[etcd-dns|$largest|cpu]}" "${F[churn_cpu]}"
-  awk -v q="${F[churn_qps]}" -v c="${F[churn_cpu]}" -v c0="${R[etcd-dns|$largest|cpu]}" -v u="${F[churn_rate]}" 'BEGIN {
-    if (u > 0) printf "  server core busy %.0f %% under churn; ≈ %.0f us of server CPU per applied update ((CPU/q churn − idle) × QPS ÷ updates/s)\n",
-      q * c / 1e4, (c - c0) * q / u }'
-  echo "  (etcd and the churn client share core 0 with dnsperf, so part of a QPS drop can be the client's; CPU/q is the server's own)"
+  echo "under churn (N=$largest: bench_registry churn rewrites the N keys at $churn_rate/s during throughput runs; etcd and"
+  echo "the churn client run on core 0 with dnsperf, so NSD, which does not watch etcd, is the control for that cost)"
+  echo "etcd-dns answers the churned data afterwards: ${F[churn_applied]}"
+  printf '  %-9s %9s %9s %6s %9s %9s %6s %10s %14s\n' server 'QPS idle' 'QPS churn' ratio 'CPU/q idle' 'CPU/q churn' busy 'updates/s' 'CPU/update'
+  for s in etcd-dns nsd; do
+    printf '  %-9s %9s %9s %6s %8sus %9sus %6s %10s %14s\n' "$s" "${R[$s|$largest|qps]}" "${F[churn_qps|$s]}" \
+      "$(ratio "${F[churn_qps|$s]}" "${R[$s|$largest|qps]}")" "${R[$s|$largest|cpu]}" "${F[churn_cpu|$s]}" \
+      "$(busy "${F[churn_qps|$s]}" "${F[churn_cpu|$s]}")" "${F[churn_rate|$s]}" \
+      "$(awk -v q="${F[churn_qps|$s]}" -v c="${F[churn_cpu|$s]}" -v c0="${R[$s|$largest|cpu]}" -v u="${F[churn_rate|$s]}" \
+        'BEGIN { if (u > 0) printf "%.0fus", (c - c0) * q / u; else print "-" }')"
+  done
+  echo "  CPU/update = (CPU/q churn − CPU/q idle) × QPS churn ÷ updates/s: server CPU spent per applied update (≈ 0 for NSD)"
 } >"$report"
 cp "$report" "$results/latest.txt"
 echo
