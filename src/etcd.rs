@@ -49,6 +49,12 @@ pub enum EtcdError {
     /// Flags that do not fit together.
     #[error("{0}")]
     Config(String),
+    /// A request took longer than [`REQUEST_TIMEOUT`].
+    #[error("etcd at {endpoints}: request timed out after {REQUEST_TIMEOUT:?}")]
+    Timeout {
+        /// The endpoints tried.
+        endpoints: String,
+    },
     /// The client failed.
     #[error("etcd at {endpoints}: {source}")]
     Client {
@@ -122,6 +128,19 @@ impl EtcdConfig {
             Err(_) => Err(self.client_error(etcd_client::Error::InvalidArgs(
                 "connection timed out".into(),
             ))),
+        }
+    }
+
+    /// Runs one unary request, bounded by [`REQUEST_TIMEOUT`], naming the endpoints on error.
+    pub async fn timed<T>(
+        &self,
+        request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, EtcdError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+            Ok(result) => result.map_err(|source| self.client_error(source)),
+            Err(_) => Err(EtcdError::Timeout {
+                endpoints: self.endpoints_text(),
+            }),
         }
     }
 

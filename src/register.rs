@@ -17,7 +17,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::etcd::{EtcdConfig, EtcdError, REQUEST_TIMEOUT};
+use crate::etcd::{EtcdConfig, EtcdError};
 use crate::key::parse_key;
 use crate::table::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
 use crate::watch::{read_all, Backoff};
@@ -67,9 +67,6 @@ pub enum RegisterError {
     /// etcd could not be reached or refused a request.
     #[error(transparent)]
     Etcd(#[from] EtcdError),
-    /// A request took too long.
-    #[error("etcd request timed out after {0:?}")]
-    Timeout(Duration),
     /// The lease expired or was revoked under us.
     #[error("lease {0:x} lost")]
     LeaseLost(i64),
@@ -146,16 +143,6 @@ pub fn default_ip() -> Option<IpAddr> {
         .copied()
 }
 
-async fn timed<T>(
-    etcd: &EtcdConfig,
-    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, RegisterError> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
-        Ok(result) => result.map_err(|e| RegisterError::Etcd(etcd.client_error(e))),
-        Err(_) => Err(RegisterError::Timeout(REQUEST_TIMEOUT)),
-    }
-}
-
 /// Keeps `spec` registered until `shutdown`, then revokes the lease. Returns an error only for
 /// what retrying cannot fix.
 pub async fn run(
@@ -197,7 +184,7 @@ async fn session(
         _ = shutdown.cancelled() => return Ok(()),
         client = etcd.connect() => client?,
     };
-    let lease = timed(etcd, client.lease_grant(spec.ttl, None)).await?.id();
+    let lease = etcd.timed(client.lease_grant(spec.ttl, None)).await?.id();
     ours.push(lease);
     let claimed = tokio::select! {
         _ = shutdown.cancelled() => Err(None),
@@ -225,9 +212,11 @@ async fn session(
         "registered");
     backoff.reset();
 
-    let (mut keeper, mut alive) = timed(etcd, client.lease_keep_alive(lease)).await?;
+    let (mut keeper, mut alive) = etcd.timed(client.lease_keep_alive(lease)).await?;
     let watch_options = WatchOptions::new().with_start_revision(revision + 1);
-    let mut watch = timed(etcd, client.watch(key.as_bytes(), Some(watch_options))).await?;
+    let mut watch = etcd
+        .timed(client.watch(key.as_bytes(), Some(watch_options)))
+        .await?;
     let mut tick = tokio::time::interval(spec.keepalive_interval());
     let mut last_ack = Instant::now();
     let lease_ttl = Duration::from_secs(spec.ttl as u64);
@@ -242,7 +231,7 @@ async fn session(
                 if last_ack.elapsed() > lease_ttl {
                     return Err(RegisterError::LeaseLost(lease));
                 }
-                timed(etcd, keeper.keep_alive()).await?;
+                etcd.timed(keeper.keep_alive()).await?;
             }
             response = alive.message() => {
                 match response.map_err(|e| RegisterError::Etcd(etcd.client_error(e)))? {
@@ -285,7 +274,7 @@ async fn claim(
         .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
         .and_then([put.clone()])
         .or_else([TxnOp::get(key.as_str(), None)]);
-    let response = timed(etcd, client.txn(txn)).await?;
+    let response = etcd.timed(client.txn(txn)).await?;
     let revision =
         |r: &etcd_client::TxnResponse| r.header().map(|h| h.revision()).unwrap_or_default();
     if response.succeeded() {
@@ -299,7 +288,8 @@ async fn claim(
         return Err(RegisterError::Raced(key));
     };
     if holder != 0 && !ours.contains(&holder) {
-        let left = timed(etcd, client.lease_time_to_live(holder, None))
+        let left = etcd
+            .timed(client.lease_time_to_live(holder, None))
             .await?
             .ttl();
         if left > 0 {
@@ -318,7 +308,7 @@ async fn claim(
             mod_revision,
         )])
         .and_then([put]);
-    let response = timed(etcd, client.txn(txn)).await?;
+    let response = etcd.timed(client.txn(txn)).await?;
     if response.succeeded() {
         Ok(revision(&response))
     } else {
@@ -327,7 +317,7 @@ async fn claim(
 }
 
 async fn revoke(client: &mut Client, etcd: &EtcdConfig, lease: i64) {
-    if let Err(error) = timed(etcd, client.lease_revoke(lease)).await {
+    if let Err(error) = etcd.timed(client.lease_revoke(lease)).await {
         // Not fatal: an unrevoked lease still expires after its TTL.
         warn!(lease = format!("{lease:x}"), %error, "could not revoke lease");
     }
@@ -347,11 +337,6 @@ pub async fn list(
         negative_ttl: DEFAULT_NEGATIVE_TTL,
         statics: None,
     });
-    let (registry, _) = read_all(&mut client, etcd, &config)
-        .await
-        .map_err(|e| match e {
-            crate::watch::WatchError::Etcd(e) => RegisterError::Etcd(e),
-            _ => RegisterError::Timeout(REQUEST_TIMEOUT),
-        })?;
+    let (registry, _) = read_all(&mut client, etcd, &config).await?;
     Ok((registry.list(), registry.rejected()))
 }

@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::etcd::{prefix_end, EtcdConfig, EtcdError, REQUEST_TIMEOUT};
+use crate::etcd::{prefix_end, EtcdConfig, EtcdError};
 use crate::table::{Registry, Table, ZoneConfig};
 
 /// Keys fetched per range request during the full read: keeps each gRPC message far below the
@@ -28,9 +28,6 @@ pub enum WatchError {
     /// Connecting or a request failed.
     #[error(transparent)]
     Etcd(#[from] EtcdError),
-    /// A request took longer than [`REQUEST_TIMEOUT`].
-    #[error("etcd request timed out after {0:?}")]
-    Timeout(Duration),
     /// etcd cancelled the watch (compaction, lost leader).
     #[error("watch cancelled by etcd (compact revision {compact}): {reason}")]
     Cancelled {
@@ -100,23 +97,13 @@ pub async fn run(
     }
 }
 
-async fn timed<T>(
-    etcd: &EtcdConfig,
-    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, WatchError> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
-        Ok(result) => result.map_err(|e| WatchError::Etcd(etcd.client_error(e))),
-        Err(_) => Err(WatchError::Timeout(REQUEST_TIMEOUT)),
-    }
-}
-
 /// Reads every key under the prefix at one revision, page by page. Returns the registry and the
 /// revision it reflects.
 pub async fn read_all(
     client: &mut Client,
     etcd: &EtcdConfig,
     config: &Arc<ZoneConfig>,
-) -> Result<(Registry, i64), WatchError> {
+) -> Result<(Registry, i64), EtcdError> {
     let prefix = config.prefix.as_bytes();
     let end = prefix_end(prefix);
     let mut registry = Registry::new(config.clone());
@@ -129,7 +116,7 @@ pub async fn read_all(
         if revision > 0 {
             options = options.with_revision(revision);
         }
-        let response = timed(etcd, client.get(from.clone(), Some(options))).await?;
+        let response = etcd.timed(client.get(from.clone(), Some(options))).await?;
         if revision == 0 {
             revision = response.header().map(|h| h.revision()).unwrap_or_default();
         }
@@ -162,7 +149,9 @@ async fn sync(
         .with_prefix()
         .with_start_revision(revision + 1)
         .with_progress_notify();
-    let mut stream = timed(etcd, client.watch(config.prefix.as_bytes(), Some(options))).await?;
+    let mut stream = etcd
+        .timed(client.watch(config.prefix.as_bytes(), Some(options)))
+        .await?;
     // Publish only once the watch is in place: from here on no change can be missed.
     table.store(registry.snapshot());
     backoff.reset();
