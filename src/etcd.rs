@@ -11,10 +11,12 @@ pub const DEFAULT_ETCD: &str = "http://127.0.0.1:2379";
 /// How long to wait for a TCP/TLS connection to an endpoint.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// HTTP/2 keep-alive interval: a silent peer is noticed within interval + timeout, which bounds
-/// how long a watch can hang on a dead member.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(3);
+/// how long a watch can hang on a dead member. etcd answers pings more frequent than its
+/// `--grpc-keepalive-min-time` (default 5 s) with GOAWAY "too many pings", which breaks the
+/// watch, so stay well above it.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// HTTP/2 keep-alive timeout.
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on unary requests (reads, puts, grants); streams are not bounded by it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 

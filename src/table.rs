@@ -5,7 +5,7 @@
 //! (`imbl`) whose clone is O(1), so publishing a new snapshot costs the same at 100 or 100,000
 //! instances, and a query never waits on a writer: it loads the current snapshot pointer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -287,6 +287,9 @@ pub struct Registry {
     rejected: BTreeMap<String, String>,
     /// `Arc` copy of `rejected`, rebuilt only when it changed, so publishing stays O(1).
     rejected_published: Arc<BTreeMap<String, String>>,
+    /// Names whose entries are out of date: rebuilt once each at the next snapshot, so a batch
+    /// of events (or the initial read) costs O(changes), not O(changes × instances per name).
+    dirty: HashSet<LowerName>,
     revision: i64,
 }
 
@@ -300,6 +303,7 @@ impl Registry {
             names: imbl::HashMap::new(),
             rejected: BTreeMap::new(),
             rejected_published: Arc::default(),
+            dirty: HashSet::new(),
             revision: 0,
         };
         let statics = registry.config.statics.clone();
@@ -312,7 +316,7 @@ impl Registry {
                     .entry(touched.clone())
                     .or_default()
                     .insert(STATIC_KEY.to_string());
-                registry.recompute(&touched);
+                registry.dirty.insert(touched);
             }
         }
         registry
@@ -370,8 +374,12 @@ impl Registry {
         Applied::Removed
     }
 
-    /// A new immutable view of the current state (O(1): the name map is persistent).
-    pub fn snapshot(&self) -> Snapshot {
+    /// A new immutable view of the current state: rebuilds the names changed since the last
+    /// one, then shares the persistent name map (O(1)).
+    pub fn snapshot(&mut self) -> Snapshot {
+        for name in std::mem::take(&mut self.dirty) {
+            self.recompute(&name);
+        }
         Snapshot {
             names: self.names.clone(),
             revision: self.revision,
@@ -428,9 +436,7 @@ impl Registry {
                 names,
             },
         );
-        for name in touched {
-            self.recompute(&name);
-        }
+        self.dirty.extend(touched);
     }
 
     fn remove_instance(&mut self, key: &str) {
@@ -445,9 +451,8 @@ impl Registry {
                 }
             }
         }
-        for (name, _) in &old.names {
-            self.recompute(name);
-        }
+        self.dirty
+            .extend(old.names.into_iter().map(|(name, _)| name));
     }
 
     /// Rebuilds the entry of one name from the instances that contribute to it.

@@ -299,6 +299,45 @@ async fn udp_truncates_at_the_clients_size_and_tcp_is_complete() {
         assert!(!m.metadata.truncation);
         assert_eq!(m.answers.len(), 200, "{qtype} over TCP");
     }
+    // Only the additional section does not fit: it is dropped, without TC (RFC 2181 §9).
+    for i in 0..20u32 {
+        let value = format!(r#"{{"IP":"10.8.0.{}","port":80}}"#, i + 1);
+        client
+            .put(format!("services/mid/instance-{i}"), value, None)
+            .await
+            .expect("put");
+    }
+    let (m, _) = eventually("20 SRV records", Duration::from_secs(2), || async {
+        let m = query(
+            dns.addr,
+            "mid.services.local.",
+            RecordType::SRV,
+            Transport::Udp,
+        )
+        .await;
+        (m.answers.len() == 20).then_some(m)
+    })
+    .await;
+    let full = query(
+        dns.addr,
+        "mid.services.local.",
+        RecordType::SRV,
+        Transport::Tcp,
+    )
+    .await;
+    assert_eq!(
+        full.additionals.len(),
+        20,
+        "over TCP the targets' addresses come along"
+    );
+    assert!(
+        full.to_vec().expect("encode").len() > 1232,
+        "the whole answer exceeds UDP"
+    );
+    assert!(!m.metadata.truncation, "answers complete: no TC");
+    assert!(m.additionals.is_empty(), "additional section dropped whole");
+    assert!(m.edns.is_some(), "OPT kept");
+
     // A client advertising 4096 still gets at most our 1232.
     let mut big = build_query("big.services.local.", RecordType::A);
     let mut edns = Edns::new();
@@ -325,10 +364,34 @@ async fn any_axfr_opcodes_and_malformed_packets() {
     let types: std::collections::BTreeSet<_> = m.answers.iter().map(|r| r.record_type()).collect();
     assert_eq!(types.len(), 1, "one RRset: {types:?}");
 
+    // Other classes are not ours.
+    let mut chaos = build_query(name, RecordType::A);
+    chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    let reply = exchange(dns.addr, &chaos.to_vec().expect("encode"), Transport::Udp).await;
+    let m = Message::from_vec(&reply).expect("parse");
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(m.answers.is_empty());
+
+    // The DO bit is copied (RFC 3225), on live and catalog answers alike.
+    for qname in [name, "www.example.test."] {
+        let mut dnssec = build_query(qname, RecordType::A);
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        edns.set_dnssec_ok(true);
+        dnssec.set_edns(edns);
+        let reply = exchange(dns.addr, &dnssec.to_vec().expect("encode"), Transport::Udp).await;
+        let m = Message::from_vec(&reply).expect("parse");
+        assert!(m.edns.expect("OPT").flags().dnssec_ok, "{qname}: DO echoed");
+    }
+
     // Zone transfers are refused by default, over UDP and TCP.
     for qtype in [RecordType::AXFR, RecordType::IXFR] {
         let m = query(dns.addr, "services.local.", qtype, Transport::Tcp).await;
         assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{qtype}");
+        assert!(
+            !m.metadata.authoritative,
+            "{qtype}: a refusal is not authoritative"
+        );
     }
 
     // Opcodes other than QUERY: NOTIMP.

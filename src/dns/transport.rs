@@ -18,6 +18,9 @@ use super::respond::{Outcome, Responder};
 
 /// Idle TCP connections are closed after this long (Knot's default idle timeout is 10 s too).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once a message's length has arrived, its body must follow within this (Knot waits 0.5 s):
+/// a client that stalls mid-message does not hold a connection for the idle timeout.
+pub const TCP_IO_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a UDP thread wakes up to check for shutdown when no query arrives.
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
@@ -220,19 +223,18 @@ async fn tcp_connection(
 ) {
     let _ = stream.set_nodelay(true);
     loop {
-        let read = async {
-            let len = stream.read_u16().await? as usize;
-            let mut message = vec![0u8; len];
-            stream.read_exact(&mut message).await?;
-            Ok::<_, io::Error>(message)
-        };
-        let message = tokio::select! {
+        let len = tokio::select! {
             _ = shutdown.cancelled() => return,
-            read = tokio::time::timeout(TCP_IDLE_TIMEOUT, read) => match read {
-                Ok(Ok(message)) => message,
+            len = tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_u16()) => match len {
+                Ok(Ok(len)) => len as usize,
                 _ => return,
             },
         };
+        let mut message = vec![0u8; len];
+        match tokio::time::timeout(TCP_IO_TIMEOUT, stream.read_exact(&mut message)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
         let Some(reply) = responder.respond(&message, peer, Protocol::Tcp).await else {
             continue;
         };
