@@ -17,3 +17,4 @@ pub mod server;
 pub mod service;
 pub mod table;
 pub mod watch;
+pub mod wire;

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use hickory_server::proto::rr::LowerName;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -45,11 +44,7 @@ pub fn start(
     let zone = Arc::new(config.zone);
     let table = Arc::new(Table::new(&zone));
     let catalog = dns::catalog(&zone.zone, table.clone(), &config.catalog)?;
-    let responder = Arc::new(Responder::new(
-        LowerName::new(&zone.zone),
-        table.clone(),
-        catalog,
-    ));
+    let responder = Arc::new(Responder::new(table.clone(), catalog));
     let mut tasks = JoinSet::new();
     tasks.spawn(watch::run(
         config.etcd,

@@ -5,18 +5,19 @@
 //! (`imbl`) whose clone is O(1), so publishing a new snapshot costs the same at 100 or 100,000
 //! instances, and a query never waits on a writer: it loads the current snapshot pointer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, Record};
 use tracing::{debug, warn};
 
 use crate::key::{parse_key, ServiceKey};
 use crate::service::{parse_value, Registration, Target};
+use crate::wire::{key_name, name_key, rr_tail, NameKey, RRset};
 
 /// Default TTL of live records (`--ttl`): a lost registration outlives itself in caches by at
 /// most this long.
@@ -107,79 +108,76 @@ impl ZoneConfig {
     }
 }
 
-/// Everything served at one DNS name under the zone. Each list is one RRset, sorted so that
-/// rotation at query time is the only source of order changes.
+/// Everything served at one name, as records: the builder's output, encoded into a [`Node`].
+/// Each list is one RRset, sorted so that rotation at query time is the only source of order
+/// changes.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct NameEntry {
-    /// A records, one per distinct address.
-    pub a: Vec<Record>,
-    /// AAAA records, one per distinct address.
-    pub aaaa: Vec<Record>,
-    /// A CNAME, only when the name holds nothing else (RFC 1034 §3.6.2).
-    pub cname: Option<Record>,
-    /// SRV records, one per instance with a port.
-    pub srv: Vec<Record>,
+struct NameEntry {
+    a: Vec<Record>,
+    aaaa: Vec<Record>,
+    /// Only when the name holds nothing else (RFC 1034 §3.6.2).
+    cname: Option<Record>,
+    srv: Vec<Record>,
     /// The SRV targets' addresses, for the additional section.
-    pub srv_additionals: Vec<Record>,
-    /// TXT records, one per distinct string.
-    pub txt: Vec<Record>,
-    /// PTR records at a reverse name: every instance registered with that address.
-    pub ptr: Vec<Record>,
+    srv_additionals: Vec<Record>,
+    txt: Vec<Record>,
+    /// At a reverse name: every instance registered with that address.
+    ptr: Vec<Record>,
     /// Static records from the zone file other than A/AAAA (which merge into `a`/`aaaa`).
-    pub other: Vec<Record>,
+    other: Vec<Record>,
 }
 
 impl NameEntry {
-    /// True when the name exists but holds no records (an empty non-terminal).
-    pub fn is_empty(&self) -> bool {
-        self.a.is_empty()
-            && self.aaaa.is_empty()
-            && self.cname.is_none()
-            && self.srv.is_empty()
-            && self.txt.is_empty()
-            && self.ptr.is_empty()
-            && self.other.is_empty()
+    /// The RRsets in the order ANY picks from: A, AAAA, SRV, TXT, PTR, CNAME, then the zone
+    /// file's other types.
+    fn into_rrsets(self) -> Box<[RRset]> {
+        let mut sets = Vec::new();
+        for (records, extra) in [
+            (self.a, Vec::new()),
+            (self.aaaa, Vec::new()),
+            (self.srv, self.srv_additionals),
+            (self.txt, Vec::new()),
+            (self.ptr, Vec::new()),
+            (self.cname.into_iter().collect(), Vec::new()),
+        ] {
+            if !records.is_empty() {
+                sets.push(RRset::encode(&records, &extra));
+            }
+        }
+        let mut other = self.other;
+        other.sort_by_key(|r| u16::from(r.record_type()));
+        for chunk in other.chunk_by(|a, b| a.record_type() == b.record_type()) {
+            sets.push(RRset::encode(chunk, &[]));
+        }
+        sets.into_boxed_slice()
     }
+}
 
-    /// The RRset of `rtype` at this name (live and static records together).
-    pub fn rrset(&self, rtype: RecordType) -> Vec<Record> {
-        let live: &[Record] = match rtype {
-            RecordType::A => &self.a,
-            RecordType::AAAA => &self.aaaa,
-            RecordType::SRV => &self.srv,
-            RecordType::TXT => &self.txt,
-            RecordType::PTR => &self.ptr,
-            RecordType::CNAME => self.cname.as_slice(),
-            _ => &[],
-        };
-        let mut set = live.to_vec();
-        set.extend(
-            self.other
-                .iter()
-                .filter(|r| r.record_type() == rtype)
-                .cloned(),
-        );
-        set
-    }
+/// One name in the live table: its pre-encoded RRsets (none for an empty non-terminal), and
+/// the writer's bookkeeping of who contributes to it.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// Ids of the instances with records (or implied empty non-terminals) here; readers ignore
+    /// it. The static layer of a zone file is [`STATIC_ID`].
+    contributors: Box<[u32]>,
+    /// The RRsets, in ANY order.
+    pub rrsets: Box<[RRset]>,
+}
 
-    /// Every record at this name (for zone transfers).
-    pub fn all(&self) -> impl Iterator<Item = &Record> {
-        self.a
-            .iter()
-            .chain(&self.aaaa)
-            .chain(&self.cname)
-            .chain(&self.srv)
-            .chain(&self.txt)
-            .chain(&self.ptr)
-            .chain(&self.other)
+impl Node {
+    /// The RRset of type `rtype`.
+    pub fn rrset(&self, rtype: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
     }
 }
 
 /// One immutable view of the table, as the query path sees it.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// Records by name (lowercase).
-    pub names: imbl::HashMap<LowerName, Arc<NameEntry>>,
+    /// Nodes by lowercase wire name.
+    pub names: imbl::HashMap<NameKey, Arc<Node>>,
+    /// The zone's lowercase wire name.
+    pub zone_key: NameKey,
     /// The etcd revision this view reflects.
     pub revision: i64,
     /// False until the first full read of the registry completed.
@@ -190,8 +188,12 @@ pub struct Snapshot {
     pub rejected: Arc<BTreeMap<String, String>>,
     /// The apex SOA with the current serial.
     pub soa: Record,
+    /// The same SOA as wire bytes after the owner name (for answers and authority sections).
+    pub soa_tail: Box<[u8]>,
     /// The apex NS set.
     pub ns: Vec<Record>,
+    /// The apex NS set, encoded.
+    pub ns_rrset: RRset,
     /// When this view was published.
     pub published: Instant,
 }
@@ -199,16 +201,43 @@ pub struct Snapshot {
 impl Snapshot {
     /// The empty, not-ready view a server starts with.
     pub fn empty(config: &ZoneConfig) -> Self {
+        Self::new(config, imbl::HashMap::new(), 0, 0, Arc::default(), false)
+    }
+
+    fn new(
+        config: &ZoneConfig,
+        names: imbl::HashMap<NameKey, Arc<Node>>,
+        revision: i64,
+        instances: usize,
+        rejected: Arc<BTreeMap<String, String>>,
+        ready: bool,
+    ) -> Self {
+        let soa = config.soa(revision);
+        let ns = config.ns();
         Self {
-            names: imbl::HashMap::new(),
-            revision: 0,
-            ready: false,
-            instances: 0,
-            rejected: Arc::default(),
-            soa: config.soa(0),
-            ns: config.ns(),
+            names,
+            zone_key: name_key(&config.zone),
+            revision,
+            ready,
+            instances,
+            rejected,
+            soa_tail: rr_tail(&soa).into_boxed_slice(),
+            soa,
+            ns_rrset: RRset::encode(&ns, &[]),
+            ns,
             published: Instant::now(),
         }
+    }
+
+    /// The records at `key`, decoded (for zone transfers: slow, never on the query path).
+    pub fn records_at(&self, key: &[u8]) -> Vec<Record> {
+        let (Some(node), Some(name)) = (self.names.get(key), key_name(key)) else {
+            return Vec::new();
+        };
+        node.rrsets
+            .iter()
+            .flat_map(|set| decode_rrs(&name, set.rtype, &set.rrs, set.count))
+            .collect()
     }
 }
 
@@ -259,11 +288,10 @@ struct Roles {
 /// One valid registration.
 #[derive(Debug, Clone)]
 struct Instance {
+    /// The etcd key.
+    etcd_key: Box<str>,
     key: ServiceKey,
     registration: Registration,
-    /// Every name this instance touches, with what it contributes there (all false for the
-    /// empty non-terminals between its names and the zone).
-    names: Vec<(LowerName, Roles)>,
 }
 
 /// The outcome of applying one etcd event.
@@ -280,16 +308,18 @@ pub enum Applied {
 /// The writer's side of the table: every instance by key, and the derived records by name.
 pub struct Registry {
     config: Arc<ZoneConfig>,
-    instances: HashMap<String, Instance>,
-    /// Which keys contribute to each name, so a change recomputes only its own names.
-    contributors: HashMap<LowerName, BTreeSet<String>>,
-    names: imbl::HashMap<LowerName, Arc<NameEntry>>,
+    /// Instance ids by etcd key.
+    ids: HashMap<Box<str>, u32>,
+    /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
+    slab: Vec<Option<Instance>>,
+    free: Vec<u32>,
+    names: imbl::HashMap<NameKey, Arc<Node>>,
     rejected: BTreeMap<String, String>,
     /// `Arc` copy of `rejected`, rebuilt only when it changed, so publishing stays O(1).
     rejected_published: Arc<BTreeMap<String, String>>,
     /// Names whose entries are out of date: rebuilt once each at the next snapshot, so a batch
     /// of events (or the initial read) costs O(changes), not O(changes × instances per name).
-    dirty: HashSet<LowerName>,
+    dirty: HashSet<NameKey>,
     revision: i64,
 }
 
@@ -298,8 +328,9 @@ impl Registry {
     pub fn new(config: Arc<ZoneConfig>) -> Self {
         let mut registry = Self {
             config,
-            instances: HashMap::new(),
-            contributors: HashMap::new(),
+            ids: HashMap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             names: imbl::HashMap::new(),
             rejected: BTreeMap::new(),
             rejected_published: Arc::default(),
@@ -310,13 +341,7 @@ impl Registry {
         for name in statics.iter().flat_map(|s| s.names.keys()) {
             let owner: Name = name.into();
             for touched in with_ancestors(owner, &registry.config.zone) {
-                let touched = LowerName::new(&touched);
-                registry
-                    .contributors
-                    .entry(touched.clone())
-                    .or_default()
-                    .insert(STATIC_KEY.to_string());
-                registry.dirty.insert(touched);
+                registry.add_contributor(name_key(&touched), STATIC_ID);
             }
         }
         registry
@@ -324,12 +349,12 @@ impl Registry {
 
     /// Number of valid instances.
     pub fn len(&self) -> usize {
-        self.instances.len()
+        self.ids.len()
     }
 
     /// True when no instance is registered.
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty()
+        self.ids.is_empty()
     }
 
     /// Records that the registry now reflects etcd revision `revision`.
@@ -380,25 +405,24 @@ impl Registry {
         for name in std::mem::take(&mut self.dirty) {
             self.recompute(&name);
         }
-        Snapshot {
-            names: self.names.clone(),
-            revision: self.revision,
-            ready: true,
-            instances: self.instances.len(),
-            rejected: self.rejected_published.clone(),
-            soa: self.config.soa(self.revision),
-            ns: self.config.ns(),
-            published: Instant::now(),
-        }
+        Snapshot::new(
+            &self.config,
+            self.names.clone(),
+            self.revision,
+            self.ids.len(),
+            self.rejected_published.clone(),
+            true,
+        )
     }
 
     /// Every live instance as `(key, address or host)`, sorted by key: what `register list` and
     /// `/services` show.
     pub fn list(&self) -> Vec<(String, String)> {
         let mut all: Vec<_> = self
-            .instances
+            .slab
             .iter()
-            .map(|(key, inst)| (key.clone(), target_text(&inst.registration.target)))
+            .flatten()
+            .map(|i| (i.etcd_key.to_string(), target_text(&i.registration.target)))
             .collect();
         all.sort();
         all
@@ -418,83 +442,123 @@ impl Registry {
         }
     }
 
-    fn insert_instance(&mut self, key: String, service_key: ServiceKey, reg: Registration) {
-        let names = instance_names(&service_key, &reg, &self.config.zone);
-        for (name, _) in &names {
-            self.contributors
-                .entry(name.clone())
-                .or_default()
-                .insert(key.clone());
+    fn add_contributor(&mut self, name: NameKey, id: u32) {
+        let mut node = self
+            .names
+            .get(&name)
+            .map(|n| (**n).clone())
+            .unwrap_or_default();
+        let mut ids = node.contributors.into_vec();
+        if let Err(at) = ids.binary_search(&id) {
+            ids.insert(at, id);
         }
-        let touched: Vec<LowerName> = names.iter().map(|(n, _)| n.clone()).collect();
-        debug!(key = %key, "registered");
-        self.instances.insert(
+        node.contributors = ids.into_boxed_slice();
+        self.names.insert(name.clone(), Arc::new(node));
+        self.dirty.insert(name);
+    }
+
+    fn remove_contributor(&mut self, name: NameKey, id: u32) {
+        let Some(old) = self.names.get(&name) else {
+            return;
+        };
+        let ids: Vec<u32> = old
+            .contributors
+            .iter()
+            .copied()
+            .filter(|c| *c != id)
+            .collect();
+        if ids.is_empty() {
+            self.names.remove(&name);
+            self.dirty.remove(&name);
+        } else {
+            let node = Node {
+                contributors: ids.into_boxed_slice(),
+                rrsets: old.rrsets.clone(),
+            };
+            self.names.insert(name.clone(), Arc::new(node));
+            self.dirty.insert(name);
+        }
+    }
+
+    fn insert_instance(&mut self, etcd_key: String, key: ServiceKey, registration: Registration) {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.slab.push(None);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        for (name, _) in instance_names(&key, &registration, &self.config.zone) {
+            self.add_contributor(name, id);
+        }
+        debug!(key = %etcd_key, "registered");
+        let etcd_key: Box<str> = etcd_key.into();
+        self.ids.insert(etcd_key.clone(), id);
+        self.slab[id as usize] = Some(Instance {
+            etcd_key,
             key,
-            Instance {
-                key: service_key,
-                registration: reg,
-                names,
-            },
-        );
-        self.dirty.extend(touched);
+            registration,
+        });
     }
 
-    fn remove_instance(&mut self, key: &str) {
-        let Some(old) = self.instances.remove(key) else {
+    fn remove_instance(&mut self, etcd_key: &str) {
+        let Some(id) = self.ids.remove(etcd_key) else {
             return;
         };
-        for (name, _) in &old.names {
-            if let Some(set) = self.contributors.get_mut(name) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.contributors.remove(name);
-                }
-            }
+        let Some(old) = self.slab.get_mut(id as usize).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(id);
+        for (name, _) in instance_names(&old.key, &old.registration, &self.config.zone) {
+            self.remove_contributor(name, id);
         }
-        self.dirty
-            .extend(old.names.into_iter().map(|(name, _)| name));
     }
 
-    /// Rebuilds the entry of one name from the instances that contribute to it.
-    fn recompute(&mut self, name: &LowerName) {
-        let Some(keys) = self.contributors.get(name) else {
-            self.names.remove(name);
+    /// Rebuilds the RRsets of one name from what contributes to it.
+    fn recompute(&mut self, name: &NameKey) {
+        let Some(node) = self.names.get(name) else {
             return;
         };
-        let owner: Name = name.into();
+        let Some(owner) = key_name(name) else {
+            return;
+        };
         let mut builder = EntryBuilder::default();
-        if keys.contains(STATIC_KEY) {
-            let statics = self.config.statics.as_ref();
-            for record in statics
-                .and_then(|s| s.names.get(name))
-                .into_iter()
-                .flatten()
-            {
-                builder.add_static(record);
+        for &id in node.contributors.iter() {
+            if id == STATIC_ID {
+                let statics = self.config.statics.as_ref();
+                let lower = LowerName::new(&owner);
+                for record in statics
+                    .and_then(|s| s.names.get(&lower))
+                    .into_iter()
+                    .flatten()
+                {
+                    builder.add_static(record);
+                }
+                continue;
             }
-        }
-        for key in keys {
-            let Some(inst) = self.instances.get(key) else {
+            let Some(inst) = self.slab.get(id as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            let roles = inst
-                .names
-                .iter()
+            let roles = instance_names(&inst.key, &inst.registration, &self.config.zone)
+                .into_iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, r)| *r)
+                .map(|(_, r)| r)
                 .unwrap_or_default();
             builder.add(&self.config.zone, inst, roles, self.config.ttl);
         }
-        let entry = builder.finish(&owner);
-        if self.names.get(name).map(|e| **e != entry).unwrap_or(true) {
-            self.names.insert(name.clone(), Arc::new(entry));
+        let rrsets = builder.finish(&owner).into_rrsets();
+        if rrsets != node.rrsets {
+            let node = Node {
+                contributors: node.contributors.clone(),
+                rrsets,
+            };
+            self.names.insert(name.clone(), Arc::new(node));
         }
     }
 }
 
-/// The contributor mark of static records: never a valid registry key (keys are non-empty
-/// after the prefix).
-const STATIC_KEY: &str = "";
+/// The contributor id of a zone file's static records (never an instance id).
+const STATIC_ID: u32 = u32::MAX;
 
 /// Accumulates one name's records from its contributing instances.
 #[derive(Default)]
@@ -634,7 +698,7 @@ impl EntryBuilder {
 /// Every name an instance touches, with its roles there, plus the empty non-terminals between
 /// those names and the zone. SRV names exist only for instances with a port, and the reverse
 /// name only for address targets.
-fn instance_names(key: &ServiceKey, reg: &Registration, zone: &Name) -> Vec<(LowerName, Roles)> {
+fn instance_names(key: &ServiceKey, reg: &Registration, zone: &Name) -> Vec<(NameKey, Roles)> {
     let mut roles: BTreeMap<Name, Roles> = BTreeMap::new();
     roles.entry(key.owner_name(zone)).or_default().owner = true;
     roles.entry(key.service_name(zone)).or_default().service = true;
@@ -654,8 +718,22 @@ fn instance_names(key: &ServiceKey, reg: &Registration, zone: &Name) -> Vec<(Low
     }
     roles
         .into_iter()
-        .map(|(name, roles)| (LowerName::new(&name), roles))
+        .map(|(name, roles)| (name_key(&name), roles))
         .collect()
+}
+
+/// Decodes pointer-owned records by placing them after a question for `name`.
+fn decode_rrs(name: &Name, rtype: u16, rrs: &[u8], count: u16) -> Vec<Record> {
+    let mut message = vec![0u8; 12];
+    message[5] = 1; // QDCOUNT
+    message[6..8].copy_from_slice(&count.to_be_bytes());
+    message.extend_from_slice(&name_key(name));
+    message.extend_from_slice(&rtype.to_be_bytes());
+    message.extend_from_slice(&1u16.to_be_bytes());
+    message.extend_from_slice(rrs);
+    hickory_proto::op::Message::from_vec(&message)
+        .map(|m| m.answers)
+        .unwrap_or_default()
 }
 
 /// `name` followed by its ancestors strictly below `zone` (the empty non-terminals a name

@@ -1,105 +1,87 @@
-//! The live zone: a [`ZoneHandler`] over the watched [`Table`]. Lookups are hash-map reads on an
-//! immutable snapshot, so a query never waits on the watcher and never touches etcd.
+//! The live zone: answers in wire format from an immutable snapshot (a hash lookup and a few
+//! copies: the query path never waits on the watcher and never touches etcd), and a
+//! [`ZoneHandler`] over the same table for what goes through hickory's catalog: zone transfers.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hickory_server::proto::op::ResponseCode;
-use hickory_server::proto::rr::{
-    LowerName, Name, Record, RecordSet, RecordType, TSigResponseContext,
-};
+use hickory_server::proto::rr::{LowerName, Name, RecordSet, RecordType, TSigResponseContext};
 use hickory_server::server::{Request, RequestInfo};
 use hickory_server::zone_handler::{
     AuthLookup, AxfrPolicy, AxfrRecords, LookupControlFlow, LookupError, LookupOptions,
     LookupRecords, ZoneHandler, ZoneTransfer, ZoneType,
 };
-
 use tracing::{debug, info};
 
-use crate::table::{NameEntry, Snapshot, Table};
+use crate::table::{Snapshot, Table};
+use crate::wire::{zone_offset, ReplyBody};
 
-/// What the live table says about one question.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// Records for the answer section, and records for the additional section.
-    Records(Vec<Record>, Vec<Record>),
-    /// The name exists but holds no record of the asked type (NOERROR, empty answer).
-    NoData,
-    /// The name does not exist in the zone.
-    NxDomain,
-    /// The question is not ours to answer (zone transfer without permission).
-    Refused,
-}
+/// Compression pointer to the question name, the owner of answer records.
+const QNAME_POINTER: [u8; 2] = [0xc0, 0x0c];
+const SERVFAIL: u8 = 2;
+const NXDOMAIN: u8 = 3;
 
-/// Answers `name`/`qtype` from `snapshot`. `rotate` picks the first record of multi-record
-/// sets so that successive answers spread clients over instances.
-pub fn answer(
-    snapshot: &Snapshot,
-    origin: &LowerName,
-    name: &LowerName,
-    qtype: RecordType,
+/// The reply body for `key`/`qtype` under the live zone, whose name starts at `zone_at` in
+/// `key`. `rotate` picks the first record of multi-record sets so that successive answers
+/// spread clients over instances.
+pub fn live_body<'a>(
+    snapshot: &'a Snapshot,
+    key: &[u8],
+    qtype: u16,
+    zone_at: usize,
     rotate: usize,
-) -> Answer {
-    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-        return Answer::Refused;
+) -> ReplyBody<'a> {
+    let mut body = ReplyBody {
+        authoritative: true,
+        ..ReplyBody::default()
+    };
+    if !snapshot.ready {
+        body.authoritative = false;
+        body.rcode = SERVFAIL;
+        return body;
     }
-    if name == origin {
-        match qtype {
-            RecordType::SOA | RecordType::ANY => {
-                return Answer::Records(vec![snapshot.soa.clone()], Vec::new())
-            }
-            RecordType::NS => return Answer::Records(snapshot.ns.clone(), Vec::new()),
-            _ => {}
+    let soa = Some((&*snapshot.soa_tail, zone_at));
+    let apex = zone_at == 0;
+    if apex && (qtype == u16::from(RecordType::SOA) || qtype == u16::from(RecordType::ANY)) {
+        body.answers = (&QNAME_POINTER, &snapshot.soa_tail, 1);
+        return body;
+    }
+    if apex && qtype == u16::from(RecordType::NS) {
+        let set = &snapshot.ns_rrset;
+        let (first, second) = set.rotated(rotate);
+        body.answers = (first, second, set.count);
+        return body;
+    }
+    let Some(node) = snapshot.names.get(key) else {
+        if !apex {
+            body.rcode = NXDOMAIN;
         }
-    }
-    let Some(entry) = snapshot.names.get(name) else {
-        return if name == origin {
-            Answer::NoData
-        } else {
-            Answer::NxDomain
-        };
+        body.soa = soa;
+        return body;
     };
-    entry_answer(entry, qtype, rotate)
-}
-
-fn entry_answer(entry: &NameEntry, qtype: RecordType, rotate: usize) -> Answer {
-    if qtype == RecordType::SRV && !entry.srv.is_empty() {
-        let set = entry.rrset(RecordType::SRV);
-        return Answer::Records(rotated(&set, rotate), entry.srv_additionals.clone());
-    }
-    let set = match qtype {
+    let set = if qtype == u16::from(RecordType::ANY) {
         // RFC 8482: one RRset, never the whole name.
-        RecordType::ANY => [
-            RecordType::A,
-            RecordType::AAAA,
-            RecordType::SRV,
-            RecordType::TXT,
-            RecordType::PTR,
-            RecordType::CNAME,
-        ]
-        .into_iter()
-        .map(|t| entry.rrset(t))
-        .find(|set| !set.is_empty())
-        .unwrap_or_else(|| entry.other.iter().take(1).cloned().collect()),
-        other => entry.rrset(other),
+        node.rrsets.first()
+    } else {
+        node.rrset(qtype)
+            // A name with a CNAME answers every other type with it (RFC 1034 §3.6.2).
+            .or_else(|| node.rrset(RecordType::CNAME.into()))
     };
-    if !set.is_empty() {
-        return Answer::Records(rotated(&set, rotate), Vec::new());
+    match set {
+        Some(set) => {
+            let (first, second) = set.rotated(rotate);
+            body.answers = (first, second, set.count);
+            body.additional = (&set.extra, set.extra_count);
+        }
+        None => body.soa = soa,
     }
-    // A name with a CNAME answers every other type with the CNAME (RFC 1034 §3.6.2).
-    match entry.rrset(RecordType::CNAME).into_iter().next() {
-        Some(cname) => Answer::Records(vec![cname], Vec::new()),
-        None => Answer::NoData,
-    }
+    body
 }
 
-fn rotated(set: &[Record], rotate: usize) -> Vec<Record> {
-    let mut out = Vec::with_capacity(set.len());
-    let start = rotate % set.len().max(1);
-    out.extend_from_slice(&set[start..]);
-    out.extend_from_slice(&set[..start]);
-    out
+/// Where the zone starts in `key`, if `key` is in the live zone.
+pub fn in_zone(snapshot: &Snapshot, key: &[u8]) -> Option<usize> {
+    zone_offset(key, &snapshot.zone_key)
 }
 
 /// The live zone as hickory sees it. The responder answers ordinary queries itself; the
@@ -108,8 +90,6 @@ pub struct LiveZone {
     origin: LowerName,
     table: Arc<Table>,
     allow_transfer: Acl,
-    /// Per-answer rotation counter; relaxed ordering is enough, it only spreads load.
-    rotation: AtomicUsize,
 }
 
 impl LiveZone {
@@ -119,7 +99,6 @@ impl LiveZone {
             origin: LowerName::new(origin),
             table,
             allow_transfer,
-            rotation: AtomicUsize::new(0),
         }
     }
 
@@ -127,43 +106,12 @@ impl LiveZone {
     pub fn table(&self) -> &Arc<Table> {
         &self.table
     }
+}
 
-    fn answer(
-        &self,
-        name: &LowerName,
-        qtype: RecordType,
-        original: Option<&Name>,
-    ) -> LookupControlFlow<AuthLookup> {
-        let snapshot = self.table.load();
-        let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
-        match answer(&snapshot, &self.origin, name, qtype, rotate) {
-            Answer::Records(mut answers, additionals) => {
-                // Answers keep the query's spelling (DNS is case-insensitive, clients compare
-                // what they asked with what they got).
-                if let Some(original) = original {
-                    for record in answers
-                        .iter_mut()
-                        .filter(|r| LowerName::new(&r.name) == *name)
-                    {
-                        record.name = original.clone();
-                    }
-                }
-                let additionals =
-                    (!additionals.is_empty()).then_some(LookupRecords::Section(additionals));
-                LookupControlFlow::Continue(Ok(AuthLookup::answers(
-                    LookupRecords::Section(answers),
-                    additionals,
-                )))
-            }
-            Answer::NoData => LookupControlFlow::Continue(Err(LookupError::NameExists)),
-            Answer::NxDomain => {
-                LookupControlFlow::Continue(Err(LookupError::from(ResponseCode::NXDomain)))
-            }
-            Answer::Refused => {
-                LookupControlFlow::Break(Err(LookupError::from(ResponseCode::Refused)))
-            }
-        }
-    }
+/// Ordinary queries never reach the catalog for the live zone (the responder answers them);
+/// what does — zone transfers, IXFR — is refused unless handled below.
+fn not_here() -> LookupControlFlow<AuthLookup> {
+    LookupControlFlow::Break(Err(LookupError::from(ResponseCode::Refused)))
 }
 
 #[async_trait::async_trait]
@@ -187,27 +135,16 @@ impl ZoneHandler for LiveZone {
         _request_info: Option<&RequestInfo<'_>>,
         _lookup_options: LookupOptions,
     ) -> LookupControlFlow<AuthLookup> {
-        self.answer(name, rtype, None)
+        debug!(%name, %rtype, "live zone lookup through the catalog");
+        not_here()
     }
 
     async fn search(
         &self,
-        request: &Request,
+        _request: &Request,
         _lookup_options: LookupOptions,
     ) -> (LookupControlFlow<AuthLookup>, Option<TSigResponseContext>) {
-        let info = match request.request_info() {
-            Ok(info) => info,
-            Err(e) => return (LookupControlFlow::Break(Err(e)), None),
-        };
-        let query = info.query;
-        (
-            self.answer(
-                query.name(),
-                query.query_type(),
-                Some(query.original().name()),
-            ),
-            None,
-        )
+        (not_here(), None)
     }
 
     async fn nsec_records(
@@ -242,11 +179,12 @@ impl ZoneHandler for LiveZone {
             .cloned()
             .map(|r| Arc::new(RecordSet::from(r)))
             .collect();
-        for (name, entry) in snapshot.names.iter() {
-            if !self.origin.zone_of(name) {
+        for key in snapshot.names.keys() {
+            if in_zone(&snapshot, key).is_none() {
                 continue; // reverse names live in other zones
             }
-            sets.extend(entry.all().cloned().map(|r| Arc::new(RecordSet::from(r))));
+            let records = snapshot.records_at(key);
+            sets.extend(records.into_iter().map(|r| Arc::new(RecordSet::from(r))));
         }
         info!(%src, records = sets.len(), serial = snapshot.revision, "zone transfer");
         let soa = Arc::new(RecordSet::from(snapshot.soa.clone()));

@@ -15,17 +15,16 @@ use std::sync::{Arc, LazyLock, Mutex};
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::net::NetError;
-use hickory_server::proto::op::{
-    Edns, Message, MessageType, Metadata, OpCode, Query, ResponseCode,
-};
-use hickory_server::proto::rr::{DNSClass, LowerName, Record, RecordType};
+use hickory_server::proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, Record, RecordType};
 use hickory_server::proto::serialize::binary::BinEncoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{Catalog, MessageResponse};
 use tracing::debug;
 
-use super::live::{answer, Answer};
-use crate::table::{Snapshot, Table};
+use super::live;
+use crate::table::Table;
+use crate::wire::{self, WireQuery, CLASS_IN};
 
 /// EDNS UDP payload size we advertise and never exceed (DNS flag day 2020; Knot's default).
 pub const EDNS_PAYLOAD: u16 = 1232;
@@ -59,10 +58,18 @@ struct Limit {
 
 impl Limit {
     fn new(edns: Option<&Edns>, protocol: Protocol) -> Self {
+        Self::of(edns.map(|e| e.max_payload()), protocol)
+    }
+
+    fn from_wire(edns: Option<wire::QueryEdns>, protocol: Protocol) -> Self {
+        Self::of(edns.map(|e| e.payload), protocol)
+    }
+
+    fn of(payload: Option<u16>, protocol: Protocol) -> Self {
         match protocol {
             Protocol::Udp => Self {
-                size: edns.map_or(PLAIN_UDP_PAYLOAD, |e| {
-                    e.max_payload().clamp(PLAIN_UDP_PAYLOAD, EDNS_PAYLOAD)
+                size: payload.map_or(PLAIN_UDP_PAYLOAD, |p| {
+                    p.clamp(PLAIN_UDP_PAYLOAD, EDNS_PAYLOAD)
                 }) as usize,
                 stream: false,
             },
@@ -76,7 +83,6 @@ impl Limit {
 
 /// Answers requests: the live zone directly, the rest through hickory's [`Catalog`].
 pub struct Responder {
-    origin: LowerName,
     table: Arc<Table>,
     catalog: Catalog,
     /// Per-answer rotation counter; relaxed ordering is enough, it only spreads load.
@@ -84,10 +90,9 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// A responder for the live zone `origin` over `table`, with `catalog` for the rest.
-    pub fn new(origin: LowerName, table: Arc<Table>, catalog: Catalog) -> Self {
+    /// A responder for the live zone over `table`, with `catalog` for the rest.
+    pub fn new(table: Arc<Table>, catalog: Catalog) -> Self {
         Self {
-            origin,
             table,
             catalog,
             rotation: AtomicUsize::new(0),
@@ -108,8 +113,62 @@ impl Responder {
         }
     }
 
-    /// The synchronous part: everything that needs neither the catalog nor I/O.
+    /// The synchronous part: everything that needs neither the catalog nor I/O. Plain
+    /// queries take the wire path; anything else is parsed by hickory first.
     pub fn fast(&self, bytes: &[u8], protocol: Protocol) -> Outcome {
+        match wire::parse_query(bytes) {
+            Some(query)
+                if query.edns.is_none_or(|e| e.version == 0) && query.qclass == CLASS_IN =>
+            {
+                self.plain(&query, protocol)
+            }
+            _ => self.general(bytes, protocol),
+        }
+    }
+
+    /// A plain IN query: the live zone and our reverse names are answered here.
+    fn plain(&self, query: &WireQuery<'_>, protocol: Protocol) -> Outcome {
+        let limit = Limit::from_wire(query.edns, protocol);
+        let snapshot = self.table.load();
+        let mut out = Vec::with_capacity(512);
+        match live::in_zone(&snapshot, query.key()) {
+            Some(zone_at) => {
+                if query.qtype == u16::from(RecordType::AXFR) {
+                    return Outcome::Slow; // the catalog checks --allow-transfer
+                }
+                if query.qtype == u16::from(RecordType::IXFR) {
+                    return self.general(query.bytes, protocol);
+                }
+                let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
+                let body = live::live_body(&snapshot, query.key(), query.qtype, zone_at, rotate);
+                wire::write_reply(&mut out, query, &body, EDNS_PAYLOAD, limit.size);
+            }
+            None => {
+                // PTR of a registered address; any other name belongs to the catalog.
+                let ptr = u16::from(RecordType::PTR);
+                let node = snapshot.names.get(query.key());
+                let Some(set) = node
+                    .and_then(|n| n.rrset(ptr))
+                    .filter(|_| query.qtype == ptr)
+                else {
+                    return Outcome::Slow;
+                };
+                let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
+                let (first, second) = set.rotated(rotate);
+                let body = wire::ReplyBody {
+                    authoritative: true,
+                    answers: (first, second, set.count),
+                    ..wire::ReplyBody::default()
+                };
+                wire::write_reply(&mut out, query, &body, EDNS_PAYLOAD, limit.size);
+            }
+        }
+        Outcome::Reply(out)
+    }
+
+    /// Everything the wire parser declined: errors, odd classes and opcodes, and valid queries
+    /// in an unusual shape, which are rewritten plainly and answered on the wire path.
+    fn general(&self, bytes: &[u8], protocol: Protocol) -> Outcome {
         let request = match Message::from_vec(bytes) {
             Ok(request) => request,
             Err(error) => {
@@ -131,48 +190,36 @@ impl Responder {
         let [query] = request.queries.as_slice() else {
             return refuse(ResponseCode::FormErr);
         };
-        let name = LowerName::new(query.name());
-        if !self.origin.zone_of(&name) {
-            return match self.reverse(&request, query, &name, limit) {
-                Some(reply) => Outcome::Reply(reply),
-                None => Outcome::Slow,
-            };
-        }
-        match (query.query_class(), query.query_type()) {
-            // The catalog checks --allow-transfer.
-            (_, RecordType::AXFR) => Outcome::Slow,
-            // No incremental transfers: a secondary falls back to AXFR.
-            (_, RecordType::IXFR) => refuse(ResponseCode::Refused),
-            (DNSClass::IN, _) => {
-                let snapshot = self.table.load();
-                let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
-                let reply = live_reply(&request, query, &name, &self.origin, &snapshot, rotate);
-                Outcome::Reply(fit(reply, limit))
-            }
-            _ => refuse(ResponseCode::Refused),
-        }
-    }
-
-    /// PTR for a registered address; `None` leaves the name to the catalog (upstream).
-    fn reverse(
-        &self,
-        request: &Message,
-        query: &Query,
-        name: &LowerName,
-        limit: Limit,
-    ) -> Option<Vec<u8>> {
-        if query.query_type() != RecordType::PTR || query.query_class() != DNSClass::IN {
-            return None;
-        }
+        let key = wire::name_key(query.name());
         let snapshot = self.table.load();
-        let entry = snapshot.names.get(name).filter(|e| !e.ptr.is_empty())?;
-        let mut reply = reply_to(request);
-        reply.metadata.authoritative = true;
-        reply.answers = entry.ptr.clone();
-        for record in reply.answers.iter_mut() {
-            record.name = query.name().clone();
+        let ours = live::in_zone(&snapshot, &key).is_some();
+        if ours && (query.query_class() != DNSClass::IN || query.query_type() == RecordType::IXFR) {
+            // Other classes are not ours; no incremental transfers (a secondary falls back to
+            // AXFR).
+            return refuse(ResponseCode::Refused);
         }
-        Some(fit(reply, limit))
+        if !ours && !snapshot.names.contains_key(&key) {
+            return Outcome::Slow;
+        }
+        // A valid query in an unusual shape (TSIG, several additional records...): ask again
+        // plainly.
+        let mut plain = Message::new(request.metadata.id, MessageType::Query, OpCode::Query);
+        plain.metadata.recursion_desired = request.metadata.recursion_desired;
+        plain.metadata.checking_disabled = request.metadata.checking_disabled;
+        plain.add_query(query.clone());
+        plain.edns = reply_edns(&request).map(|mut e| {
+            e.set_max_payload(
+                request
+                    .edns
+                    .as_ref()
+                    .map_or(PLAIN_UDP_PAYLOAD, |r| r.max_payload()),
+            );
+            e
+        });
+        match plain.to_vec().ok().as_deref().and_then(wire::parse_query) {
+            Some(query) if query.qclass == CLASS_IN => self.plain(&query, protocol),
+            _ => Outcome::Slow,
+        }
     }
 
     /// The catalog path: static zones, forwarding, zone transfers.
@@ -268,45 +315,6 @@ fn form_error(bytes: &[u8]) -> Outcome {
         reply.extend_from_slice(&BARE_OPT);
     }
     Outcome::Reply(reply)
-}
-
-/// The reply for a query under the live zone.
-fn live_reply(
-    request: &Message,
-    query: &Query,
-    name: &LowerName,
-    origin: &LowerName,
-    snapshot: &Snapshot,
-    rotate: usize,
-) -> Message {
-    let mut reply = reply_to(request);
-    if !snapshot.ready {
-        reply.metadata.response_code = ResponseCode::ServFail;
-        return reply;
-    }
-    reply.metadata.authoritative = true;
-    match answer(snapshot, origin, name, query.query_type(), rotate) {
-        Answer::Records(mut answers, additionals) => {
-            // Answers keep the query's spelling.
-            for record in answers.iter_mut() {
-                if LowerName::new(&record.name) == *name {
-                    record.name = query.name().clone();
-                }
-            }
-            reply.answers = answers;
-            reply.additionals = additionals;
-        }
-        Answer::NoData => reply.authorities.push(snapshot.soa.clone()),
-        Answer::NxDomain => {
-            reply.metadata.response_code = ResponseCode::NXDomain;
-            reply.authorities.push(snapshot.soa.clone());
-        }
-        Answer::Refused => {
-            reply.metadata.authoritative = false;
-            reply.metadata.response_code = ResponseCode::Refused;
-        }
-    }
-    reply
 }
 
 /// Encodes `reply` within `limit` (see the module documentation for the rules).
