@@ -19,8 +19,9 @@ pub const DEFAULT_WEIGHT: u16 = 10;
 pub enum Target {
     /// An address: A for IPv4, AAAA for IPv6.
     Addr(IpAddr),
-    /// A host name: served as a CNAME, and as the SRV target.
-    Host(Name),
+    /// A host name: served as a CNAME, and as the SRV target (boxed: addresses are the common
+    /// case and should not pay for a name's size).
+    Host(Box<Name>),
 }
 
 /// One instance as its etcd value describes it.
@@ -123,7 +124,7 @@ fn parse_host(text: &str) -> Result<Target, ValueError> {
         return Err(field_error("host", "empty host name"));
     }
     name.set_fqdn(true);
-    Ok(Target::Host(name))
+    Ok(Target::Host(Box::new(name)))
 }
 
 fn u64_field(map: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, ValueError> {
@@ -231,7 +232,9 @@ mod tests {
             (
                 r#"{"host":"db.example.com"}"#,
                 Registration {
-                    target: Target::Host(Name::from_ascii("db.example.com.").expect("name")),
+                    target: Target::Host(Box::new(
+                        Name::from_ascii("db.example.com.").expect("name"),
+                    )),
                     ..base.clone()
                 },
             ),

@@ -153,13 +153,20 @@ impl NameEntry {
     }
 }
 
+/// The hasher of the live table: foldhash is several times faster than SipHash on short keys
+/// and still seeded per process, so query names cannot be chosen to collide.
+pub type FastHash = foldhash::fast::RandomState;
+/// The live table's map: persistent (O(1) clone), keyed by lowercase wire name.
+pub type Names =
+    imbl::GenericHashMap<NameKey, Arc<Node>, FastHash, imbl::shared_ptr::DefaultSharedPtr>;
+
 /// One name in the live table: its pre-encoded RRsets (none for an empty non-terminal), and
 /// the writer's bookkeeping of who contributes to it.
 #[derive(Debug, Clone, Default)]
 pub struct Node {
-    /// Ids of the instances with records (or implied empty non-terminals) here; readers ignore
-    /// it. The static layer of a zone file is [`STATIC_ID`].
-    contributors: Box<[u32]>,
+    /// Ids of the instances with records (or implied empty non-terminals) here, sorted, with
+    /// what each contributes; readers ignore it. The zone file's static layer is [`STATIC_ID`].
+    contributors: Box<[(u32, Roles)]>,
     /// The RRsets, in ANY order.
     pub rrsets: Box<[RRset]>,
 }
@@ -175,7 +182,7 @@ impl Node {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Nodes by lowercase wire name.
-    pub names: imbl::HashMap<NameKey, Arc<Node>>,
+    pub names: Names,
     /// The zone's lowercase wire name.
     pub zone_key: NameKey,
     /// The etcd revision this view reflects.
@@ -201,12 +208,12 @@ pub struct Snapshot {
 impl Snapshot {
     /// The empty, not-ready view a server starts with.
     pub fn empty(config: &ZoneConfig) -> Self {
-        Self::new(config, imbl::HashMap::new(), 0, 0, Arc::default(), false)
+        Self::new(config, Names::default(), 0, 0, Arc::default(), false)
     }
 
     fn new(
         config: &ZoneConfig,
-        names: imbl::HashMap<NameKey, Arc<Node>>,
+        names: Names,
         revision: i64,
         instances: usize,
         rejected: Arc<BTreeMap<String, String>>,
@@ -288,8 +295,6 @@ struct Roles {
 /// One valid registration.
 #[derive(Debug, Clone)]
 struct Instance {
-    /// The etcd key.
-    etcd_key: Box<str>,
     key: ServiceKey,
     registration: Registration,
 }
@@ -309,11 +314,11 @@ pub enum Applied {
 pub struct Registry {
     config: Arc<ZoneConfig>,
     /// Instance ids by etcd key.
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32, FastHash>,
     /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
     slab: Vec<Option<Instance>>,
     free: Vec<u32>,
-    names: imbl::HashMap<NameKey, Arc<Node>>,
+    names: Names,
     rejected: BTreeMap<String, String>,
     /// `Arc` copy of `rejected`, rebuilt only when it changed, so publishing stays O(1).
     rejected_published: Arc<BTreeMap<String, String>>,
@@ -328,10 +333,10 @@ impl Registry {
     pub fn new(config: Arc<ZoneConfig>) -> Self {
         let mut registry = Self {
             config,
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             slab: Vec::new(),
             free: Vec::new(),
-            names: imbl::HashMap::new(),
+            names: Names::default(),
             rejected: BTreeMap::new(),
             rejected_published: Arc::default(),
             dirty: HashSet::new(),
@@ -341,7 +346,7 @@ impl Registry {
         for name in statics.iter().flat_map(|s| s.names.keys()) {
             let owner: Name = name.into();
             for touched in with_ancestors(owner, &registry.config.zone) {
-                registry.add_contributor(name_key(&touched), STATIC_ID);
+                registry.add_contributor(name_key(&touched), STATIC_ID, Roles::default());
             }
         }
         registry
@@ -419,10 +424,12 @@ impl Registry {
     /// `/services` show.
     pub fn list(&self) -> Vec<(String, String)> {
         let mut all: Vec<_> = self
-            .slab
+            .ids
             .iter()
-            .flatten()
-            .map(|i| (i.etcd_key.to_string(), target_text(&i.registration.target)))
+            .filter_map(|(key, id)| {
+                let inst = self.slab.get(*id as usize)?.as_ref()?;
+                Some((key.to_string(), target_text(&inst.registration.target)))
+            })
             .collect();
         all.sort();
         all
@@ -442,15 +449,16 @@ impl Registry {
         }
     }
 
-    fn add_contributor(&mut self, name: NameKey, id: u32) {
+    fn add_contributor(&mut self, name: NameKey, id: u32, roles: Roles) {
         let mut node = self
             .names
             .get(&name)
             .map(|n| (**n).clone())
             .unwrap_or_default();
         let mut ids = node.contributors.into_vec();
-        if let Err(at) = ids.binary_search(&id) {
-            ids.insert(at, id);
+        match ids.binary_search_by_key(&id, |(c, _)| *c) {
+            Ok(at) => ids[at].1 = roles,
+            Err(at) => ids.insert(at, (id, roles)),
         }
         node.contributors = ids.into_boxed_slice();
         self.names.insert(name.clone(), Arc::new(node));
@@ -461,11 +469,11 @@ impl Registry {
         let Some(old) = self.names.get(&name) else {
             return;
         };
-        let ids: Vec<u32> = old
+        let ids: Vec<(u32, Roles)> = old
             .contributors
             .iter()
             .copied()
-            .filter(|c| *c != id)
+            .filter(|(c, _)| *c != id)
             .collect();
         if ids.is_empty() {
             self.names.remove(&name);
@@ -488,17 +496,12 @@ impl Registry {
                 (self.slab.len() - 1) as u32
             }
         };
-        for (name, _) in instance_names(&key, &registration, &self.config.zone) {
-            self.add_contributor(name, id);
+        for (name, roles) in instance_names(&key, &registration, &self.config.zone) {
+            self.add_contributor(name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
-        let etcd_key: Box<str> = etcd_key.into();
-        self.ids.insert(etcd_key.clone(), id);
-        self.slab[id as usize] = Some(Instance {
-            etcd_key,
-            key,
-            registration,
-        });
+        self.ids.insert(etcd_key.into(), id);
+        self.slab[id as usize] = Some(Instance { key, registration });
     }
 
     fn remove_instance(&mut self, etcd_key: &str) {
@@ -523,7 +526,7 @@ impl Registry {
             return;
         };
         let mut builder = EntryBuilder::default();
-        for &id in node.contributors.iter() {
+        for &(id, roles) in node.contributors.iter() {
             if id == STATIC_ID {
                 let statics = self.config.statics.as_ref();
                 let lower = LowerName::new(&owner);
@@ -539,11 +542,6 @@ impl Registry {
             let Some(inst) = self.slab.get(id as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            let roles = instance_names(&inst.key, &inst.registration, &self.config.zone)
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, r)| r)
-                .unwrap_or_default();
             builder.add(&self.config.zone, inst, roles, self.config.ttl);
         }
         let rrsets = builder.finish(&owner).into_rrsets();
@@ -600,7 +598,9 @@ impl EntryBuilder {
             match &reg.target {
                 Target::Addr(IpAddr::V4(ip)) => keep_min(&mut self.v4, *ip, ttl),
                 Target::Addr(IpAddr::V6(ip)) => keep_min(&mut self.v6, *ip, ttl),
-                Target::Host(host) if roles.owner => keep_min(&mut self.hosts, host.clone(), ttl),
+                Target::Host(host) if roles.owner => {
+                    keep_min(&mut self.hosts, (**host).clone(), ttl)
+                }
                 Target::Host(_) => {}
             }
             for txt in &reg.txt {
@@ -609,7 +609,7 @@ impl EntryBuilder {
         }
         if let (true, Some(port)) = (roles.service || roles.srv, reg.port) {
             let target = match &reg.target {
-                Target::Host(host) => host.clone(),
+                Target::Host(host) => (**host).clone(),
                 Target::Addr(ip) => {
                     let target = inst.key.owner_name(zone);
                     keep_min(&mut self.additionals, (target.clone(), *ip), ttl);
