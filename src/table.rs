@@ -325,6 +325,8 @@ pub struct Registry {
     /// Names whose entries are out of date: rebuilt once each at the next snapshot, so a batch
     /// of events (or the initial read) costs O(changes), not O(changes × instances per name).
     dirty: HashSet<NameKey>,
+    /// The zone's wire name.
+    zone_key: NameKey,
     revision: i64,
 }
 
@@ -332,7 +334,6 @@ impl Registry {
     /// A registry for `config` holding only the zone file's static records, if any.
     pub fn new(config: Arc<ZoneConfig>) -> Self {
         let mut registry = Self {
-            config,
             ids: HashMap::default(),
             slab: Vec::new(),
             free: Vec::new(),
@@ -340,7 +341,9 @@ impl Registry {
             rejected: BTreeMap::new(),
             rejected_published: Arc::default(),
             dirty: HashSet::new(),
+            zone_key: name_key(&config.zone),
             revision: 0,
+            config,
         };
         let statics = registry.config.statics.clone();
         for name in statics.iter().flat_map(|s| s.names.keys()) {
@@ -496,7 +499,7 @@ impl Registry {
                 (self.slab.len() - 1) as u32
             }
         };
-        for (name, roles) in instance_names(&key, &registration, &self.config.zone) {
+        for (name, roles) in instance_names(&key, &registration, &self.zone_key) {
             self.add_contributor(name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
@@ -512,7 +515,7 @@ impl Registry {
             return;
         };
         self.free.push(id);
-        for (name, _) in instance_names(&old.key, &old.registration, &self.config.zone) {
+        for (name, _) in instance_names(&old.key, &old.registration, &self.zone_key) {
             self.remove_contributor(name, id);
         }
     }
@@ -698,28 +701,71 @@ impl EntryBuilder {
 /// Every name an instance touches, with its roles there, plus the empty non-terminals between
 /// those names and the zone. SRV names exist only for instances with a port, and the reverse
 /// name only for address targets.
-fn instance_names(key: &ServiceKey, reg: &Registration, zone: &Name) -> Vec<(NameKey, Roles)> {
-    let mut roles: BTreeMap<Name, Roles> = BTreeMap::new();
-    roles.entry(key.owner_name(zone)).or_default().owner = true;
-    roles.entry(key.service_name(zone)).or_default().service = true;
-    if reg.port.is_some() {
-        for proto in ["_tcp", "_udp"] {
-            roles.entry(key.srv_name(proto, zone)).or_default().srv = true;
+fn instance_names(key: &ServiceKey, reg: &Registration, zone: &[u8]) -> Vec<(NameKey, Roles)> {
+    // Built directly in wire form: this runs for every key of the initial read.
+    let mut names: Vec<(Vec<u8>, Roles)> = Vec::with_capacity(6);
+    fn add(names: &mut Vec<(Vec<u8>, Roles)>, name: Vec<u8>, set: fn(&mut Roles)) {
+        match names.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, roles)) => set(roles),
+            None => {
+                let mut roles = Roles::default();
+                set(&mut roles);
+                names.push((name, roles));
+            }
         }
     }
-    let owners: Vec<Name> = roles.keys().cloned().collect();
+    let service = wire_name(key.service.split('.'), zone);
+    let owner = match &key.instance {
+        Some(instance) => wire_name(
+            std::iter::once(instance.as_str()).chain(key.service.split('.')),
+            zone,
+        ),
+        None => service.clone(),
+    };
+    add(&mut names, owner, |r| r.owner = true);
+    add(&mut names, service, |r| r.service = true);
+    if reg.port.is_some() {
+        for proto in ["_tcp", "_udp"] {
+            let mut labels = key.service.split('.');
+            let first = format!("_{}", labels.next().unwrap_or_default());
+            let srv = wire_name(
+                std::iter::once(first.as_str()).chain(labels).chain([proto]),
+                zone,
+            );
+            add(&mut names, srv, |r| r.srv = true);
+        }
+    }
+    // The empty non-terminals between each name and the zone (RFC 8020).
+    let owners: Vec<Vec<u8>> = names.iter().map(|(n, _)| n.clone()).collect();
     for name in owners {
-        for ent in with_ancestors(name, zone).into_iter().skip(1) {
-            roles.entry(ent).or_default();
+        let mut at = 0;
+        while name.len() - at > zone.len() {
+            if at > 0 {
+                add(&mut names, name[at..].to_vec(), |_| {});
+            }
+            at += 1 + name[at] as usize;
         }
     }
     if let Target::Addr(ip) = reg.target {
-        roles.entry(Name::from(ip)).or_default().ptr = true;
+        add(&mut names, name_key(&Name::from(ip)).into_vec(), |r| {
+            r.ptr = true
+        });
     }
-    roles
+    names
         .into_iter()
-        .map(|(name, roles)| (name_key(&name), roles))
+        .map(|(name, roles)| (name.into_boxed_slice(), roles))
         .collect()
+}
+
+/// The wire name of `labels` (already lowercase and valid) followed by `zone`.
+fn wire_name<'a>(labels: impl Iterator<Item = &'a str>, zone: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(zone.len() + 32);
+    for label in labels {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.extend_from_slice(zone);
+    out
 }
 
 /// Decodes pointer-owned records by placing them after a question for `name`.
@@ -755,5 +801,170 @@ pub fn target_text(target: &Target) -> String {
     match target {
         Target::Addr(ip) => ip.to_string(),
         Target::Host(host) => host.to_ascii(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::RecordType;
+
+    fn config() -> Arc<ZoneConfig> {
+        Arc::new(ZoneConfig {
+            zone: Name::from_ascii("services.local.").expect("zone"),
+            prefix: "services/".into(),
+            ttl: 5,
+            negative_ttl: 5,
+            statics: None,
+        })
+    }
+
+    fn key(text: &str) -> NameKey {
+        name_key(&Name::from_ascii(text).expect("name"))
+    }
+
+    /// The records at `name` of type `rtype`, as text.
+    fn records(snapshot: &Snapshot, name: &str, rtype: RecordType) -> Vec<String> {
+        let mut out: Vec<String> = snapshot
+            .records_at(&key(name))
+            .iter()
+            .filter(|r| r.record_type() == rtype)
+            .map(|r| format!("{} {}", r.ttl, r.data))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn names_an_instance_touches() {
+        let zone = key("services.local.");
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "services/s-test",
+                r#"{"IP":"10.0.0.1"}"#,
+                &["s-test.services.local.", "1.0.0.10.in-addr.arpa."],
+            ),
+            (
+                "services/web/n1",
+                r#"{"IP":"10.0.0.2","port":80}"#,
+                &[
+                    "n1.web.services.local.",
+                    "web.services.local.",
+                    "_web._tcp.services.local.",
+                    "_web._udp.services.local.",
+                    "_tcp.services.local.",
+                    "_udp.services.local.",
+                    "2.0.0.10.in-addr.arpa.",
+                ],
+            ),
+            (
+                "services/api.v2/n1",
+                r#"{"host":"db.example.com"}"#,
+                &[
+                    "n1.api.v2.services.local.",
+                    "api.v2.services.local.",
+                    "v2.services.local.",
+                ],
+            ),
+        ];
+        for (etcd_key, value, want) in cases {
+            let service_key =
+                parse_key("services/", etcd_key.as_bytes(), &config().zone).expect("key");
+            let registration = parse_value(value.as_bytes()).expect("value");
+            let mut got: Vec<NameKey> = instance_names(&service_key, &registration, &zone)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            let mut want: Vec<NameKey> = want.iter().map(|n| key(n)).collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{etcd_key}");
+        }
+    }
+
+    #[test]
+    fn registry_builds_rrsets_and_forgets_removed_keys() {
+        let mut registry = Registry::new(config());
+        registry.put(
+            b"services/web/n1",
+            br#"{"IP":"10.0.0.1","port":80,"ttl":30}"#,
+        );
+        registry.put(
+            b"services/web/n2",
+            br#"{"IP":"10.0.0.2","port":81,"txt":["v=1"]}"#,
+        );
+        registry.put(b"services/web/n3", br#"{"IP":"10.0.0.2"}"#);
+        let snap = registry.snapshot();
+        assert_eq!(snap.instances, 3);
+        // One address once, one TTL per RRset (the smallest).
+        assert_eq!(
+            records(&snap, "web.services.local.", RecordType::A),
+            vec!["5 10.0.0.1", "5 10.0.0.2"]
+        );
+        assert_eq!(
+            records(&snap, "_web._tcp.services.local.", RecordType::SRV),
+            vec![
+                "5 10 10 80 n1.web.services.local.",
+                "5 10 10 81 n2.web.services.local."
+            ]
+        );
+        assert_eq!(
+            records(&snap, "n1.web.services.local.", RecordType::A),
+            vec!["30 10.0.0.1"]
+        );
+        assert_eq!(
+            records(&snap, "web.services.local.", RecordType::TXT),
+            vec!["5 v=1"]
+        );
+        assert_eq!(
+            records(&snap, "2.0.0.10.in-addr.arpa.", RecordType::PTR),
+            vec!["5 n2.web.services.local.", "5 n3.web.services.local."]
+        );
+
+        // An invalid new value removes the old records and is listed as rejected.
+        let applied = registry.put(b"services/web/n1", b"{broken");
+        assert!(matches!(applied, Applied::Rejected(_)));
+        registry.delete(b"services/web/n2");
+        let snap = registry.snapshot();
+        assert!(snap.names.get(&key("n1.web.services.local.")).is_none());
+        assert!(snap.names.get(&key("1.0.0.10.in-addr.arpa.")).is_none());
+        assert!(
+            snap.names.get(&key("_web._tcp.services.local.")).is_none(),
+            "no port left"
+        );
+        assert_eq!(
+            records(&snap, "web.services.local.", RecordType::A),
+            vec!["5 10.0.0.2"]
+        );
+        assert_eq!(
+            snap.rejected.keys().collect::<Vec<_>>(),
+            vec!["services/web/n1"]
+        );
+        registry.delete(b"services/web/n3");
+        let snap = registry.snapshot();
+        assert_eq!(snap.instances, 0);
+        assert!(
+            snap.names.is_empty(),
+            "nothing left behind: {:?}",
+            snap.names.keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn host_targets_are_cnames_only_where_nothing_else_is() {
+        let mut registry = Registry::new(config());
+        registry.put(b"services/db", br#"{"host":"db.example.com","port":5432}"#);
+        registry.put(b"services/cache/n1", br#"{"host":"cache.example.com"}"#);
+        let snap = registry.snapshot();
+        // SRV at the one-instance name: no CNAME beside it; the host is the SRV target.
+        assert!(records(&snap, "db.services.local.", RecordType::CNAME).is_empty());
+        assert_eq!(
+            records(&snap, "db.services.local.", RecordType::SRV),
+            vec!["5 10 10 5432 db.example.com."]
+        );
+        assert_eq!(
+            records(&snap, "n1.cache.services.local.", RecordType::CNAME),
+            vec!["5 cache.example.com."]
+        );
     }
 }

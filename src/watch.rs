@@ -98,7 +98,7 @@ pub async fn run(
 }
 
 /// Reads every key under the prefix at one revision, page by page. Returns the registry and the
-/// revision it reflects.
+/// revision it reflects. The next page is fetched while the current one is applied.
 pub async fn read_all(
     client: &mut Client,
     etcd: &EtcdConfig,
@@ -106,29 +106,39 @@ pub async fn read_all(
 ) -> Result<(Registry, i64), EtcdError> {
     let prefix = config.prefix.as_bytes();
     let end = prefix_end(prefix);
-    let mut registry = Registry::new(config.clone());
-    let mut from = prefix.to_vec();
-    let mut revision = 0;
-    loop {
+    let page = |from: Vec<u8>, revision: i64| {
+        let mut client = client.clone();
+        let etcd = etcd.clone();
         let mut options = GetOptions::new()
             .with_range(end.clone())
             .with_limit(PAGE_SIZE);
         if revision > 0 {
             options = options.with_revision(revision);
         }
-        let response = etcd.timed(client.get(from.clone(), Some(options))).await?;
-        if revision == 0 {
-            revision = response.header().map(|h| h.revision()).unwrap_or_default();
-        }
+        async move { etcd.timed(client.get(from, Some(options))).await }
+    };
+    let mut registry = Registry::new(config.clone());
+    let mut response = page(prefix.to_vec(), 0).await?;
+    let revision = response.header().map(|h| h.revision()).unwrap_or_default();
+    loop {
+        let next = match (response.more(), response.kvs().last()) {
+            (true, Some(last)) => {
+                let mut from = last.key().to_vec();
+                from.push(0);
+                Some(tokio::spawn(page(from, revision)))
+            }
+            _ => None,
+        };
         for kv in response.kvs() {
             registry.put(kv.key(), kv.value());
         }
-        match (response.more(), response.kvs().last()) {
-            (true, Some(last)) => {
-                from = last.key().to_vec();
-                from.push(0);
+        match next {
+            Some(next) => {
+                response = next
+                    .await
+                    .map_err(|e| EtcdError::Config(format!("page read: {e}")))??;
             }
-            _ => break,
+            None => break,
         }
     }
     registry.set_revision(revision);
