@@ -13,9 +13,7 @@ const ZONE: &str = "services.local.";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_format_key_written_by_etcdctl_resolves() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
     let etcdctl = std::env::var("ETCDCTL_BIN").unwrap_or_else(|_| "etcdctl".into());
     let status = std::process::Command::new(&etcdctl)
         .env("ETCDCTL_API", "3")
@@ -60,9 +58,7 @@ async fn answers_keep_the_query_case() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_give_two_a_and_two_srv_with_additionals() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
     etcd.put("services/web/n1", r#"{"IP":"10.0.0.1","port":8080}"#)
         .await;
     etcd.put(
@@ -70,16 +66,13 @@ async fn two_instances_give_two_a_and_two_srv_with_additionals() {
         r#"{"IP":"10.0.0.2","port":8081,"priority":1,"weight":5}"#,
     )
     .await;
-    let (a, _) = eventually("two A records", Duration::from_secs(1), || async {
-        let m = query(
-            dns.addr,
-            "web.services.local.",
-            RecordType::A,
-            Transport::Udp,
-        )
-        .await;
-        (m.answers.len() == 2).then_some(m)
-    })
+    let a = wait_answers(
+        dns.addr,
+        "web.services.local.",
+        RecordType::A,
+        2,
+        Duration::from_secs(1),
+    )
     .await;
     assert_eq!(addresses(&a), vec!["10.0.0.1", "10.0.0.2"]);
 
@@ -285,9 +278,7 @@ async fn nodata_and_nxdomain_carry_the_soa_with_the_negative_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apex_soa_serial_is_the_revision_and_ns_exists() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
     let serial = |m: &hickory_proto::op::Message| match &m.answers[0].data {
         RData::SOA(s) => s.serial,
         other => panic!("not a SOA: {other:?}"),

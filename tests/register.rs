@@ -14,9 +14,7 @@ const NAME: &str = "s-test.services.local.";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_then_sigterm_revokes_at_once() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
 
     let mut reg = register(
         &etcd.endpoint,
@@ -52,9 +50,7 @@ async fn registered_then_sigterm_revokes_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_revokes_too() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
     let mut reg = register(
         &etcd.endpoint,
         &["--name", "s-test", "--ip", "10.1.1.1", "--port", "80"],
@@ -81,9 +77,7 @@ async fn sigint_revokes_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_disappears_within_ttl_plus_two_seconds() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
     // etcd's minimum lease TTL is about 3 s (3 × election timeout ticks); use it to keep the
     // test short.
     let ttl = 3;
@@ -120,9 +114,7 @@ async fn sigkill_disappears_within_ttl_plus_two_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_register_for_a_live_key_is_a_clear_error() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
     let first = register(
         &etcd.endpoint,
         &["--name", "web", "--instance", "n1", "--ip", "10.0.0.1"],
@@ -170,16 +162,13 @@ async fn second_register_for_a_live_key_is_a_clear_error() {
         &etcd.endpoint,
         &["--name", "web", "--instance", "n2", "--ip", "10.0.0.2"],
     );
-    let (m, _) = eventually("two instances", Duration::from_secs(5), || async {
-        let m = query(
-            dns.addr,
-            "web.services.local.",
-            RecordType::A,
-            Transport::Udp,
-        )
-        .await;
-        (m.answers.len() == 2).then_some(m)
-    })
+    let m = wait_answers(
+        dns.addr,
+        "web.services.local.",
+        RecordType::A,
+        2,
+        Duration::from_secs(5),
+    )
     .await;
     assert_eq!(addresses(&m), vec!["10.0.0.1", "10.0.0.2"]);
     drop(first);
@@ -187,9 +176,7 @@ async fn second_register_for_a_live_key_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_key_is_registered_again() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
     let _reg = register(&etcd.endpoint, &["--name", "s-test", "--ip", "10.3.3.3"]);
     wait_rcode(
         dns.addr,

@@ -133,9 +133,7 @@ async fn forwards_other_names_and_caches_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_forward_refuses_other_names() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (_etcd, dns) = etcd_and_dns().await;
     for name in ["www.example.test.", "1.2.0.192.in-addr.arpa."] {
         let m = query(dns.addr, name, RecordType::A, Transport::Udp).await;
         assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{name}");
@@ -219,9 +217,7 @@ async fn a_zone_file_for_the_live_zone_adds_static_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ptr_for_registered_addresses_follows_the_registry() {
-    let etcd = Etcd::start().await;
-    let dns = DnsServer::start(&etcd.endpoint).await;
-    dns.wait_ready().await;
+    let (etcd, dns) = etcd_and_dns().await;
     etcd.put("services/web/n1", r#"{"IP":"10.0.0.1"}"#).await;
     etcd.put("services/db", r#"{"ip":"2001:db8::7"}"#).await;
     let (m, _) = wait_rcode(
@@ -307,16 +303,13 @@ async fn udp_truncates_at_the_clients_size_and_tcp_is_complete() {
             .await
             .expect("put");
     }
-    let (m, _) = eventually("20 SRV records", Duration::from_secs(2), || async {
-        let m = query(
-            dns.addr,
-            "mid.services.local.",
-            RecordType::SRV,
-            Transport::Udp,
-        )
-        .await;
-        (m.answers.len() == 20).then_some(m)
-    })
+    let m = wait_answers(
+        dns.addr,
+        "mid.services.local.",
+        RecordType::SRV,
+        20,
+        Duration::from_secs(2),
+    )
     .await;
     let full = query(
         dns.addr,

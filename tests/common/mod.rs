@@ -380,6 +380,31 @@ pub async fn wait_rcode(
     .await
 }
 
+/// Waits until `name`/`qtype` answers exactly `count` records (over UDP).
+pub async fn wait_answers(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    count: usize,
+    limit: Duration,
+) -> Message {
+    let what = format!("{count} {qtype} records at {name}");
+    let (message, _) = eventually(&what, limit, || async {
+        let m = query(addr, name, qtype, Transport::Udp).await;
+        (m.answers.len() == count).then_some(m)
+    })
+    .await;
+    message
+}
+
+/// A fresh etcd and an etcd-dns that has read it (the start of most tests).
+pub async fn etcd_and_dns() -> (Etcd, DnsServer) {
+    let etcd = Etcd::start().await;
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    dns.wait_ready().await;
+    (etcd, dns)
+}
+
 /// Path of a binary of this crate.
 pub fn bin(name: &str) -> PathBuf {
     match name {
