@@ -33,8 +33,8 @@ struct Args {
     /// Lease TTL in seconds: how long a crashed service stays registered
     #[arg(long, env = "REGISTER_TTL", default_value_t = DEFAULT_LEASE_TTL)]
     ttl: i64,
-    /// TXT string, k=v (repeatable)
-    #[arg(long = "txt", env = "REGISTER_TXT", value_delimiter = ',')]
+    /// TXT string, k=v (repeatable; commas are kept, so REGISTER_TXT holds one string)
+    #[arg(long = "txt", env = "REGISTER_TXT")]
     txt: Vec<String>,
     #[command(flatten)]
     etcd: EtcdArgs,
