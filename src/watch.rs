@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use etcd_client::{Client, EventType, GetOptions, WatchOptions, WatchResponse};
+use futures_util::FutureExt;
 use rand::Rng;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +18,9 @@ use crate::table::{Registry, Table, ZoneConfig};
 /// Keys fetched per range request during the full read: keeps each gRPC message far below the
 /// client's 4 MiB limit whatever the registry size.
 pub const PAGE_SIZE: i64 = 5_000;
+/// Most watch responses applied together before a snapshot is published: bounds how long a
+/// long burst can delay its first changes.
+pub const MAX_BATCH: usize = 1_000;
 /// First reconnect delay.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest reconnect delay.
@@ -177,23 +181,40 @@ async fn sync(
             .await
             .map_err(|e| WatchError::Etcd(etcd.client_error(e)))?
             .ok_or(WatchError::Closed)?;
-        if response.canceled() {
-            return Err(WatchError::Cancelled {
-                compact: response.compact_revision(),
-                reason: response.cancel_reason().to_string(),
-            });
-        }
-        if response.events().is_empty() {
-            continue;
-        }
-        for event in response.events() {
-            let Some(kv) = event.kv() else { continue };
-            match event.event_type() {
-                EventType::Put => registry.put(kv.key(), kv.value()),
-                EventType::Delete => registry.delete(kv.key()),
+        let mut changed = apply(&mut registry, &response)?;
+        // A burst (a deployment registering many instances) arrives as many responses: apply
+        // what is already buffered before publishing, so a burst costs one rebuild per name
+        // instead of one per event. A lone change is published at once.
+        for _ in 0..MAX_BATCH {
+            let Some(next) = stream.message().now_or_never() else {
+                break;
             };
-            registry.set_revision(kv.mod_revision());
+            let next = next
+                .map_err(|e| WatchError::Etcd(etcd.client_error(e)))?
+                .ok_or(WatchError::Closed)?;
+            changed |= apply(&mut registry, &next)?;
         }
-        table.store(registry.snapshot());
+        if changed {
+            table.store(registry.snapshot());
+        }
     }
+}
+
+/// Applies one watch response; true when it carried events.
+fn apply(registry: &mut Registry, response: &WatchResponse) -> Result<bool, WatchError> {
+    if response.canceled() {
+        return Err(WatchError::Cancelled {
+            compact: response.compact_revision(),
+            reason: response.cancel_reason().to_string(),
+        });
+    }
+    for event in response.events() {
+        let Some(kv) = event.kv() else { continue };
+        match event.event_type() {
+            EventType::Put => registry.put(kv.key(), kv.value()),
+            EventType::Delete => registry.delete(kv.key()),
+        };
+        registry.set_revision(kv.mod_revision());
+    }
+    Ok(!response.events().is_empty())
 }

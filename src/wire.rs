@@ -263,6 +263,26 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
     })
 }
 
+/// Length of the question section at offset 12 when the header says there is exactly one and
+/// it reads cleanly (no compression), for echoing it in error replies.
+pub fn question_len(bytes: &[u8]) -> Option<usize> {
+    if be16(bytes, 4)? != 1 {
+        return None;
+    }
+    let mut at = HEADER_LEN;
+    loop {
+        let len = *bytes.get(at)? as usize;
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    (at + 4 <= bytes.len() && at - HEADER_LEN <= MAX_NAME_WIRE).then_some(at + 4 - HEADER_LEN)
+}
+
 /// What goes into a reply besides the question.
 #[derive(Debug, Default)]
 pub struct ReplyBody<'a> {
@@ -291,13 +311,15 @@ fn push_opt(out: &mut Vec<u8>, payload: u16, dnssec_ok: bool) {
 
 /// Writes the reply to `query` into `out`: the question copied as asked (its case kept), the
 /// body, and an OPT advertising `payload` when the query had EDNS. If it exceeds `limit`, the
-/// additional section goes first (no TC, RFC 2181 §9), then answers and authority (TC set).
+/// additional section goes first (no TC, RFC 2181 §9), then answers and authority: with TC
+/// over UDP, or as SERVFAIL over a `stream` (TCP has nowhere to retry).
 pub fn write_reply(
     out: &mut Vec<u8>,
     query: &WireQuery<'_>,
     body: &ReplyBody<'_>,
     payload: u16,
     limit: usize,
+    stream: bool,
 ) {
     let question = &query.bytes[HEADER_LEN..HEADER_LEN + query.question_len];
     let opt_len = if query.edns.is_some() { 11 } else { 0 };
@@ -310,13 +332,19 @@ pub fn write_reply(
     } else if with_answers <= limit {
         (true, true, false, false)
     } else {
-        (false, false, false, true)
+        (false, false, false, !stream)
     };
+    let failed = !answers && stream;
     out.clear();
     out.extend_from_slice(&query.bytes[0..2]);
     let rd_cd = [query.bytes[2] & 0x01, query.bytes[3] & 0x10];
-    out.push(0x80 | u8::from(body.authoritative) << 2 | u8::from(truncated) << 1 | rd_cd[0]);
-    out.push(rd_cd[1] | (body.rcode & 0x0f));
+    let (aa, rcode) = if failed {
+        (false, 2) // SERVFAIL
+    } else {
+        (body.authoritative, body.rcode & 0x0f)
+    };
+    out.push(0x80 | u8::from(aa) << 2 | u8::from(truncated) << 1 | rd_cd[0]);
+    out.push(rd_cd[1] | rcode);
     let count = |on: bool, n: u16| if on { n } else { 0 };
     let additional_count = count(additional, body.additional.1) + u16::from(opt_len > 0);
     for n in [
@@ -411,7 +439,7 @@ mod tests {
             answers: (first, second, set.count),
             ..ReplyBody::default()
         };
-        write_reply(&mut out, &parsed, &body, 1232, 1232);
+        write_reply(&mut out, &parsed, &body, 1232, 1232, false);
         let reply = Message::from_vec(&out).expect("hickory parses our reply");
         assert_eq!(reply.metadata.id, 0x1234);
         assert!(reply.metadata.authoritative && reply.metadata.recursion_desired);
@@ -432,10 +460,17 @@ mod tests {
         assert_eq!(edns.max_payload(), 1232);
         assert!(edns.flags().dnssec_ok);
 
-        // Too small for the answers: TC, question and OPT only.
-        write_reply(&mut out, &parsed, &body, 1232, 60);
+        // Too small for the answers: TC, question and OPT only; over TCP, SERVFAIL.
+        write_reply(&mut out, &parsed, &body, 1232, 60, false);
         let reply = Message::from_vec(&out).expect("parse");
         assert!(reply.metadata.truncation && reply.answers.is_empty() && reply.edns.is_some());
+        write_reply(&mut out, &parsed, &body, 1232, 60, true);
+        let reply = Message::from_vec(&out).expect("parse");
+        assert!(!reply.metadata.truncation && reply.answers.is_empty());
+        assert_eq!(
+            reply.metadata.response_code,
+            hickory_proto::op::ResponseCode::ServFail
+        );
     }
 
     #[test]

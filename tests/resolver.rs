@@ -357,7 +357,19 @@ async fn any_axfr_opcodes_and_malformed_packets() {
     let types: std::collections::BTreeSet<_> = m.answers.iter().map(|r| r.record_type()).collect();
     assert_eq!(types.len(), 1, "one RRset: {types:?}");
 
-    // Other classes are not ours.
+    // QCLASS ANY is answered like IN (as Knot does); other classes are not ours.
+    let mut any_class = build_query(name, RecordType::A);
+    any_class.queries[0].set_query_class(hickory_proto::rr::DNSClass::ANY);
+    let reply = exchange(
+        dns.addr,
+        &any_class.to_vec().expect("encode"),
+        Transport::Udp,
+    )
+    .await;
+    assert_eq!(
+        addresses(&Message::from_vec(&reply).expect("parse")),
+        vec!["10.0.0.1"]
+    );
     let mut chaos = build_query(name, RecordType::A);
     chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
     let reply = exchange(dns.addr, &chaos.to_vec().expect("encode"), Transport::Udp).await;
@@ -413,6 +425,10 @@ async fn any_axfr_opcodes_and_malformed_packets() {
     let m = Message::from_vec(&reply).expect("parse");
     assert_eq!(m.metadata.id, 0xabcd);
     assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    assert!(
+        m.edns.is_none(),
+        "no OPT the query did not clearly have (RFC 6891 §7)"
+    );
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket.send_to(b"\x01\x02\x03", dns.addr).expect("send");
     // Still serving after all of it.
@@ -528,4 +544,68 @@ fn getent_in_namespace(resolv: &Path, nsswitch: &Path, name: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_registrations_lands_quickly_and_oversized_tcp_answers_fail_cleanly() {
+    let (etcd, dns) = etcd_and_dns().await;
+    // 2,500 instances of one service, written in transactions as a deployment tool would.
+    let mut client = etcd.client().await;
+    let started = Instant::now();
+    for batch in 0..25u32 {
+        let ops: Vec<etcd_client::TxnOp> = (0..100u32)
+            .map(|i| {
+                let n = batch * 100 + i;
+                let value = format!(
+                    r#"{{"IP":"10.{}.{}.{}","port":8080}}"#,
+                    20 + n / 62500,
+                    (n / 250) % 250,
+                    n % 250 + 1
+                );
+                etcd_client::TxnOp::put(format!("services/huge/instance-{n}"), value, None)
+            })
+            .collect();
+        client
+            .txn(etcd_client::Txn::new().and_then(ops))
+            .await
+            .expect("txn");
+    }
+    let (m, _) = eventually(
+        "2,500 addresses over TCP",
+        Duration::from_secs(10),
+        || async {
+            let m = query(
+                dns.addr,
+                "huge.services.local.",
+                RecordType::A,
+                Transport::Tcp,
+            )
+            .await;
+            (m.answers.len() == 2500).then_some(m)
+        },
+    )
+    .await;
+    eprintln!(
+        "2,500 registrations → all answered over TCP: {:?}",
+        started.elapsed()
+    );
+    assert!(!m.metadata.truncation);
+    let m = query(
+        dns.addr,
+        "huge.services.local.",
+        RecordType::A,
+        Transport::Udp,
+    )
+    .await;
+    assert!(m.metadata.truncation, "2,500 addresses do not fit UDP");
+    // 2,500 SRV records exceed even a TCP message (64 KiB): SERVFAIL, not a truncated answer.
+    let m = query(
+        dns.addr,
+        "huge.services.local.",
+        RecordType::SRV,
+        Transport::Tcp,
+    )
+    .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(!m.metadata.truncation && m.answers.is_empty());
 }

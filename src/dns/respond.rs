@@ -24,17 +24,15 @@ use tracing::debug;
 
 use super::live;
 use crate::table::Table;
-use crate::wire::{self, WireQuery, CLASS_IN};
+use crate::wire::{self, WireQuery, CLASS_IN, HEADER_LEN};
+
+/// QCLASS ANY (RFC 1035 §3.2.5): answered like IN in the live zone, as Knot does.
+const CLASS_ANY: u16 = 255;
 
 /// EDNS UDP payload size we advertise and never exceed (DNS flag day 2020; Knot's default).
 pub const EDNS_PAYLOAD: u16 = 1232;
 /// Largest UDP reply to a client without EDNS (RFC 1035 §4.2.1).
 pub const PLAIN_UDP_PAYLOAD: u16 = 512;
-/// Length of the DNS header.
-const HEADER_LEN: usize = 12;
-/// An OPT record advertising [`EDNS_PAYLOAD`]: root owner, type 41, class = payload, TTL 0,
-/// no options. Appended to FORMERR replies to clients that sent an additional record.
-const BARE_OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
 
 /// What to do with one datagram or TCP message.
 #[derive(Debug)]
@@ -141,7 +139,14 @@ impl Responder {
                 }
                 let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
                 let body = live::live_body(&snapshot, query.key(), query.qtype, zone_at, rotate);
-                wire::write_reply(&mut out, query, &body, EDNS_PAYLOAD, limit.size);
+                wire::write_reply(
+                    &mut out,
+                    query,
+                    &body,
+                    EDNS_PAYLOAD,
+                    limit.size,
+                    limit.stream,
+                );
             }
             None => {
                 // PTR of a registered address; any other name belongs to the catalog.
@@ -160,7 +165,14 @@ impl Responder {
                     answers: (first, second, set.count),
                     ..wire::ReplyBody::default()
                 };
-                wire::write_reply(&mut out, query, &body, EDNS_PAYLOAD, limit.size);
+                wire::write_reply(
+                    &mut out,
+                    query,
+                    &body,
+                    EDNS_PAYLOAD,
+                    limit.size,
+                    limit.stream,
+                );
             }
         }
         Outcome::Reply(out)
@@ -193,7 +205,8 @@ impl Responder {
         let key = wire::name_key(query.name());
         let snapshot = self.table.load();
         let ours = live::in_zone(&snapshot, &key).is_some();
-        if ours && (query.query_class() != DNSClass::IN || query.query_type() == RecordType::IXFR) {
+        let class_ok = matches!(query.query_class(), DNSClass::IN | DNSClass::ANY);
+        if ours && (!class_ok || query.query_type() == RecordType::IXFR) {
             // Other classes are not ours; no incremental transfers (a secondary falls back to
             // AXFR).
             return refuse(ResponseCode::Refused);
@@ -217,7 +230,9 @@ impl Responder {
             e
         });
         match plain.to_vec().ok().as_deref().and_then(wire::parse_query) {
-            Some(query) if query.qclass == CLASS_IN => self.plain(&query, protocol),
+            Some(query) if matches!(query.qclass, CLASS_IN | CLASS_ANY) => {
+                self.plain(&query, protocol)
+            }
             _ => Outcome::Slow,
         }
     }
@@ -300,8 +315,9 @@ fn server_failure(bytes: Vec<u8>) -> Message {
 }
 
 /// FORMERR for bytes that do not parse, when at least the header does: same ID and opcode,
-/// no question (it could not be read), an OPT if the query carried additional records (it
-/// may have been EDNS, RFC 6891 §7). Shorter garbage, and responses, are dropped.
+/// the question echoed when it reads cleanly, as Knot does; no OPT, since whether the query
+/// had a valid one is unknown (RFC 6891 §7 forbids adding one it did not have). Shorter
+/// garbage, and responses, are dropped.
 fn form_error(bytes: &[u8]) -> Outcome {
     if bytes.len() < HEADER_LEN || bytes[2] & 0x80 != 0 {
         return Outcome::Drop;
@@ -310,9 +326,9 @@ fn form_error(bytes: &[u8]) -> Outcome {
     reply[2] = 0x80 | (bytes[2] & 0x78) | (bytes[2] & 0x01); // QR, opcode, RD
     reply[3] = ResponseCode::FormErr.low();
     reply[4..HEADER_LEN].fill(0);
-    if bytes[10] != 0 || bytes[11] != 0 {
-        reply[11] = 1;
-        reply.extend_from_slice(&BARE_OPT);
+    if let Some(len) = wire::question_len(bytes) {
+        reply[5] = 1;
+        reply.extend_from_slice(&bytes[HEADER_LEN..HEADER_LEN + len]);
     }
     Outcome::Reply(reply)
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::respond::{Outcome, Responder};
+use crate::wire;
 
 /// Idle TCP connections are closed after this long (Knot's default idle timeout is 10 s too).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -230,6 +231,9 @@ async fn tcp_connection(
                 _ => return,
             },
         };
+        if len < wire::HEADER_LEN {
+            return; // not a DNS message: close, as Knot does
+        }
         let mut message = vec![0u8; len];
         match tokio::time::timeout(TCP_IO_TIMEOUT, stream.read_exact(&mut message)).await {
             Ok(Ok(_)) => {}
