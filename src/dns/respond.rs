@@ -126,31 +126,22 @@ impl Responder {
 
     /// A plain IN query: the live zone and our reverse names are answered here.
     fn plain(&self, query: &WireQuery<'_>, protocol: Protocol) -> Outcome {
-        let limit = Limit::from_wire(query.edns, protocol);
         let snapshot = self.table.load();
-        let mut out = Vec::with_capacity(512);
-        match live::in_zone(&snapshot, query.key()) {
-            Some(zone_at) => {
-                if query.qtype == u16::from(RecordType::AXFR) {
-                    return Outcome::Slow; // the catalog checks --allow-transfer
-                }
-                if query.qtype == u16::from(RecordType::IXFR) {
-                    return self.general(query.bytes, protocol);
-                }
-                let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
-                let body = live::live_body(&snapshot, query.key(), query.qtype, zone_at, rotate);
-                wire::write_reply(
-                    &mut out,
-                    query,
-                    &body,
-                    EDNS_PAYLOAD,
-                    limit.size,
-                    limit.stream,
-                );
+        let zone_at = live::in_zone(&snapshot, query.key());
+        let ptr = u16::from(RecordType::PTR);
+        let body = match zone_at {
+            Some(_) if query.qtype == u16::from(RecordType::AXFR) => {
+                return Outcome::Slow; // the catalog checks --allow-transfer
             }
+            Some(_) if query.qtype == u16::from(RecordType::IXFR) => {
+                return self.general(query.bytes, protocol);
+            }
+            Some(zone_at) => {
+                let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
+                live::live_body(&snapshot, query.key(), query.qtype, zone_at, rotate)
+            }
+            // PTR of a registered address; any other name belongs to the catalog.
             None => {
-                // PTR of a registered address; any other name belongs to the catalog.
-                let ptr = u16::from(RecordType::PTR);
                 let node = snapshot.names.get(query.key());
                 let Some(set) = node
                     .and_then(|n| n.rrset(ptr))
@@ -160,21 +151,23 @@ impl Responder {
                 };
                 let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
                 let (first, second) = set.rotated(rotate);
-                let body = wire::ReplyBody {
+                wire::ReplyBody {
                     authoritative: true,
                     answers: (first, second, set.count),
                     ..wire::ReplyBody::default()
-                };
-                wire::write_reply(
-                    &mut out,
-                    query,
-                    &body,
-                    EDNS_PAYLOAD,
-                    limit.size,
-                    limit.stream,
-                );
+                }
             }
-        }
+        };
+        let limit = Limit::from_wire(query.edns, protocol);
+        let mut out = Vec::with_capacity(512);
+        wire::write_reply(
+            &mut out,
+            query,
+            &body,
+            EDNS_PAYLOAD,
+            limit.size,
+            limit.stream,
+        );
         Outcome::Reply(out)
     }
 
