@@ -106,20 +106,10 @@ pub fn parse_key(prefix: &str, key: &[u8], zone: &Name) -> Result<ServiceKey, Ke
 }
 
 impl ServiceKey {
-    /// `<service>.Z`: where every instance's addresses and the SRV set live.
-    pub fn service_name(&self, zone: &Name) -> Name {
-        name_under(&self.service, zone)
-    }
-
     /// The name that carries this instance alone: `<instance>.<service>.Z`, or `<service>.Z` for
     /// the one-instance form.
     pub fn owner_name(&self, zone: &Name) -> Name {
         name_under(&self.owner_text(zone), &Name::root())
-    }
-
-    /// `_<service>._tcp.Z` or `_<service>._udp.Z` (RFC 2782 style SRV owner).
-    pub fn srv_name(&self, proto: &str, zone: &Name) -> Name {
-        name_under(&self.srv_text(proto, zone), &Name::root())
     }
 
     fn owner_text(&self, zone: &Name) -> String {
@@ -187,19 +177,6 @@ mod tests {
             assert_eq!(parsed.instance.as_deref(), *instance, "{key}");
             assert_eq!(parsed.owner_name(&zone()).to_ascii(), *owner, "{key}");
         }
-    }
-
-    #[test]
-    fn names_derived_from_a_key() {
-        let parsed = parse_key("services/", b"services/web/n1", &zone()).expect("key");
-        assert_eq!(
-            parsed.service_name(&zone()).to_ascii(),
-            "web.services.local."
-        );
-        assert_eq!(
-            parsed.srv_name("_tcp", &zone()).to_ascii(),
-            "_web._tcp.services.local."
-        );
     }
 
     #[test]

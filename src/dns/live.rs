@@ -101,11 +101,6 @@ impl LiveZone {
             allow_transfer,
         }
     }
-
-    /// The table this zone serves.
-    pub fn table(&self) -> &Arc<Table> {
-        &self.table
-    }
 }
 
 /// Ordinary queries never reach the catalog for the live zone (the responder answers them);
