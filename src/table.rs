@@ -1,11 +1,14 @@
 //! The live record table: a writer-side [`Registry`] that applies etcd events, and immutable
 //! [`Snapshot`]s that the query path reads without locks. No I/O here.
 //!
-//! Every change recomputes only the DNS names the changed key touches, in a persistent hash map
-//! (`imbl`) whose clone is O(1), so publishing a new snapshot costs the same at 100 or 100,000
-//! instances, and a query never waits on a writer: it loads the current snapshot pointer.
+//! Every change recomputes only the DNS names the changed key touches. The published map is
+//! split into [`SHARDS`] flat hash tables shared between snapshots: a change copies only the
+//! shards it touches (a few hundred pointers each at 100,000 instances), publishing shares the
+//! rest, and a query never waits on a writer: it loads the current snapshot pointer and makes
+//! one probe. Each name is one allocation ([`Node`]) holding its wire name and its answers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +20,8 @@ use tracing::{debug, warn};
 
 use crate::key::{parse_key, ServiceKey};
 use crate::service::{parse_value, Registration, Target};
-use crate::wire::{key_name, name_key, rr_tail, NameKey, RRset};
+use crate::wire::{key_name, name_key, rr_tail, NameKey, RRset, RRsetRef};
+use hashbrown::HashTable;
 
 /// Default TTL of live records (`--ttl`): a lost registration outlives itself in caches by at
 /// most this long.
@@ -130,7 +134,7 @@ struct NameEntry {
 impl NameEntry {
     /// The RRsets in the order ANY picks from: A, AAAA, SRV, TXT, PTR, CNAME, then the zone
     /// file's other types.
-    fn into_rrsets(self) -> Box<[RRset]> {
+    fn into_rrsets(self) -> Vec<RRset> {
         let mut sets = Vec::new();
         for (records, extra) in [
             (self.a, Vec::new()),
@@ -149,32 +153,145 @@ impl NameEntry {
         for chunk in other.chunk_by(|a, b| a.record_type() == b.record_type()) {
             sets.push(RRset::encode(chunk, &[]));
         }
-        sets.into_boxed_slice()
+        sets
     }
 }
 
 /// The hasher of the live table: foldhash is several times faster than SipHash on short keys
 /// and still seeded per process, so query names cannot be chosen to collide.
 pub type FastHash = foldhash::fast::RandomState;
-/// The live table's map: persistent (O(1) clone), keyed by lowercase wire name.
-pub type Names =
-    imbl::GenericHashMap<NameKey, Arc<Node>, FastHash, imbl::shared_ptr::DefaultSharedPtr>;
 
-/// One name in the live table: its pre-encoded RRsets (none for an empty non-terminal), and
-/// the writer's bookkeeping of who contributes to it.
-#[derive(Debug, Clone, Default)]
-pub struct Node {
-    /// Ids of the instances with records (or implied empty non-terminals) here, sorted, with
-    /// what each contributes; readers ignore it. The zone file's static layer is [`STATIC_ID`].
-    contributors: Box<[(u32, Roles)]>,
-    /// The RRsets, in ANY order.
-    pub rrsets: Box<[RRset]>,
+/// Number of shards of the published map (a power of two). A change copies the shards it
+/// touches; publishing clones one pointer per shard.
+pub const SHARDS: usize = 1024;
+
+/// The shard of a name's hash: bits 32.. (hashbrown uses the low bits for the bucket and the
+/// top seven for its tag, so these are independent of both).
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize & (SHARDS - 1)
+}
+
+/// The published names of one snapshot: shards of nodes, each shared with the snapshots that
+/// did not change it.
+#[derive(Clone, Default)]
+pub struct Names {
+    hasher: FastHash,
+    shards: Arc<[Arc<HashTable<Node>>]>,
+}
+
+impl std::fmt::Debug for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Names({} nodes)", self.len())
+    }
+}
+
+impl Names {
+    /// The node of `key` (lowercase wire name).
+    pub fn get(&self, key: &[u8]) -> Option<&Node> {
+        let hash = self.hasher.hash_one(key);
+        self.shards
+            .get(shard_of(hash))?
+            .find(hash, |node| node.key() == key)
+    }
+
+    /// True when `key` is a name of the table (with records or an empty non-terminal).
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Every node, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.len()).sum()
+    }
+
+    /// True when the table holds no name.
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|shard| shard.is_empty())
+    }
+}
+
+/// One name of the live table in a single shared allocation: its lowercase wire name, then
+/// its pre-encoded RRsets in ANY order (none for an empty non-terminal). Each set is a
+/// header — type, count, additional count (u16 each), answer bytes, additional bytes (u32
+/// each), little-endian — followed by those bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Node(Arc<[u8]>);
+
+/// Bytes of a set's header inside a [`Node`].
+const SET_HEADER: usize = 14;
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = key_name(self.key())
+            .map(|n| n.to_ascii())
+            .unwrap_or_default();
+        let types: Vec<u16> = self.rrsets().map(|s| s.rtype).collect();
+        write!(f, "Node({name} {types:?})")
+    }
 }
 
 impl Node {
+    fn new(key: &[u8], sets: &[RRset]) -> Self {
+        let size = 1
+            + key.len()
+            + sets
+                .iter()
+                .map(|s| SET_HEADER + s.rrs.len() + s.extra.len())
+                .sum::<usize>();
+        let mut bytes = Vec::with_capacity(size);
+        bytes.push(key.len() as u8);
+        bytes.extend_from_slice(key);
+        for set in sets {
+            bytes.extend_from_slice(&set.rtype.to_le_bytes());
+            bytes.extend_from_slice(&set.count.to_le_bytes());
+            bytes.extend_from_slice(&set.extra_count.to_le_bytes());
+            bytes.extend_from_slice(&(set.rrs.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&(set.extra.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&set.rrs);
+            bytes.extend_from_slice(&set.extra);
+        }
+        Self(Arc::from(bytes))
+    }
+
+    /// The lowercase wire name.
+    pub fn key(&self) -> &[u8] {
+        let len = self.0.first().map_or(0, |&l| l as usize);
+        self.0.get(1..1 + len).unwrap_or_default()
+    }
+
+    /// The RRsets, in ANY order.
+    pub fn rrsets(&self) -> impl Iterator<Item = RRsetRef<'_>> {
+        let mut rest = self.0.get(1 + self.key().len()..).unwrap_or_default();
+        std::iter::from_fn(move || {
+            let header = rest.get(..SET_HEADER)?;
+            let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+            let u32_at = |at: usize| {
+                u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+                    as usize
+            };
+            let (rrs_len, extra_len) = (u32_at(6), u32_at(10));
+            let rrs = rest.get(SET_HEADER..SET_HEADER + rrs_len)?;
+            let extra = rest.get(SET_HEADER + rrs_len..SET_HEADER + rrs_len + extra_len)?;
+            let set = RRsetRef {
+                rtype: u16_at(0),
+                count: u16_at(2),
+                rrs,
+                extra_count: u16_at(4),
+                extra,
+            };
+            rest = &rest[SET_HEADER + rrs_len + extra_len..];
+            Some(set)
+        })
+    }
+
     /// The RRset of type `rtype`.
-    pub fn rrset(&self, rtype: u16) -> Option<&RRset> {
-        self.rrsets.iter().find(|s| s.rtype == rtype)
+    pub fn rrset(&self, rtype: u16) -> Option<RRsetRef<'_>> {
+        self.rrsets().find(|s| s.rtype == rtype)
     }
 }
 
@@ -241,9 +358,8 @@ impl Snapshot {
         let (Some(node), Some(name)) = (self.names.get(key), key_name(key)) else {
             return Vec::new();
         };
-        node.rrsets
-            .iter()
-            .flat_map(|set| decode_rrs(&name, set.rtype, &set.rrs, set.count))
+        node.rrsets()
+            .flat_map(|set| decode_rrs(&name, set.rtype, set.rrs, set.count))
             .collect()
     }
 }
@@ -318,13 +434,18 @@ pub struct Registry {
     /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
     slab: Vec<Option<Instance>>,
     free: Vec<u32>,
-    names: Names,
+    /// Every name with its contributors: the writer's own index (the key lives in the node).
+    names: HashTable<Entry>,
+    /// The published shards, shared with the last snapshot until a change copies one.
+    shards: Vec<Arc<HashTable<Node>>>,
+    hasher: FastHash,
     rejected: BTreeMap<String, String>,
     /// `Arc` copy of `rejected`, rebuilt only when it changed, so publishing stays O(1).
     rejected_published: Arc<BTreeMap<String, String>>,
-    /// Names whose entries are out of date: rebuilt once each at the next snapshot, so a batch
-    /// of events (or the initial read) costs O(changes), not O(changes × instances per name).
-    dirty: HashSet<NameKey>,
+    /// Names whose entries are out of date (flagged in their [`Entry`], so listed once): rebuilt
+    /// once each at the next snapshot, so a batch of events (or the initial read) costs
+    /// O(changes), not O(changes × instances per name).
+    dirty: Vec<Node>,
     /// The zone's wire name.
     zone_key: NameKey,
     revision: i64,
@@ -337,10 +458,12 @@ impl Registry {
             ids: HashMap::default(),
             slab: Vec::new(),
             free: Vec::new(),
-            names: Names::default(),
+            names: HashTable::new(),
+            shards: (0..SHARDS).map(|_| Arc::default()).collect(),
+            hasher: FastHash::default(),
             rejected: BTreeMap::new(),
             rejected_published: Arc::default(),
-            dirty: HashSet::new(),
+            dirty: Vec::new(),
             zone_key: name_key(&config.zone),
             revision: 0,
             config,
@@ -349,7 +472,7 @@ impl Registry {
         for name in statics.iter().flat_map(|s| s.names.keys()) {
             let owner: Name = name.into();
             for touched in with_ancestors(owner, &registry.config.zone) {
-                registry.add_contributor(name_key(&touched), STATIC_ID, Roles::default());
+                registry.add_contributor(&name_key(&touched), STATIC_ID, Roles::default());
             }
         }
         registry
@@ -410,12 +533,16 @@ impl Registry {
     /// A new immutable view of the current state: rebuilds the names changed since the last
     /// one, then shares the persistent name map (O(1)).
     pub fn snapshot(&mut self) -> Snapshot {
-        for name in std::mem::take(&mut self.dirty) {
-            self.recompute(&name);
+        for node in std::mem::take(&mut self.dirty) {
+            self.recompute(node.key());
         }
+        let names = Names {
+            hasher: self.hasher.clone(),
+            shards: self.shards.iter().cloned().collect(),
+        };
         Snapshot::new(
             &self.config,
-            self.names.clone(),
+            names,
             self.revision,
             self.ids.len(),
             self.rejected_published.clone(),
@@ -452,42 +579,37 @@ impl Registry {
         }
     }
 
-    fn add_contributor(&mut self, name: NameKey, id: u32, roles: Roles) {
-        let mut node = self
-            .names
-            .get(&name)
-            .map(|n| (**n).clone())
-            .unwrap_or_default();
-        let mut ids = node.contributors.into_vec();
-        match ids.binary_search_by_key(&id, |(c, _)| *c) {
-            Ok(at) => ids[at].1 = roles,
-            Err(at) => ids.insert(at, (id, roles)),
+    fn add_contributor(&mut self, name: &[u8], id: u32, roles: Roles) {
+        let hash = self.hasher.hash_one(name);
+        let entry = match self.names.find_mut(hash, |e| e.node.key() == name) {
+            Some(entry) => entry,
+            None => {
+                let entry = Entry {
+                    node: Node::new(name, &[]),
+                    contributors: Contributors::default(),
+                    dirty: false,
+                };
+                let hasher = &self.hasher;
+                self.names
+                    .insert_unique(hash, entry, |e| hasher.hash_one(e.node.key()))
+                    .into_mut()
+            }
+        };
+        entry.contributors.insert(id, roles);
+        if !entry.dirty {
+            entry.dirty = true;
+            self.dirty.push(entry.node.clone());
         }
-        node.contributors = ids.into_boxed_slice();
-        self.names.insert(name.clone(), Arc::new(node));
-        self.dirty.insert(name);
     }
 
-    fn remove_contributor(&mut self, name: NameKey, id: u32) {
-        let Some(old) = self.names.get(&name) else {
-            return;
-        };
-        let ids: Vec<(u32, Roles)> = old
-            .contributors
-            .iter()
-            .copied()
-            .filter(|(c, _)| *c != id)
-            .collect();
-        if ids.is_empty() {
-            self.names.remove(&name);
-            self.dirty.remove(&name);
-        } else {
-            let node = Node {
-                contributors: ids.into_boxed_slice(),
-                rrsets: old.rrsets.clone(),
-            };
-            self.names.insert(name.clone(), Arc::new(node));
-            self.dirty.insert(name);
+    fn remove_contributor(&mut self, name: &[u8], id: u32) {
+        let hash = self.hasher.hash_one(name);
+        if let Some(entry) = self.names.find_mut(hash, |e| e.node.key() == name) {
+            entry.contributors.remove(id);
+            if !entry.dirty {
+                entry.dirty = true;
+                self.dirty.push(entry.node.clone());
+            }
         }
     }
 
@@ -500,7 +622,7 @@ impl Registry {
             }
         };
         for (name, roles) in instance_names(&key, &registration, &self.zone_key) {
-            self.add_contributor(name, id, roles);
+            self.add_contributor(&name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
         self.ids.insert(etcd_key.into(), id);
@@ -516,20 +638,29 @@ impl Registry {
         };
         self.free.push(id);
         for (name, _) in instance_names(&old.key, &old.registration, &self.zone_key) {
-            self.remove_contributor(name, id);
+            self.remove_contributor(&name, id);
         }
     }
 
-    /// Rebuilds the RRsets of one name from what contributes to it.
-    fn recompute(&mut self, name: &NameKey) {
-        let Some(node) = self.names.get(name) else {
+    /// Rebuilds the RRsets of one name from what contributes to it, and publishes the node
+    /// (or its removal, when nothing contributes any more) if it changed.
+    fn recompute(&mut self, name: &[u8]) {
+        let hash = self.hasher.hash_one(name);
+        let Ok(found) = self.names.find_entry(hash, |e| e.node.key() == name) else {
             return;
         };
+        if found.get().contributors.is_empty() {
+            found.remove();
+            self.publish(hash, name, None);
+            return;
+        }
+        let entry = found.into_mut();
+        entry.dirty = false;
         let Some(owner) = key_name(name) else {
             return;
         };
         let mut builder = EntryBuilder::default();
-        for &(id, roles) in node.contributors.iter() {
+        for (id, roles) in entry.contributors.iter() {
             if id == STATIC_ID {
                 let statics = self.config.statics.as_ref();
                 let lower = LowerName::new(&owner);
@@ -547,14 +678,102 @@ impl Registry {
             };
             builder.add(&self.config.zone, inst, roles, self.config.ttl);
         }
-        let rrsets = builder.finish(&owner).into_rrsets();
-        if rrsets != node.rrsets {
-            let node = Node {
-                contributors: node.contributors.clone(),
-                rrsets,
-            };
-            self.names.insert(name.clone(), Arc::new(node));
+        let node = Node::new(name, &builder.finish(&owner).into_rrsets());
+        entry.node = node.clone();
+        self.publish(hash, name, Some(node));
+    }
+
+    /// Puts `node` (or, with `None`, the absence of `name`) into the published shard, copying
+    /// the shard if the last snapshot still shares it. An unchanged node is left alone.
+    fn publish(&mut self, hash: u64, name: &[u8], node: Option<Node>) {
+        let Some(shard) = self.shards.get_mut(shard_of(hash)) else {
+            return;
+        };
+        let published = shard.find(hash, |n| n.key() == name);
+        if published == node.as_ref() {
+            return;
         }
+        let shard = Arc::make_mut(shard);
+        let hasher = &self.hasher;
+        match (shard.find_entry(hash, |n| n.key() == name), node) {
+            (Ok(mut found), Some(node)) => *found.get_mut() = node,
+            (Ok(found), None) => {
+                found.remove();
+            }
+            (Err(_), Some(node)) => {
+                shard.insert_unique(hash, node, |n| hasher.hash_one(n.key()));
+            }
+            (Err(_), None) => {}
+        }
+    }
+}
+
+/// The writer's record of one name: its current node and who contributes to it.
+struct Entry {
+    node: Node,
+    contributors: Contributors,
+    /// Already listed in [`Registry::dirty`].
+    dirty: bool,
+}
+
+/// The contributors of one name, sorted by id: most names have exactly one, kept inline.
+#[derive(Debug, Default)]
+enum Contributors {
+    #[default]
+    None,
+    One(u32, Roles),
+    Many(Vec<(u32, Roles)>),
+}
+
+impl Contributors {
+    fn is_empty(&self) -> bool {
+        matches!(self, Contributors::None)
+    }
+
+    fn insert(&mut self, id: u32, roles: Roles) {
+        match self {
+            Contributors::None => *self = Contributors::One(id, roles),
+            Contributors::One(one, r) if *one == id => *r = roles,
+            Contributors::One(one, r) => {
+                let mut all = vec![(*one, *r), (id, roles)];
+                all.sort_by_key(|(c, _)| *c);
+                *self = Contributors::Many(all);
+            }
+            // Ids mostly grow, so this is usually an append.
+            Contributors::Many(all) => match all.binary_search_by_key(&id, |(c, _)| *c) {
+                Ok(at) => all[at].1 = roles,
+                Err(at) => all.insert(at, (id, roles)),
+            },
+        }
+    }
+
+    fn remove(&mut self, id: u32) {
+        match self {
+            Contributors::One(one, _) if *one == id => *self = Contributors::None,
+            Contributors::Many(all) => {
+                if let Ok(at) = all.binary_search_by_key(&id, |(c, _)| *c) {
+                    all.remove(at);
+                }
+                match all.as_slice() {
+                    [] => *self = Contributors::None,
+                    &[(one, roles)] => *self = Contributors::One(one, roles),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, Roles)> + '_ {
+        let one = match self {
+            Contributors::One(id, roles) => Some((*id, *roles)),
+            _ => None,
+        };
+        let many = match self {
+            Contributors::Many(all) => all.as_slice(),
+            _ => &[],
+        };
+        one.into_iter().chain(many.iter().copied())
     }
 }
 
@@ -946,7 +1165,7 @@ mod tests {
         assert!(
             snap.names.is_empty(),
             "nothing left behind: {:?}",
-            snap.names.keys().collect::<Vec<_>>()
+            snap.names.iter().collect::<Vec<_>>()
         );
     }
 

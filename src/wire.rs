@@ -124,10 +124,38 @@ impl RRset {
         }
     }
 
+    /// A borrowed view of this set, as the query path reads sets out of table nodes.
+    pub fn as_ref(&self) -> RRsetRef<'_> {
+        RRsetRef {
+            rtype: self.rtype,
+            count: self.count,
+            rrs: &self.rrs,
+            extra_count: self.extra_count,
+            extra: &self.extra,
+        }
+    }
+}
+
+/// A pre-encoded RRset borrowed from where it is stored (a table node or an [`RRset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RRsetRef<'a> {
+    /// Record type.
+    pub rtype: u16,
+    /// Number of records in `rrs`.
+    pub count: u16,
+    /// The records, back to back, each owned by a pointer to the question name.
+    pub rrs: &'a [u8],
+    /// Number of records in `extra`.
+    pub extra_count: u16,
+    /// Additional-section records, back to back.
+    pub extra: &'a [u8],
+}
+
+impl<'a> RRsetRef<'a> {
     /// The records split at record `start` (mod count): write `.0` then `.1` to rotate.
-    pub fn rotated(&self, start: usize) -> (&[u8], &[u8]) {
+    pub fn rotated(&self, start: usize) -> (&'a [u8], &'a [u8]) {
         if self.count <= 1 {
-            return (&self.rrs, &[]);
+            return (self.rrs, &[]);
         }
         let skip = start % self.count as usize;
         let mut at = 0;
@@ -432,7 +460,7 @@ mod tests {
             })
             .collect();
         let set = RRset::encode(&records, &[]);
-        let (first, second) = set.rotated(1);
+        let (first, second) = set.as_ref().rotated(1);
         let mut out = Vec::new();
         let body = ReplyBody {
             authoritative: true,

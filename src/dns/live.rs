@@ -48,7 +48,7 @@ pub fn live_body<'a>(
         return body;
     }
     if apex && qtype == u16::from(RecordType::NS) {
-        let set = &snapshot.ns_rrset;
+        let set = snapshot.ns_rrset.as_ref();
         let (first, second) = set.rotated(rotate);
         body.answers = (first, second, set.count);
         return body;
@@ -62,7 +62,7 @@ pub fn live_body<'a>(
     };
     let set = if qtype == u16::from(RecordType::ANY) {
         // RFC 8482: one RRset, never the whole name.
-        node.rrsets.first()
+        node.rrsets().next()
     } else {
         node.rrset(qtype)
             // A name with a CNAME answers every other type with it (RFC 1034 §3.6.2).
@@ -72,7 +72,7 @@ pub fn live_body<'a>(
         Some(set) => {
             let (first, second) = set.rotated(rotate);
             body.answers = (first, second, set.count);
-            body.additional = (&set.extra, set.extra_count);
+            body.additional = (set.extra, set.extra_count);
         }
         None => body.soa = soa,
     }
@@ -174,7 +174,7 @@ impl ZoneHandler for LiveZone {
             .cloned()
             .map(|r| Arc::new(RecordSet::from(r)))
             .collect();
-        for key in snapshot.names.keys() {
+        for key in snapshot.names.iter().map(|node| node.key()) {
             if in_zone(&snapshot, key).is_none() {
                 continue; // reverse names live in other zones
             }

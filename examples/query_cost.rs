@@ -1,0 +1,85 @@
+//! Cost of the plain query path at N instances, without sockets or etcd:
+//! `cargo run --release --example query_cost -- 100000 [QUERIES]`.
+//!
+//! Builds the table as the watcher would (N puts, one snapshot), then answers QUERIES packets —
+//! 90 % existing names at random, 10 % NXDOMAIN, type A, as `bench/run.sh` sends — through
+//! [`Responder::fast`], the same call the UDP loop makes. Prints the build time and the time per
+//! query. Wall-clock numbers move with the machine; under
+//! `valgrind --tool=cachegrind --cache-sim=yes` the instruction and cache-miss counts do not,
+//! which makes it the tool for comparing two versions of the table on a noisy VM.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use etcd_dns::dns::respond::{Outcome, Responder};
+use etcd_dns::table::{Registry, Table, ZoneConfig};
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_server::net::xfer::Protocol;
+use hickory_server::zone_handler::Catalog;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().unwrap_or_else(|| "100000".into()).parse()?;
+    let queries: usize = args.next().unwrap_or_else(|| "1000000".into()).parse()?;
+    let zone = Name::from_ascii("services.local.")?;
+    let config = Arc::new(ZoneConfig {
+        zone: zone.clone(),
+        prefix: "services/".into(),
+        ttl: 5,
+        negative_ttl: 5,
+        statics: None,
+    });
+
+    let started = Instant::now();
+    let mut registry = Registry::new(config.clone());
+    for i in 0..n {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0001u32 + i as u32);
+        let value = format!(r#"{{"IP":"{ip}"}}"#);
+        registry.put(format!("services/n{i}").as_bytes(), value.as_bytes());
+    }
+    let table = Arc::new(Table::new(&config));
+    table.store(registry.snapshot());
+    let built = started.elapsed();
+
+    // The same mix as bench/run.sh's query file, from a fixed seed.
+    let mut seed = 20240601u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let packets: Vec<Vec<u8>> = (0..4096)
+        .map(|i| {
+            let label = match i % 10 {
+                9 => format!("nx{i}"),
+                _ => format!("n{}", next() % n.max(1) as u64),
+            };
+            let name = Name::from_ascii(format!("{label}.services.local."))?;
+            let mut message = Message::query();
+            message.metadata.id = i as u16;
+            message.add_query(Query::query(name, RecordType::A));
+            Ok(message.to_vec()?)
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let responder = Responder::new(table, Catalog::new());
+    let (mut answered, mut bytes) = (0usize, 0usize);
+    let started = Instant::now();
+    for i in 0..queries {
+        if let Outcome::Reply(reply) = responder.fast(&packets[i % packets.len()], Protocol::Udp) {
+            answered += 1;
+            bytes += reply.len();
+        }
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "N={n}: table built in {:.0} ms; {queries} queries in {:.0} ms = {:.0} ns/query ({answered} answered, {:.1} B average)",
+        built.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e9 / queries as f64,
+        bytes as f64 / answered.max(1) as f64,
+    );
+    Ok(())
+}
