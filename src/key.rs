@@ -49,6 +49,30 @@ pub struct ServiceKey {
     pub instance: Option<String>,
 }
 
+/// A key's service and instance, borrowed from the etcd key as written (not lowercased).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyParts<'a> {
+    /// `<service>`: one or more dot-separated labels.
+    pub service: &'a str,
+    /// `<instance>`, in the several-instances form.
+    pub instance: Option<&'a str>,
+}
+
+/// Splits a key that [`parse_key`] accepted into its parts, without checking it again.
+pub fn key_parts<'a>(prefix: &str, key: &'a str) -> KeyParts<'a> {
+    let rest = key.strip_prefix(prefix).unwrap_or(key);
+    match rest.split_once('/') {
+        Some((service, instance)) => KeyParts {
+            service,
+            instance: Some(instance),
+        },
+        None => KeyParts {
+            service: rest,
+            instance: None,
+        },
+    }
+}
+
 /// Checks one label: 1–63 characters of `[A-Za-z0-9_-]`.
 pub fn check_label(label: &str) -> Result<(), KeyError> {
     let why = if label.is_empty() {

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 use tracing::{debug, warn};
 
-use crate::key::{parse_key, ServiceKey};
+use crate::key::{key_parts, parse_key, KeyParts};
 use crate::service::{parse_value, Registration, Target};
-use crate::wire::{key_name, name_key, rr_tail, NameKey, RRset, RRsetRef};
+use crate::wire::{key_name, name_key, reverse_key, rr_tail, NameKey, RRset, RRsetRef};
 use hashbrown::HashTable;
 
 /// Default TTL of live records (`--ttl`): a lost registration outlives itself in caches by at
@@ -109,51 +109,6 @@ impl ZoneConfig {
                 RData::NS(NS(self.ns_name())),
             )],
         }
-    }
-}
-
-/// Everything served at one name, as records: the builder's output, encoded into a [`Node`].
-/// Each list is one RRset, sorted so that rotation at query time is the only source of order
-/// changes.
-#[derive(Debug, Default, Clone, PartialEq)]
-struct NameEntry {
-    a: Vec<Record>,
-    aaaa: Vec<Record>,
-    /// Only when the name holds nothing else (RFC 1034 §3.6.2).
-    cname: Option<Record>,
-    srv: Vec<Record>,
-    /// The SRV targets' addresses, for the additional section.
-    srv_additionals: Vec<Record>,
-    txt: Vec<Record>,
-    /// At a reverse name: every instance registered with that address.
-    ptr: Vec<Record>,
-    /// Static records from the zone file other than A/AAAA (which merge into `a`/`aaaa`).
-    other: Vec<Record>,
-}
-
-impl NameEntry {
-    /// The RRsets in the order ANY picks from: A, AAAA, SRV, TXT, PTR, CNAME, then the zone
-    /// file's other types.
-    fn into_rrsets(self) -> Vec<RRset> {
-        let mut sets = Vec::new();
-        for (records, extra) in [
-            (self.a, Vec::new()),
-            (self.aaaa, Vec::new()),
-            (self.srv, self.srv_additionals),
-            (self.txt, Vec::new()),
-            (self.ptr, Vec::new()),
-            (self.cname.into_iter().collect(), Vec::new()),
-        ] {
-            if !records.is_empty() {
-                sets.push(RRset::encode(&records, &extra));
-            }
-        }
-        let mut other = self.other;
-        other.sort_by_key(|r| u16::from(r.record_type()));
-        for chunk in other.chunk_by(|a, b| a.record_type() == b.record_type()) {
-            sets.push(RRset::encode(chunk, &[]));
-        }
-        sets
     }
 }
 
@@ -408,10 +363,11 @@ struct Roles {
     ptr: bool,
 }
 
-/// One valid registration.
+/// One valid registration, under its etcd key as written (its DNS names are derived from the
+/// key when needed rather than stored).
 #[derive(Debug, Clone)]
 struct Instance {
-    key: ServiceKey,
+    etcd_key: Box<str>,
     registration: Registration,
 }
 
@@ -429,8 +385,8 @@ pub enum Applied {
 /// The writer's side of the table: every instance by key, and the derived records by name.
 pub struct Registry {
     config: Arc<ZoneConfig>,
-    /// Instance ids by etcd key.
-    ids: HashMap<Box<str>, u32, FastHash>,
+    /// Instance ids, hashed by their etcd key (which the instance holds).
+    ids: HashTable<u32>,
     /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
     slab: Vec<Option<Instance>>,
     free: Vec<u32>,
@@ -455,7 +411,7 @@ impl Registry {
     /// A registry for `config` holding only the zone file's static records, if any.
     pub fn new(config: Arc<ZoneConfig>) -> Self {
         let mut registry = Self {
-            ids: HashMap::default(),
+            ids: HashTable::new(),
             slab: Vec::new(),
             free: Vec::new(),
             names: HashTable::new(),
@@ -506,9 +462,9 @@ impl Registry {
             });
         self.remove_instance(&key_text);
         match parsed {
-            Ok((service_key, registration)) => {
+            Ok((_, registration)) => {
                 self.rejected_remove(&key_text);
-                self.insert_instance(key_text, service_key, registration);
+                self.insert_instance(key_text, registration);
                 Applied::Registered
             }
             Err(reason) => {
@@ -554,11 +510,14 @@ impl Registry {
     /// `/services` show.
     pub fn list(&self) -> Vec<(String, String)> {
         let mut all: Vec<_> = self
-            .ids
+            .slab
             .iter()
-            .filter_map(|(key, id)| {
-                let inst = self.slab.get(*id as usize)?.as_ref()?;
-                Some((key.to_string(), target_text(&inst.registration.target)))
+            .flatten()
+            .map(|inst| {
+                (
+                    inst.etcd_key.to_string(),
+                    target_text(&inst.registration.target),
+                )
             })
             .collect();
         all.sort();
@@ -613,7 +572,7 @@ impl Registry {
         }
     }
 
-    fn insert_instance(&mut self, etcd_key: String, key: ServiceKey, registration: Registration) {
+    fn insert_instance(&mut self, etcd_key: String, registration: Registration) {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -621,23 +580,37 @@ impl Registry {
                 (self.slab.len() - 1) as u32
             }
         };
-        for (name, roles) in instance_names(&key, &registration, &self.zone_key) {
+        let parts = key_parts(&self.config.prefix, &etcd_key);
+        for (name, roles) in instance_names(parts, &registration, &self.zone_key) {
             self.add_contributor(&name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
-        self.ids.insert(etcd_key.into(), id);
-        self.slab[id as usize] = Some(Instance { key, registration });
+        let hash = self.hasher.hash_one(etcd_key.as_str());
+        self.slab[id as usize] = Some(Instance {
+            etcd_key: etcd_key.into(),
+            registration,
+        });
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.ids
+            .insert_unique(hash, id, |&id| hasher.hash_one(etcd_key_of(slab, id)));
     }
 
     fn remove_instance(&mut self, etcd_key: &str) {
-        let Some(id) = self.ids.remove(etcd_key) else {
+        let hash = self.hasher.hash_one(etcd_key);
+        let slab = &self.slab;
+        let Ok(found) = self
+            .ids
+            .find_entry(hash, |&id| etcd_key_of(slab, id) == etcd_key)
+        else {
             return;
         };
+        let (id, _) = found.remove();
         let Some(old) = self.slab.get_mut(id as usize).and_then(Option::take) else {
             return;
         };
         self.free.push(id);
-        for (name, _) in instance_names(&old.key, &old.registration, &self.zone_key) {
+        let parts = key_parts(&self.config.prefix, &old.etcd_key);
+        for (name, _) in instance_names(parts, &old.registration, &self.zone_key) {
             self.remove_contributor(&name, id);
         }
     }
@@ -656,13 +629,13 @@ impl Registry {
         }
         let entry = found.into_mut();
         entry.dirty = false;
-        let Some(owner) = key_name(name) else {
-            return;
-        };
         let mut builder = EntryBuilder::default();
         for (id, roles) in entry.contributors.iter() {
             if id == STATIC_ID {
                 let statics = self.config.statics.as_ref();
+                let Some(owner) = key_name(name) else {
+                    continue;
+                };
                 let lower = LowerName::new(&owner);
                 for record in statics
                     .and_then(|s| s.names.get(&lower))
@@ -676,9 +649,11 @@ impl Registry {
             let Some(inst) = self.slab.get(id as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            builder.add(&self.config.zone, inst, roles, self.config.ttl);
+            let (prefix, zone) = (&self.config.prefix, &self.zone_key);
+            let owner = || owner_wire(key_parts(prefix, &inst.etcd_key), zone);
+            builder.add(&owner, &inst.registration, roles, self.config.ttl);
         }
-        let node = Node::new(name, &builder.finish(&owner).into_rrsets());
+        let node = Node::new(name, &builder.finish());
         entry.node = node.clone();
         self.publish(hash, name, Some(node));
     }
@@ -777,19 +752,29 @@ impl Contributors {
     }
 }
 
+/// The etcd key of instance `id` ("" for a free slot).
+fn etcd_key_of(slab: &[Option<Instance>], id: u32) -> &str {
+    slab.get(id as usize)
+        .and_then(Option::as_ref)
+        .map_or("", |inst| &inst.etcd_key)
+}
+
 /// The contributor id of a zone file's static records (never an instance id).
 const STATIC_ID: u32 = u32::MAX;
 
-/// Accumulates one name's records from its contributing instances.
+/// Accumulates one name's records from its contributing instances. Names are kept in wire
+/// form (lowercase, uncompressed) and RDATA is encoded directly: this runs for every name of
+/// the initial read.
 #[derive(Default)]
 struct EntryBuilder {
-    ptr: BTreeMap<Name, u32>,
+    /// Owner names of the instances at a reverse name.
+    ptr: BTreeMap<Vec<u8>, u32>,
     other: Vec<Record>,
     v4: BTreeMap<std::net::Ipv4Addr, u32>,
     v6: BTreeMap<std::net::Ipv6Addr, u32>,
-    hosts: BTreeMap<Name, u32>,
-    srv: BTreeMap<(u16, u16, u16, Name), u32>,
-    additionals: BTreeMap<(Name, IpAddr), u32>,
+    hosts: BTreeMap<Vec<u8>, u32>,
+    srv: BTreeMap<(u16, u16, u16, Vec<u8>), u32>,
+    additionals: BTreeMap<(Vec<u8>, IpAddr), u32>,
     txt: BTreeMap<String, u32>,
 }
 
@@ -801,6 +786,23 @@ fn keep_min<K: Ord>(map: &mut BTreeMap<K, u32>, key: K, ttl: u32) {
         .or_insert(ttl);
 }
 
+const TYPE_A: u16 = 1;
+const TYPE_CNAME: u16 = 5;
+const TYPE_PTR: u16 = 12;
+const TYPE_TXT: u16 = 16;
+const TYPE_AAAA: u16 = 28;
+const TYPE_SRV: u16 = 33;
+
+/// The RRset of `rtype` from `(RDATA, TTL)` pairs at the smallest of their TTLs, if any.
+fn wire_set(rtype: u16, items: Vec<(Vec<u8>, u32)>) -> Option<RRset> {
+    let ttl = items.iter().map(|(_, t)| *t).min()?;
+    Some(RRset::from_rdata(
+        rtype,
+        ttl,
+        items.iter().map(|(rdata, _)| rdata.as_slice()),
+    ))
+}
+
 impl EntryBuilder {
     fn add_static(&mut self, record: &Record) {
         match &record.data {
@@ -810,18 +812,17 @@ impl EntryBuilder {
         }
     }
 
-    fn add(&mut self, zone: &Name, inst: &Instance, roles: Roles, default_ttl: u32) {
-        let reg = &inst.registration;
-        let ttl = reg.ttl.unwrap_or(default_ttl);
+    fn add(&mut self, owner: &dyn Fn() -> Vec<u8>, reg: &Registration, roles: Roles, ttl: u32) {
+        let ttl = reg.ttl.unwrap_or(ttl);
         if roles.ptr {
-            keep_min(&mut self.ptr, inst.key.owner_name(zone), ttl);
+            keep_min(&mut self.ptr, owner(), ttl);
         }
         if roles.owner || roles.service {
             match &reg.target {
                 Target::Addr(IpAddr::V4(ip)) => keep_min(&mut self.v4, *ip, ttl),
                 Target::Addr(IpAddr::V6(ip)) => keep_min(&mut self.v6, *ip, ttl),
                 Target::Host(host) if roles.owner => {
-                    keep_min(&mut self.hosts, (**host).clone(), ttl)
+                    keep_min(&mut self.hosts, name_key(host).into_vec(), ttl)
                 }
                 Target::Host(_) => {}
             }
@@ -831,9 +832,9 @@ impl EntryBuilder {
         }
         if let (true, Some(port)) = (roles.service || roles.srv, reg.port) {
             let target = match &reg.target {
-                Target::Host(host) => (**host).clone(),
+                Target::Host(host) => name_key(host).into_vec(),
                 Target::Addr(ip) => {
-                    let target = inst.key.owner_name(zone);
+                    let target = owner();
                     keep_min(&mut self.additionals, (target.clone(), *ip), ttl);
                     target
                 }
@@ -842,85 +843,84 @@ impl EntryBuilder {
         }
     }
 
-    fn finish(self, owner: &Name) -> NameEntry {
-        let rrset = |items: Vec<(RData, u32)>| -> Vec<Record> {
-            let ttl = items.iter().map(|(_, t)| *t).min().unwrap_or_default();
-            items
-                .into_iter()
-                .map(|(data, _)| Record::from_rdata(owner.clone(), ttl, data))
-                .collect()
-        };
-        let a = rrset(
+    /// The RRsets in the order ANY picks from: A, AAAA, SRV, TXT, PTR, CNAME, then the zone
+    /// file's other types.
+    fn finish(self) -> Vec<RRset> {
+        let a = wire_set(
+            TYPE_A,
             self.v4
                 .into_iter()
-                .map(|(ip, t)| (RData::A(A(ip)), t))
+                .map(|(ip, t)| (ip.octets().to_vec(), t))
                 .collect(),
         );
-        let aaaa = rrset(
+        let aaaa = wire_set(
+            TYPE_AAAA,
             self.v6
                 .into_iter()
-                .map(|(ip, t)| (RData::AAAA(AAAA(ip)), t))
+                .map(|(ip, t)| (ip.octets().to_vec(), t))
                 .collect(),
         );
-        let srv = rrset(
+        let mut srv = wire_set(
+            TYPE_SRV,
             self.srv
                 .into_iter()
-                .map(|((p, w, port, target), t)| (RData::SRV(SRV::new(p, w, port, target)), t))
+                .map(|((priority, weight, port, target), t)| {
+                    let mut rdata = Vec::with_capacity(6 + target.len());
+                    for field in [priority, weight, port] {
+                        rdata.extend_from_slice(&field.to_be_bytes());
+                    }
+                    rdata.extend_from_slice(&target);
+                    (rdata, t)
+                })
                 .collect(),
         );
-        let txt = rrset(
+        if let Some(srv) = &mut srv {
+            for ((owner, ip), ttl) in self.additionals {
+                match ip {
+                    IpAddr::V4(ip) => srv.push_extra(&owner, TYPE_A, ttl, &ip.octets()),
+                    IpAddr::V6(ip) => srv.push_extra(&owner, TYPE_AAAA, ttl, &ip.octets()),
+                }
+            }
+        }
+        let txt = wire_set(
+            TYPE_TXT,
             self.txt
                 .into_iter()
-                .map(|(s, t)| (RData::TXT(TXT::new(vec![s])), t))
+                .map(|(text, t)| {
+                    let mut rdata = Vec::with_capacity(1 + text.len());
+                    rdata.push(text.len().min(255) as u8);
+                    rdata.extend_from_slice(&text.as_bytes()[..text.len().min(255)]);
+                    (rdata, t)
+                })
                 .collect(),
         );
-        let srv_additionals = self
-            .additionals
-            .into_iter()
-            .map(|((name, ip), ttl)| {
-                let data = match ip {
-                    IpAddr::V4(ip) => RData::A(A(ip)),
-                    IpAddr::V6(ip) => RData::AAAA(AAAA(ip)),
-                };
-                Record::from_rdata(name, ttl, data)
-            })
-            .collect();
-        let ptr = rrset(
-            self.ptr
-                .into_iter()
-                .map(|(target, t)| (RData::PTR(PTR(target)), t))
-                .collect(),
-        );
-        let holds_other = !(a.is_empty()
-            && aaaa.is_empty()
-            && srv.is_empty()
-            && txt.is_empty()
-            && self.other.is_empty());
+        let ptr = wire_set(TYPE_PTR, self.ptr.into_iter().collect());
+        let holds_other = a.is_some()
+            || aaaa.is_some()
+            || srv.is_some()
+            || txt.is_some()
+            || !self.other.is_empty();
         let cname = match (holds_other, self.hosts.into_iter().next()) {
-            (false, Some((host, ttl))) => Some(Record::from_rdata(
-                owner.clone(),
-                ttl,
-                RData::CNAME(CNAME(host)),
-            )),
+            (false, Some(host)) => wire_set(TYPE_CNAME, vec![host]),
             _ => None,
         };
-        NameEntry {
-            a,
-            aaaa,
-            cname,
-            srv,
-            srv_additionals,
-            txt,
-            ptr,
-            other: self.other,
+        let mut sets: Vec<RRset> = [a, aaaa, srv, txt, ptr, cname]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut other = self.other;
+        other.sort_by_key(|r| u16::from(r.record_type()));
+        for chunk in other.chunk_by(|a, b| a.record_type() == b.record_type()) {
+            sets.push(RRset::encode(chunk, &[]));
         }
+        sets
     }
 }
 
 /// Every name an instance touches, with its roles there, plus the empty non-terminals between
 /// those names and the zone. SRV names exist only for instances with a port, and the reverse
 /// name only for address targets.
-fn instance_names(key: &ServiceKey, reg: &Registration, zone: &[u8]) -> Vec<(NameKey, Roles)> {
+fn instance_names(key: KeyParts<'_>, reg: &Registration, zone: &[u8]) -> Vec<(NameKey, Roles)> {
     // Built directly in wire form: this runs for every key of the initial read.
     let mut names: Vec<(Vec<u8>, Roles)> = Vec::with_capacity(6);
     fn add(names: &mut Vec<(Vec<u8>, Roles)>, name: Vec<u8>, set: fn(&mut Roles)) {
@@ -934,14 +934,7 @@ fn instance_names(key: &ServiceKey, reg: &Registration, zone: &[u8]) -> Vec<(Nam
         }
     }
     let service = wire_name(key.service.split('.'), zone);
-    let owner = match &key.instance {
-        Some(instance) => wire_name(
-            std::iter::once(instance.as_str()).chain(key.service.split('.')),
-            zone,
-        ),
-        None => service.clone(),
-    };
-    add(&mut names, owner, |r| r.owner = true);
+    add(&mut names, owner_wire(key, zone), |r| r.owner = true);
     add(&mut names, service, |r| r.service = true);
     if reg.port.is_some() {
         for proto in ["_tcp", "_udp"] {
@@ -966,9 +959,7 @@ fn instance_names(key: &ServiceKey, reg: &Registration, zone: &[u8]) -> Vec<(Nam
         }
     }
     if let Target::Addr(ip) = reg.target {
-        add(&mut names, name_key(&Name::from(ip)).into_vec(), |r| {
-            r.ptr = true
-        });
+        add(&mut names, reverse_key(ip).into_vec(), |r| r.ptr = true);
     }
     names
         .into_iter()
@@ -976,12 +967,18 @@ fn instance_names(key: &ServiceKey, reg: &Registration, zone: &[u8]) -> Vec<(Nam
         .collect()
 }
 
-/// The wire name of `labels` (already lowercase and valid) followed by `zone`.
+/// The name that carries an instance alone, `<instance>.<service>.Z` or `<service>.Z`, in
+/// lowercase wire form.
+fn owner_wire(key: KeyParts<'_>, zone: &[u8]) -> Vec<u8> {
+    wire_name(key.instance.into_iter().chain(key.service.split('.')), zone)
+}
+
+/// The wire name of `labels` (already valid), lowercased, followed by `zone`.
 fn wire_name<'a>(labels: impl Iterator<Item = &'a str>, zone: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(zone.len() + 32);
     for label in labels {
         out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
+        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
     }
     out.extend_from_slice(zone);
     out
@@ -1087,10 +1084,10 @@ mod tests {
             ),
         ];
         for (etcd_key, value, want) in cases {
-            let service_key =
-                parse_key("services/", etcd_key.as_bytes(), &config().zone).expect("key");
+            parse_key("services/", etcd_key.as_bytes(), &config().zone).expect("key");
             let registration = parse_value(value.as_bytes()).expect("value");
-            let mut got: Vec<NameKey> = instance_names(&service_key, &registration, &zone)
+            let parts = key_parts("services/", etcd_key);
+            let mut got: Vec<NameKey> = instance_names(parts, &registration, &zone)
                 .into_iter()
                 .map(|(n, _)| n)
                 .collect();

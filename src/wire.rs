@@ -124,6 +124,38 @@ impl RRset {
         }
     }
 
+    /// A set of type `rtype` from RDATA already in wire form (names uncompressed), every record
+    /// at `ttl` (RFC 2181 §5.2: one TTL per RRset).
+    pub fn from_rdata<'a>(
+        rtype: u16,
+        ttl: u32,
+        rdatas: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Self {
+        let mut rrs = Vec::new();
+        let mut count = 0u16;
+        for rdata in rdatas {
+            rrs.extend_from_slice(&QNAME_POINTER);
+            push_rr_tail(&mut rrs, rtype, ttl, rdata);
+            count = count.saturating_add(1);
+        }
+        Self {
+            rtype,
+            count,
+            rrs: rrs.into_boxed_slice(),
+            extra_count: 0,
+            extra: Box::default(),
+        }
+    }
+
+    /// Adds an additional-section record owned by `owner` (wire form).
+    pub fn push_extra(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) {
+        let mut extra = std::mem::take(&mut self.extra).into_vec();
+        extra.extend_from_slice(owner);
+        push_rr_tail(&mut extra, rtype, ttl, rdata);
+        self.extra = extra.into_boxed_slice();
+        self.extra_count = self.extra_count.saturating_add(1);
+    }
+
     /// A borrowed view of this set, as the query path reads sets out of table nodes.
     pub fn as_ref(&self) -> RRsetRef<'_> {
         RRsetRef {
@@ -163,6 +195,70 @@ impl<'a> RRsetRef<'a> {
             at += rr_len(&self.rrs[at..]);
         }
         (&self.rrs[at..], &self.rrs[..at])
+    }
+}
+
+/// Appends type, class IN, TTL, RDLENGTH and `rdata`.
+fn push_rr_tail(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+/// The lowercase wire form of the reverse name of `ip` (`d.c.b.a.in-addr.arpa.` or the 32
+/// nibbles under `ip6.arpa.`), built without going through text.
+pub fn reverse_key(ip: std::net::IpAddr) -> NameKey {
+    let mut key = Vec::with_capacity(72);
+    match ip {
+        std::net::IpAddr::V4(ip) => {
+            for octet in ip.octets().iter().rev() {
+                let digits = itoa_u8(*octet);
+                let text = digits.text();
+                key.push(text.len() as u8);
+                key.extend_from_slice(text);
+            }
+            key.extend_from_slice(b"\x07in-addr\x04arpa\x00");
+        }
+        std::net::IpAddr::V6(ip) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for byte in ip.octets().iter().rev() {
+                key.extend_from_slice(&[
+                    1,
+                    HEX[(byte & 0xf) as usize],
+                    1,
+                    HEX[(byte >> 4) as usize],
+                ]);
+            }
+            key.extend_from_slice(b"\x03ip6\x04arpa\x00");
+        }
+    }
+    key.into_boxed_slice()
+}
+
+/// Decimal digits of a byte, without allocating.
+struct Digits {
+    buf: [u8; 3],
+    start: usize,
+}
+
+impl Digits {
+    fn text(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_u8(mut n: u8) -> Digits {
+    let mut buf = [0u8; 3];
+    let mut start = 3;
+    loop {
+        start -= 1;
+        buf[start] = b'0' + n % 10;
+        n /= 10;
+        if n == 0 {
+            return Digits { buf, start };
+        }
     }
 }
 
@@ -409,6 +505,21 @@ mod tests {
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).expect("name")
+    }
+
+    #[test]
+    fn reverse_keys_match_hickorys_reverse_names() {
+        for ip in [
+            "192.168.1.26",
+            "0.0.0.0",
+            "10.0.100.255",
+            "2001:db8::1",
+            "::",
+            "fe80::ab:cdef",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().expect("address");
+            assert_eq!(reverse_key(ip), name_key(&Name::from(ip)), "{ip}");
+        }
     }
 
     #[test]
