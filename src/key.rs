@@ -119,12 +119,16 @@ pub fn parse_key(prefix: &str, key: &[u8], zone: &Name) -> Result<ServiceKey, Ke
         service: service.to_ascii_lowercase(),
         instance: instance.map(str::to_ascii_lowercase),
     };
-    let longest = parsed.owner_text(zone);
-    let srv = parsed.srv_text("_tcp", zone);
-    for text in [longest, srv] {
-        if text.trim_end_matches('.').len() > MAX_NAME_LEN {
-            return Err(KeyError::TooLong(text));
-        }
+    // Lengths in presentation form without the final dot, counted rather than formatted: this
+    // runs for every key of the initial read. The zone adds ".<zone>" unless it is the root.
+    let zone_len: usize = zone.iter().map(|label| label.len() + 1).sum();
+    let owner_len = instance.map_or(0, |i| i.len() + 1) + service.len() + zone_len;
+    let srv_len = 1 + service.len() + ".".len() + "_tcp".len() + zone_len;
+    if owner_len > MAX_NAME_LEN {
+        return Err(KeyError::TooLong(parsed.owner_text(zone)));
+    }
+    if srv_len > MAX_NAME_LEN {
+        return Err(KeyError::TooLong(parsed.srv_text("_tcp", zone)));
     }
     Ok(parsed)
 }
@@ -226,6 +230,27 @@ mod tests {
             let err = parse_key("services/", key, &zone()).expect_err("must fail");
             assert!(check(&err), "{:?}: {err}", String::from_utf8_lossy(key));
         }
+    }
+
+    #[test]
+    fn longest_name_is_253_characters() {
+        // `_<service>._tcp.services.local` is the longest name a one-label-deeper key implies.
+        let service = |last: usize| {
+            format!(
+                "services/{}.{}.{}.{}",
+                "a".repeat(63),
+                "b".repeat(63),
+                "c".repeat(63),
+                "d".repeat(last)
+            )
+        };
+        let fits = service(40);
+        assert!(parse_key("services/", fits.as_bytes(), &zone()).is_ok());
+        let over = service(41);
+        let err = parse_key("services/", over.as_bytes(), &zone()).expect_err("254 characters");
+        assert!(
+            matches!(err, KeyError::TooLong(ref name) if name.trim_end_matches('.').len() == 254)
+        );
     }
 
     #[test]

@@ -248,6 +248,11 @@ impl Node {
     pub fn rrset(&self, rtype: u16) -> Option<RRsetRef<'_>> {
         self.rrsets().find(|s| s.rtype == rtype)
     }
+
+    /// Where this node lives: the same for every clone of it.
+    fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0).cast::<u8>() as usize
+    }
 }
 
 /// One immutable view of the table, as the query path sees it.
@@ -350,17 +355,24 @@ impl Table {
     }
 }
 
-/// What a registered instance contributes at one of its names.
+/// What a registered instance contributes at one of its names (a set of the flags below, one
+/// byte: the writer keeps one per name and contributor).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Roles {
+struct Roles(u8);
+
+impl Roles {
     /// The name that carries this instance alone (addresses, CNAME, TXT).
-    owner: bool,
+    const OWNER: Roles = Roles(1);
     /// `<service>.Z`: addresses, SRV, TXT of every instance.
-    service: bool,
+    const SERVICE: Roles = Roles(2);
     /// `_<service>._tcp/_udp.Z`: SRV only.
-    srv: bool,
+    const SRV: Roles = Roles(4);
     /// The reverse name of the instance's address: PTR to its owner name.
-    ptr: bool,
+    const PTR: Roles = Roles(8);
+
+    fn has(self, role: Roles) -> bool {
+        self.0 & role.0 != 0
+    }
 }
 
 /// One valid registration, under its etcd key as written (its DNS names are derived from the
@@ -398,8 +410,8 @@ pub struct Registry {
     rejected: BTreeMap<String, String>,
     /// `Arc` copy of `rejected`, rebuilt only when it changed, so publishing stays O(1).
     rejected_published: Arc<BTreeMap<String, String>>,
-    /// Names whose entries are out of date (flagged in their [`Entry`], so listed once): rebuilt
-    /// once each at the next snapshot, so a batch of events (or the initial read) costs
+    /// Names whose entries are out of date, by their current node (repeats are dropped at the
+    /// next snapshot): rebuilt once each then, so a batch of events (or the initial read) costs
     /// O(changes), not O(changes × instances per name).
     dirty: Vec<Node>,
     /// The zone's wire name.
@@ -489,7 +501,11 @@ impl Registry {
     /// A new immutable view of the current state: rebuilds the names changed since the last
     /// one, then shares the persistent name map (O(1)).
     pub fn snapshot(&mut self) -> Snapshot {
-        for node in std::mem::take(&mut self.dirty) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        // A node stays the same allocation until it is recomputed, so repeats share a pointer.
+        dirty.sort_unstable_by_key(Node::addr);
+        dirty.dedup_by_key(|node| node.addr());
+        for node in dirty {
             self.recompute(node.key());
         }
         let names = Names {
@@ -546,7 +562,6 @@ impl Registry {
                 let entry = Entry {
                     node: Node::new(name, &[]),
                     contributors: Contributors::default(),
-                    dirty: false,
                 };
                 let hasher = &self.hasher;
                 self.names
@@ -555,20 +570,14 @@ impl Registry {
             }
         };
         entry.contributors.insert(id, roles);
-        if !entry.dirty {
-            entry.dirty = true;
-            self.dirty.push(entry.node.clone());
-        }
+        self.dirty.push(entry.node.clone());
     }
 
     fn remove_contributor(&mut self, name: &[u8], id: u32) {
         let hash = self.hasher.hash_one(name);
         if let Some(entry) = self.names.find_mut(hash, |e| e.node.key() == name) {
             entry.contributors.remove(id);
-            if !entry.dirty {
-                entry.dirty = true;
-                self.dirty.push(entry.node.clone());
-            }
+            self.dirty.push(entry.node.clone());
         }
     }
 
@@ -628,7 +637,6 @@ impl Registry {
             return;
         }
         let entry = found.into_mut();
-        entry.dirty = false;
         let mut builder = EntryBuilder::default();
         for (id, roles) in entry.contributors.iter() {
             if id == STATIC_ID {
@@ -683,21 +691,22 @@ impl Registry {
     }
 }
 
-/// The writer's record of one name: its current node and who contributes to it.
+/// The writer's record of one name: its current node and who contributes to it (32 bytes).
 struct Entry {
     node: Node,
     contributors: Contributors,
-    /// Already listed in [`Registry::dirty`].
-    dirty: bool,
 }
 
-/// The contributors of one name, sorted by id: most names have exactly one, kept inline.
+/// The contributors of one name, sorted by id: most names have exactly one, kept inline
+/// (16 bytes).
 #[derive(Debug, Default)]
 enum Contributors {
     #[default]
     None,
     One(u32, Roles),
-    Many(Vec<(u32, Roles)>),
+    // Boxed so that the common single-contributor case keeps the entry at 32 bytes.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<(u32, Roles)>>),
 }
 
 impl Contributors {
@@ -712,7 +721,7 @@ impl Contributors {
             Contributors::One(one, r) => {
                 let mut all = vec![(*one, *r), (id, roles)];
                 all.sort_by_key(|(c, _)| *c);
-                *self = Contributors::Many(all);
+                *self = Contributors::Many(Box::new(all));
             }
             // Ids mostly grow, so this is usually an append.
             Contributors::Many(all) => match all.binary_search_by_key(&id, |(c, _)| *c) {
@@ -814,14 +823,15 @@ impl EntryBuilder {
 
     fn add(&mut self, owner: &dyn Fn() -> Vec<u8>, reg: &Registration, roles: Roles, ttl: u32) {
         let ttl = reg.ttl.unwrap_or(ttl);
-        if roles.ptr {
+        if roles.has(Roles::PTR) {
             keep_min(&mut self.ptr, owner(), ttl);
         }
-        if roles.owner || roles.service {
+        let (owner_role, service_role) = (roles.has(Roles::OWNER), roles.has(Roles::SERVICE));
+        if owner_role || service_role {
             match &reg.target {
                 Target::Addr(IpAddr::V4(ip)) => keep_min(&mut self.v4, *ip, ttl),
                 Target::Addr(IpAddr::V6(ip)) => keep_min(&mut self.v6, *ip, ttl),
-                Target::Host(host) if roles.owner => {
+                Target::Host(host) if owner_role => {
                     keep_min(&mut self.hosts, name_key(host).into_vec(), ttl)
                 }
                 Target::Host(_) => {}
@@ -830,7 +840,7 @@ impl EntryBuilder {
                 keep_min(&mut self.txt, txt.clone(), ttl);
             }
         }
-        if let (true, Some(port)) = (roles.service || roles.srv, reg.port) {
+        if let (true, Some(port)) = (service_role || roles.has(Roles::SRV), reg.port) {
             let target = match &reg.target {
                 Target::Host(host) => name_key(host).into_vec(),
                 Target::Addr(ip) => {
@@ -923,19 +933,15 @@ impl EntryBuilder {
 fn instance_names(key: KeyParts<'_>, reg: &Registration, zone: &[u8]) -> Vec<(NameKey, Roles)> {
     // Built directly in wire form: this runs for every key of the initial read.
     let mut names: Vec<(Vec<u8>, Roles)> = Vec::with_capacity(6);
-    fn add(names: &mut Vec<(Vec<u8>, Roles)>, name: Vec<u8>, set: fn(&mut Roles)) {
+    fn add(names: &mut Vec<(Vec<u8>, Roles)>, name: Vec<u8>, role: Roles) {
         match names.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, roles)) => set(roles),
-            None => {
-                let mut roles = Roles::default();
-                set(&mut roles);
-                names.push((name, roles));
-            }
+            Some((_, roles)) => roles.0 |= role.0,
+            None => names.push((name, role)),
         }
     }
     let service = wire_name(key.service.split('.'), zone);
-    add(&mut names, owner_wire(key, zone), |r| r.owner = true);
-    add(&mut names, service, |r| r.service = true);
+    add(&mut names, owner_wire(key, zone), Roles::OWNER);
+    add(&mut names, service, Roles::SERVICE);
     if reg.port.is_some() {
         for proto in ["_tcp", "_udp"] {
             let mut labels = key.service.split('.');
@@ -944,7 +950,7 @@ fn instance_names(key: KeyParts<'_>, reg: &Registration, zone: &[u8]) -> Vec<(Na
                 std::iter::once(first.as_str()).chain(labels).chain([proto]),
                 zone,
             );
-            add(&mut names, srv, |r| r.srv = true);
+            add(&mut names, srv, Roles::SRV);
         }
     }
     // The empty non-terminals between each name and the zone (RFC 8020).
@@ -953,13 +959,13 @@ fn instance_names(key: KeyParts<'_>, reg: &Registration, zone: &[u8]) -> Vec<(Na
         let mut at = 0;
         while name.len() - at > zone.len() {
             if at > 0 {
-                add(&mut names, name[at..].to_vec(), |_| {});
+                add(&mut names, name[at..].to_vec(), Roles::default());
             }
             at += 1 + name[at] as usize;
         }
     }
     if let Target::Addr(ip) = reg.target {
-        add(&mut names, reverse_key(ip).into_vec(), |r| r.ptr = true);
+        add(&mut names, reverse_key(ip).into_vec(), Roles::PTR);
     }
     names
         .into_iter()

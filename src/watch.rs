@@ -159,6 +159,7 @@ async fn sync(
     let mut client = etcd.connect().await?;
     let started = std::time::Instant::now();
     let (mut registry, revision) = read_all(&mut client, etcd, config).await?;
+    let read_ms = started.elapsed().as_millis() as u64;
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(revision + 1)
@@ -167,12 +168,15 @@ async fn sync(
         .timed(client.watch(config.prefix.as_bytes(), Some(options)))
         .await?;
     // Publish only once the watch is in place: from here on no change can be missed.
-    table.store(registry.snapshot());
+    let snapshot = registry.snapshot();
+    let built_ms = started.elapsed().as_millis() as u64;
+    table.store(snapshot);
     backoff.reset();
     info!(
         revision,
         instances = registry.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        read_ms,
+        elapsed_ms = built_ms,
         "registry loaded; watching"
     );
     loop {
