@@ -2,6 +2,8 @@
 
 pub mod forward;
 pub mod live;
+#[cfg(target_os = "linux")]
+mod mmsg;
 pub mod respond;
 pub mod transport;
 pub mod zones;

@@ -9,7 +9,6 @@
 //! FORMERR.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use hickory_server::net::runtime::TokioTime;
@@ -79,22 +78,31 @@ impl Limit {
     }
 }
 
+thread_local! {
+    /// Where the next multi-record answer starts. Per thread rather than one shared atomic:
+    /// it only spreads clients over instances, and a shared counter would bounce one cache
+    /// line between the cores on every answer.
+    static ROTATION: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn next_rotation() -> usize {
+    ROTATION.with(|r| {
+        let start = r.get();
+        r.set(start.wrapping_add(1));
+        start
+    })
+}
+
 /// Answers requests: the live zone directly, the rest through hickory's [`Catalog`].
 pub struct Responder {
     table: Arc<Table>,
     catalog: Catalog,
-    /// Per-answer rotation counter; relaxed ordering is enough, it only spreads load.
-    rotation: AtomicUsize,
 }
 
 impl Responder {
     /// A responder for the live zone over `table`, with `catalog` for the rest.
     pub fn new(table: Arc<Table>, catalog: Catalog) -> Self {
-        Self {
-            table,
-            catalog,
-            rotation: AtomicUsize::new(0),
-        }
+        Self { table, catalog }
     }
 
     /// Answers one request.
@@ -137,7 +145,7 @@ impl Responder {
                 return self.general(query.bytes, protocol);
             }
             Some(zone_at) => {
-                let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
+                let rotate = next_rotation();
                 live::live_body(&snapshot, query.key(), query.qtype, zone_at, rotate)
             }
             // PTR of a registered address; any other name belongs to the catalog.
@@ -149,7 +157,7 @@ impl Responder {
                 else {
                     return Outcome::Slow;
                 };
-                let rotate = self.rotation.fetch_add(1, Ordering::Relaxed);
+                let rotate = next_rotation();
                 let (first, second) = set.rotated(rotate);
                 wire::ReplyBody {
                     authoritative: true,

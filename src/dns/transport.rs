@@ -1,5 +1,6 @@
 //! Sockets: UDP served by one blocking thread per socket (SO_REUSEPORT spreads them over the
-//! cores), TCP by a tokio task per connection. Both hand each message to the [`Responder`].
+//! cores; on Linux each system call takes or sends a whole batch of datagrams), TCP by a tokio
+//! task per connection. Both hand each message to the [`Responder`].
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
@@ -26,7 +27,8 @@ pub const TCP_IO_TIMEOUT: Duration = Duration::from_secs(1);
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const BIND_ATTEMPTS: usize = 50;
-/// Largest UDP datagram we read.
+/// Largest UDP datagram we read (without recvmmsg; with it, [`super::mmsg::SLOT`]).
+#[cfg(not(target_os = "linux"))]
 const UDP_BUFFER: usize = 65_535;
 
 /// Bound sockets to answer on: per address, one UDP socket per core and one TCP listener.
@@ -134,6 +136,56 @@ pub async fn serve(listeners: Listeners, responder: Arc<Responder>, shutdown: Ca
     }
 }
 
+/// Answers one UDP socket until shutdown: takes every queued datagram in one system call,
+/// answers the live zone inline, sends those replies in one more, and hands the rest to tasks.
+#[cfg(target_os = "linux")]
+fn udp_loop(
+    socket: UdpSocket,
+    responder: Arc<Responder>,
+    runtime: Handle,
+    shutdown: CancellationToken,
+) {
+    use super::mmsg::{self, Batch};
+
+    if let Err(error) = socket.set_read_timeout(Some(UDP_SHUTDOWN_POLL)) {
+        warn!(%error, "UDP socket without read timeout; shutdown may wait for a query");
+    }
+    let socket = Arc::new(socket);
+    let mut batch = Batch::default();
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
+    while !shutdown.is_cancelled() {
+        let received = match batch.recv(&socket) {
+            Ok(received) => received,
+            Err(error) if quiet_receive_error(&error) => continue,
+            Err(error) => {
+                debug!(%error, "UDP receive");
+                continue;
+            }
+        };
+        for i in 0..received {
+            let query = batch.get(i);
+            let Some(src) = query.src else { continue };
+            if query.truncated {
+                debug!(%src, "UDP query longer than {} bytes dropped", mmsg::SLOT);
+                continue;
+            }
+            match responder.fast(query.bytes, Protocol::Udp) {
+                Outcome::Reply(reply) => replies.push((reply, src)),
+                Outcome::Drop => {}
+                Outcome::Slow => slow_udp(&runtime, &responder, &socket, query.bytes, src),
+            }
+        }
+        mmsg::send_all(
+            &socket,
+            &replies,
+            |error, dst| debug!(%error, %dst, "UDP send"),
+        );
+        replies.clear();
+    }
+}
+
+/// Answers one UDP socket until shutdown, a datagram at a time (systems without recvmmsg).
+#[cfg(not(target_os = "linux"))]
 fn udp_loop(
     socket: UdpSocket,
     responder: Arc<Responder>,
@@ -148,18 +200,8 @@ fn udp_loop(
     while !shutdown.is_cancelled() {
         let (len, src) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Err(error) if quiet_receive_error(&error) => continue,
             Err(error) => {
-                // ICMP errors from earlier sends surface here on Linux; they concern one client.
                 debug!(%error, "UDP receive");
                 continue;
             }
@@ -168,18 +210,36 @@ fn udp_loop(
         match responder.fast(query, Protocol::Udp) {
             Outcome::Reply(reply) => send(&socket, &reply, src),
             Outcome::Drop => {}
-            Outcome::Slow => {
-                let query = query.to_vec();
-                let responder = responder.clone();
-                let socket = socket.clone();
-                runtime.spawn(async move {
-                    if let Some(reply) = responder.slow(&query, src, Protocol::Udp).await {
-                        send(&socket, &reply, src);
-                    }
-                });
-            }
+            Outcome::Slow => slow_udp(&runtime, &responder, &socket, query, src),
         }
     }
+}
+
+/// Timeouts (the shutdown poll) and interruptions; other errors are ICMP reports from earlier
+/// sends on Linux, which concern one client.
+fn quiet_receive_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Hands a query that needs the catalog (forwarding, static zones, transfers) to a task.
+fn slow_udp(
+    runtime: &Handle,
+    responder: &Arc<Responder>,
+    socket: &Arc<UdpSocket>,
+    query: &[u8],
+    src: SocketAddr,
+) {
+    let query = query.to_vec();
+    let responder = responder.clone();
+    let socket = socket.clone();
+    runtime.spawn(async move {
+        if let Some(reply) = responder.slow(&query, src, Protocol::Udp).await {
+            send(&socket, &reply, src);
+        }
+    });
 }
 
 fn send(socket: &UdpSocket, reply: &[u8], dst: SocketAddr) {
