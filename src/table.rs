@@ -498,9 +498,10 @@ impl Registry {
         Applied::Removed
     }
 
-    /// A new immutable view of the current state: rebuilds the names changed since the last
-    /// one, then shares the persistent name map (O(1)).
-    pub fn snapshot(&mut self) -> Snapshot {
+    /// Rebuilds the names changed since the last call and puts them into the shards. Called
+    /// by [`Registry::snapshot`]; the initial read also calls it after every page, so that
+    /// this work overlaps with etcd serving the next one.
+    pub fn flush(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
         // A node stays the same allocation until it is recomputed, so repeats share a pointer.
         dirty.sort_unstable_by_key(Node::addr);
@@ -508,6 +509,12 @@ impl Registry {
         for node in dirty {
             self.recompute(node.key());
         }
+    }
+
+    /// A new immutable view of the current state: rebuilds the names changed since the last
+    /// one, then shares the shards (one pointer copy each).
+    pub fn snapshot(&mut self) -> Snapshot {
+        self.flush();
         let names = Names {
             hasher: self.hasher.clone(),
             shards: self.shards.iter().cloned().collect(),

@@ -410,3 +410,37 @@ async fn servfail_until_the_registry_is_read() {
     let m = query(dns.addr, "example.com.", RecordType::A, Transport::Udp).await;
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
 }
+
+/// A registry whose values add up to more than the etcd client's 4 MiB message limit within
+/// one page is still read whole: pages are sized from the values seen, and a page that comes
+/// back too large is asked again shorter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_do_not_stop_the_initial_read() {
+    let etcd = Etcd::start().await;
+    let mut client = etcd.client().await;
+    // 700 × 7 KB ≈ 4.9 MB, all within the first page of 1,000 keys. Unknown fields are ignored.
+    let padding = "x".repeat(7_000);
+    for i in 0..700u32 {
+        let value = format!(
+            r#"{{"IP":"10.1.{}.{}","note":"{padding}"}}"#,
+            i / 256,
+            i % 256
+        );
+        client
+            .put(format!("services/big{i}"), value, None)
+            .await
+            .expect("put");
+    }
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    dns.wait_ready().await;
+    for (name, want) in [("big0", "10.1.0.0"), ("big699", "10.1.2.187")] {
+        let m = query(
+            dns.addr,
+            &format!("{name}.services.local."),
+            RecordType::A,
+            Transport::Udp,
+        )
+        .await;
+        assert_eq!(addresses(&m), vec![want], "{name}");
+    }
+}
