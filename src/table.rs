@@ -2,8 +2,9 @@
 //! [`Snapshot`]s that the query path reads without locks. No I/O here.
 //!
 //! Every change recomputes only the DNS names the changed key touches. The published map is
-//! split into [`SHARDS`] flat hash tables shared between snapshots: a change copies only the
-//! shards it touches (a few hundred pointers each at 100,000 instances), publishing shares the
+//! split into [`SHARDS`] flat hash tables in [`GROUPS`] groups, shared between snapshots: a
+//! change copies only the shards it touches (a few hundred pointers each at 100,000 instances)
+//! and the groups that hold them (32 pointers each), publishing shares the
 //! rest, and a query never waits on a writer: it loads the current snapshot pointer and makes
 //! one probe. Each name is one allocation ([`Node`]) holding its wire name and its answers.
 
@@ -117,21 +118,32 @@ impl ZoneConfig {
 pub type FastHash = foldhash::fast::RandomState;
 
 /// Number of shards of the published map (a power of two). A change copies the shards it
-/// touches; publishing clones one pointer per shard.
-pub const SHARDS: usize = 1024;
+/// touches, so more shards mean cheaper changes at large sizes.
+pub const SHARDS: usize = 4096;
+/// Shards are held in this many groups of `SHARDS / GROUPS`: publishing a snapshot copies one
+/// pointer per group, not per shard, which keeps a change cheap at small sizes too (each shard
+/// pointer lives in its own allocation, so copying 1,024 of them costs 2,048 cache misses).
+pub const GROUPS: usize = 64;
+const PER_GROUP: usize = SHARDS / GROUPS;
 
-/// The shard of a name's hash: bits 32.. (hashbrown uses the low bits for the bucket and the
-/// top seven for its tag, so these are independent of both).
-fn shard_of(hash: u64) -> usize {
-    (hash >> 32) as usize & (SHARDS - 1)
+/// One shard: a flat table of nodes.
+type Shard = HashTable<Node>;
+/// A group of shards, shared between snapshots until one of its shards changes.
+type Group = Arc<Vec<Arc<Shard>>>;
+
+/// The shard of a name's hash, as (group, shard in group): bits 32.. (hashbrown uses the low
+/// bits for the bucket and the top seven for its tag, so these are independent of both).
+fn shard_of(hash: u64) -> (usize, usize) {
+    let shard = (hash >> 32) as usize & (SHARDS - 1);
+    (shard / PER_GROUP, shard % PER_GROUP)
 }
 
-/// The published names of one snapshot: shards of nodes, each shared with the snapshots that
-/// did not change it.
+/// The published names of one snapshot: groups of shards of nodes, each shared with the
+/// snapshots that did not change it.
 #[derive(Clone, Default)]
 pub struct Names {
     hasher: FastHash,
-    shards: Arc<[Arc<HashTable<Node>>]>,
+    groups: Arc<[Group]>,
 }
 
 impl std::fmt::Debug for Names {
@@ -144,8 +156,10 @@ impl Names {
     /// The node of `key` (lowercase wire name).
     pub fn get(&self, key: &[u8]) -> Option<&Node> {
         let hash = self.hasher.hash_one(key);
-        self.shards
-            .get(shard_of(hash))?
+        let (group, shard) = shard_of(hash);
+        self.groups
+            .get(group)?
+            .get(shard)?
             .find(hash, |node| node.key() == key)
     }
 
@@ -156,17 +170,23 @@ impl Names {
 
     /// Every node, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Node> {
-        self.shards.iter().flat_map(|shard| shard.iter())
+        self.shards().flat_map(|shard| shard.iter())
     }
 
     /// Number of names.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.len()).sum()
+        self.shards().map(|shard| shard.len()).sum()
     }
 
     /// True when the table holds no name.
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(|shard| shard.is_empty())
+        self.shards().all(|shard| shard.is_empty())
+    }
+
+    fn shards(&self) -> impl Iterator<Item = &Shard> {
+        self.groups
+            .iter()
+            .flat_map(|group| group.iter().map(|s| &**s))
     }
 }
 
@@ -404,8 +424,8 @@ pub struct Registry {
     free: Vec<u32>,
     /// Every name with its contributors: the writer's own index (the key lives in the node).
     names: HashTable<Entry>,
-    /// The published shards, shared with the last snapshot until a change copies one.
-    shards: Vec<Arc<HashTable<Node>>>,
+    /// The published shards by group, shared with the last snapshot until a change copies one.
+    groups: Vec<Group>,
     hasher: FastHash,
     rejected: BTreeMap<String, String>,
     /// `Arc` copy of `rejected`, rebuilt only when it changed, so publishing stays O(1).
@@ -427,7 +447,9 @@ impl Registry {
             slab: Vec::new(),
             free: Vec::new(),
             names: HashTable::new(),
-            shards: (0..SHARDS).map(|_| Arc::default()).collect(),
+            groups: (0..GROUPS)
+                .map(|_| Arc::new((0..PER_GROUP).map(|_| Arc::default()).collect()))
+                .collect(),
             hasher: FastHash::default(),
             rejected: BTreeMap::new(),
             rejected_published: Arc::default(),
@@ -512,12 +534,12 @@ impl Registry {
     }
 
     /// A new immutable view of the current state: rebuilds the names changed since the last
-    /// one, then shares the shards (one pointer copy each).
+    /// one, then shares the groups of shards (one pointer copy each).
     pub fn snapshot(&mut self) -> Snapshot {
         self.flush();
         let names = Names {
             hasher: self.hasher.clone(),
-            shards: self.shards.iter().cloned().collect(),
+            groups: self.groups.iter().cloned().collect(),
         };
         Snapshot::new(
             &self.config,
@@ -676,13 +698,19 @@ impl Registry {
     /// Puts `node` (or, with `None`, the absence of `name`) into the published shard, copying
     /// the shard if the last snapshot still shares it. An unchanged node is left alone.
     fn publish(&mut self, hash: u64, name: &[u8], node: Option<Node>) {
-        let Some(shard) = self.shards.get_mut(shard_of(hash)) else {
+        let (group, shard) = shard_of(hash);
+        let Some(group) = self.groups.get_mut(group) else {
             return;
         };
-        let published = shard.find(hash, |n| n.key() == name);
+        let published = group
+            .get(shard)
+            .and_then(|s| s.find(hash, |n| n.key() == name));
         if published == node.as_ref() {
             return;
         }
+        let Some(shard) = Arc::make_mut(group).get_mut(shard) else {
+            return;
+        };
         let shard = Arc::make_mut(shard);
         let hasher = &self.hasher;
         match (shard.find_entry(hash, |n| n.key() == name), node) {
