@@ -280,8 +280,8 @@ impl Node {
 pub struct Snapshot {
     /// Nodes by lowercase wire name.
     pub names: Names,
-    /// The zone's lowercase wire name.
-    pub zone_key: NameKey,
+    /// What every snapshot of this zone shares: its name, SOA fields and NS set.
+    pub apex: Arc<Apex>,
     /// The etcd revision this view reflects.
     pub revision: i64,
     /// False until the first full read of the registry completed.
@@ -290,47 +290,107 @@ pub struct Snapshot {
     pub instances: usize,
     /// Keys skipped as invalid, with the reason.
     pub rejected: Arc<BTreeMap<String, String>>,
-    /// The apex SOA with the current serial.
-    pub soa: Record,
-    /// The same SOA as wire bytes after the owner name (for answers and authority sections).
+    /// The apex SOA with the current serial, as wire bytes after the owner name (for answers
+    /// and authority sections).
     pub soa_tail: Box<[u8]>,
-    /// The apex NS set.
-    pub ns: Vec<Record>,
-    /// The apex NS set, encoded.
-    pub ns_rrset: RRset,
     /// When this view was published.
     pub published: Instant,
+}
+
+/// The zone apex, built once per zone rather than once per snapshot.
+#[derive(Debug)]
+pub struct Apex {
+    /// The zone's lowercase wire name.
+    pub zone_key: NameKey,
+    /// The SOA with serial 0.
+    soa: Record,
+    /// The SOA after the owner name, serial 0.
+    soa_tail: Box<[u8]>,
+    /// The NS set.
+    pub ns: Vec<Record>,
+    /// The NS set, encoded.
+    ns_rrset: RRset,
+}
+
+/// The SOA serial sits 20 bytes before the end of its RDATA (serial, refresh, retry, expire,
+/// minimum: five 32-bit fields after the two names).
+const SOA_SERIAL_FROM_END: usize = 20;
+
+impl Apex {
+    /// The apex of `config`'s zone.
+    pub fn new(config: &ZoneConfig) -> Self {
+        let soa = config.soa(0);
+        let ns = config.ns();
+        Self {
+            zone_key: name_key(&config.zone),
+            soa_tail: rr_tail(&soa).into_boxed_slice(),
+            soa,
+            ns_rrset: RRset::encode(&ns, &[]),
+            ns,
+        }
+    }
 }
 
 impl Snapshot {
     /// The empty, not-ready view a server starts with.
     pub fn empty(config: &ZoneConfig) -> Self {
-        Self::new(config, Names::default(), 0, 0, Arc::default(), false)
+        Self::new(
+            Arc::new(Apex::new(config)),
+            Names::default(),
+            0,
+            0,
+            Arc::default(),
+            false,
+        )
     }
 
     fn new(
-        config: &ZoneConfig,
+        apex: Arc<Apex>,
         names: Names,
         revision: i64,
         instances: usize,
         rejected: Arc<BTreeMap<String, String>>,
         ready: bool,
     ) -> Self {
-        let soa = config.soa(revision);
-        let ns = config.ns();
+        let mut soa_tail = apex.soa_tail.clone();
+        if let Some(at) = soa_tail.len().checked_sub(SOA_SERIAL_FROM_END) {
+            // Serial arithmetic (RFC 1982) wraps at 2^32, so truncation keeps the order.
+            soa_tail[at..at + 4].copy_from_slice(&(revision as u32).to_be_bytes());
+        }
         Self {
             names,
-            zone_key: name_key(&config.zone),
+            apex,
             revision,
             ready,
             instances,
             rejected,
-            soa_tail: rr_tail(&soa).into_boxed_slice(),
-            soa,
-            ns_rrset: RRset::encode(&ns, &[]),
-            ns,
+            soa_tail,
             published: Instant::now(),
         }
+    }
+
+    /// The zone's lowercase wire name.
+    pub fn zone_key(&self) -> &[u8] {
+        &self.apex.zone_key
+    }
+
+    /// The apex SOA record with the current serial (the serial is the etcd revision).
+    pub fn soa(&self) -> Record {
+        let mut soa = self.apex.soa.clone();
+        if let RData::SOA(data) = &mut soa.data {
+            data.serial = self.revision as u32;
+        }
+        soa
+    }
+
+    /// The apex NS records.
+    pub fn ns(&self) -> &[Record] {
+        &self.apex.ns
+    }
+
+    /// The apex NS set, encoded.
+    pub fn ns_rrset(&self) -> RRsetRef<'_> {
+        self.apex.ns_rrset.as_ref()
     }
 
     /// The records at `key`, decoded (for zone transfers: slow, never on the query path).
@@ -436,6 +496,7 @@ pub struct Registry {
     dirty: Vec<Node>,
     /// The zone's wire name.
     zone_key: NameKey,
+    apex: Arc<Apex>,
     revision: i64,
 }
 
@@ -455,6 +516,7 @@ impl Registry {
             rejected_published: Arc::default(),
             dirty: Vec::new(),
             zone_key: name_key(&config.zone),
+            apex: Arc::new(Apex::new(&config)),
             revision: 0,
             config,
         };
@@ -542,7 +604,7 @@ impl Registry {
             groups: self.groups.iter().cloned().collect(),
         };
         Snapshot::new(
-            &self.config,
+            self.apex.clone(),
             names,
             self.revision,
             self.ids.len(),
@@ -1205,6 +1267,20 @@ mod tests {
             "nothing left behind: {:?}",
             snap.names.iter().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn the_soa_serial_is_the_revision() {
+        let config = config();
+        let mut registry = Registry::new(config.clone());
+        registry.put(b"services/a", br#"{"IP":"10.0.0.1"}"#);
+        for revision in [7, 1 << 33] {
+            registry.set_revision(revision);
+            let snap = registry.snapshot();
+            let want = config.soa(revision);
+            assert_eq!(snap.soa(), want);
+            assert_eq!(&*snap.soa_tail, rr_tail(&want).as_slice(), "{revision}");
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn live_body<'a>(
         return body;
     }
     if apex && qtype == u16::from(RecordType::NS) {
-        let set = snapshot.ns_rrset.as_ref();
+        let set = snapshot.ns_rrset();
         let (first, second) = set.rotated(rotate);
         body.answers = (first, second, set.count);
         return body;
@@ -81,7 +81,7 @@ pub fn live_body<'a>(
 
 /// Where the zone starts in `key`, if `key` is in the live zone.
 pub fn in_zone(snapshot: &Snapshot, key: &[u8]) -> Option<usize> {
-    zone_offset(key, &snapshot.zone_key)
+    zone_offset(key, snapshot.zone_key())
 }
 
 /// The live zone as hickory sees it. The responder answers ordinary queries itself; the
@@ -169,7 +169,7 @@ impl ZoneHandler for LiveZone {
             return Some((Err(LookupError::from(ResponseCode::ServFail)), None));
         }
         let mut sets: Vec<Arc<RecordSet>> = snapshot
-            .ns
+            .ns()
             .iter()
             .cloned()
             .map(|r| Arc::new(RecordSet::from(r)))
@@ -182,7 +182,7 @@ impl ZoneHandler for LiveZone {
             sets.extend(records.into_iter().map(|r| Arc::new(RecordSet::from(r))));
         }
         info!(%src, records = sets.len(), serial = snapshot.revision, "zone transfer");
-        let soa = Arc::new(RecordSet::from(snapshot.soa.clone()));
+        let soa = Arc::new(RecordSet::from(snapshot.soa()));
         Some((
             Ok(ZoneTransfer {
                 start_soa: LookupRecords::new(lookup_options, soa.clone()),
