@@ -418,8 +418,8 @@ async fn fresh(
     println!(
         "RESULT fresh changes={changes} put_timeouts={put_timeouts} revoke_timeouts={revoke_timeouts} \
          put_p50={:.2} put_p99={:.2} put_max={:.2} revoke_p50={:.2} revoke_p99={:.2} revoke_max={:.2} \
-         put_ack_p50={:.2} revoke_ack_p50={:.2}",
-        put.0, put.1, put.2, revoke.0, revoke.1, revoke.2, put_a.0, revoke_a.0
+         put_ack_p50={:.2} revoke_ack_p50={:.2} put_ack_p99={:.2} revoke_ack_p99={:.2}",
+        put.0, put.1, put.2, revoke.0, revoke.1, revoke.2, put_a.0, revoke_a.0, put_a.1, revoke_a.1
     );
     if put_answer.is_empty() {
         bail!("no change was ever answered: is {dns} serving zone {zone} from prefix {prefix}?");
