@@ -15,10 +15,11 @@ pub const BATCH: usize = 32;
 /// cut by the kernel and flagged (see [`Received::truncated`]).
 pub const SLOT: usize = 4096;
 
-/// Buffers and kernel headers for receiving, reused across calls.
+/// Buffers and kernel headers for receiving and sending, reused across calls.
 pub struct Batch {
     buffers: Box<[u8]>,
     headers: MultiHeaders<SockaddrStorage>,
+    send_headers: MultiHeaders<SockaddrStorage>,
     /// Length, sender and truncation of each datagram of the last receive.
     received: Vec<(usize, Option<SocketAddr>, bool)>,
 }
@@ -38,6 +39,7 @@ impl Default for Batch {
         Self {
             buffers: vec![0u8; BATCH * SLOT].into_boxed_slice(),
             headers: MultiHeaders::preallocate(BATCH, None),
+            send_headers: MultiHeaders::preallocate(BATCH, None),
             received: Vec::with_capacity(BATCH),
         }
     }
@@ -80,38 +82,37 @@ impl Batch {
             truncated,
         }
     }
-}
-
-/// Sends `replies` (bytes, destination) in as few system calls as possible. When the kernel
-/// refuses one (an unreachable client, say), the rest go one by one and each failure is
-/// reported to `failed`.
-pub fn send_all(
-    socket: &UdpSocket,
-    replies: &[(Vec<u8>, SocketAddr)],
-    mut failed: impl FnMut(&io::Error, SocketAddr),
-) {
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-    for chunk in replies.chunks(BATCH) {
-        let slices: Vec<[IoSlice<'_>; 1]> = chunk
-            .iter()
-            .map(|(bytes, _)| [IoSlice::new(bytes)])
-            .collect();
-        let addrs: Vec<Option<SockaddrStorage>> = chunk
-            .iter()
-            .map(|(_, dst)| Some(SockaddrStorage::from(*dst)))
-            .collect();
-        let sent = sendmmsg(
-            socket.as_raw_fd(),
-            &mut headers,
-            slices.iter(),
-            &addrs,
-            [],
-            MsgFlags::empty(),
-        )
-        .map_or(0, |results| results.count());
-        for (bytes, dst) in &chunk[sent..] {
-            if let Err(error) = socket.send_to(bytes, dst) {
-                failed(&error, *dst);
+    /// Sends `replies` (bytes, destination) in as few system calls as possible. When the
+    /// kernel refuses one (an unreachable client, say), the rest go one by one and each failure
+    /// is reported to `failed`.
+    pub fn send_all(
+        &mut self,
+        socket: &UdpSocket,
+        replies: &[(Vec<u8>, SocketAddr)],
+        mut failed: impl FnMut(&io::Error, SocketAddr),
+    ) {
+        for chunk in replies.chunks(BATCH) {
+            let slices: Vec<[IoSlice<'_>; 1]> = chunk
+                .iter()
+                .map(|(bytes, _)| [IoSlice::new(bytes)])
+                .collect();
+            let addrs: Vec<Option<SockaddrStorage>> = chunk
+                .iter()
+                .map(|(_, dst)| Some(SockaddrStorage::from(*dst)))
+                .collect();
+            let sent = sendmmsg(
+                socket.as_raw_fd(),
+                &mut self.send_headers,
+                slices.iter(),
+                &addrs,
+                [],
+                MsgFlags::empty(),
+            )
+            .map_or(0, |results| results.count());
+            for (bytes, dst) in &chunk[sent..] {
+                if let Err(error) = socket.send_to(bytes, dst) {
+                    failed(&error, *dst);
+                }
             }
         }
     }
@@ -182,7 +183,7 @@ mod tests {
             .enumerate()
             .map(|(i, c)| (vec![i as u8; 6], c.local_addr().expect("addr")))
             .collect();
-        send_all(&server, &replies, |e, dst| panic!("send to {dst}: {e}"));
+        batch.send_all(&server, &replies, |e, dst| panic!("send to {dst}: {e}"));
         for (i, client) in clients.iter().enumerate() {
             let mut buf = [0u8; 16];
             let (len, from) = client.recv_from(&mut buf).expect("reply");

@@ -122,18 +122,24 @@ impl Responder {
     /// The synchronous part: everything that needs neither the catalog nor I/O. Plain
     /// queries take the wire path; anything else is parsed by hickory first.
     pub fn fast(&self, bytes: &[u8], protocol: Protocol) -> Outcome {
+        self.fast_into(bytes, protocol, Vec::with_capacity(512))
+    }
+
+    /// [`Responder::fast`] writing a plain answer into `out` (emptied first), so that a loop
+    /// can hand the same buffers back query after query instead of allocating one each time.
+    pub fn fast_into(&self, bytes: &[u8], protocol: Protocol, out: Vec<u8>) -> Outcome {
         match wire::parse_query(bytes) {
             Some(query)
                 if query.edns.is_none_or(|e| e.version == 0) && query.qclass == CLASS_IN =>
             {
-                self.plain(&query, protocol)
+                self.plain(&query, protocol, out)
             }
             _ => self.general(bytes, protocol),
         }
     }
 
-    /// A plain IN query: the live zone and our reverse names are answered here.
-    fn plain(&self, query: &WireQuery<'_>, protocol: Protocol) -> Outcome {
+    /// A plain IN query: the live zone and our reverse names are answered here, into `out`.
+    fn plain(&self, query: &WireQuery<'_>, protocol: Protocol, mut out: Vec<u8>) -> Outcome {
         let snapshot = self.table.load();
         let zone_at = live::in_zone(&snapshot, query.key());
         let ptr = u16::from(RecordType::PTR);
@@ -167,7 +173,7 @@ impl Responder {
             }
         };
         let limit = Limit::from_wire(query.edns, protocol);
-        let mut out = Vec::with_capacity(512);
+        out.clear();
         wire::write_reply(
             &mut out,
             query,
@@ -232,7 +238,7 @@ impl Responder {
         });
         match plain.to_vec().ok().as_deref().and_then(wire::parse_query) {
             Some(query) if matches!(query.qclass, CLASS_IN | CLASS_ANY) => {
-                self.plain(&query, protocol)
+                self.plain(&query, protocol, Vec::with_capacity(512))
             }
             _ => Outcome::Slow,
         }

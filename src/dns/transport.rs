@@ -153,6 +153,8 @@ fn udp_loop(
     let socket = Arc::new(socket);
     let mut batch = Batch::default();
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
+    // Reply buffers go back here once sent: no allocation per answered query.
+    let mut spare: Vec<Vec<u8>> = Vec::with_capacity(mmsg::BATCH);
     while !shutdown.is_cancelled() {
         let received = match batch.recv(&socket) {
             Ok(received) => received,
@@ -169,18 +171,19 @@ fn udp_loop(
                 debug!(%src, "UDP query longer than {} bytes dropped", mmsg::SLOT);
                 continue;
             }
-            match responder.fast(query.bytes, Protocol::Udp) {
+            let buffer = spare.pop().unwrap_or_else(|| Vec::with_capacity(512));
+            match responder.fast_into(query.bytes, Protocol::Udp, buffer) {
                 Outcome::Reply(reply) => replies.push((reply, src)),
                 Outcome::Drop => {}
                 Outcome::Slow => slow_udp(&runtime, &responder, &socket, query.bytes, src),
             }
         }
-        mmsg::send_all(
+        batch.send_all(
             &socket,
             &replies,
             |error, dst| debug!(%error, %dst, "UDP send"),
         );
-        replies.clear();
+        spare.extend(replies.drain(..).map(|(buffer, _)| buffer));
     }
 }
 
