@@ -104,6 +104,11 @@ pub async fn serve(listeners: Listeners, responder: Arc<Responder>, shutdown: Ca
     let mut threads = Vec::new();
     for (index, socket) in listeners.udp.into_iter().enumerate() {
         let addr = socket.local_addr().ok();
+        // The loops wake up this often to notice shutdown when no query arrives.
+        if let Err(error) = socket.set_read_timeout(Some(UDP_SHUTDOWN_POLL)) {
+            warn!(%error, "UDP socket without read timeout; shutdown may wait for a query");
+        }
+        let socket = Arc::new(socket);
         let responder = responder.clone();
         let shutdown = shutdown.clone();
         let runtime = runtime.clone();
@@ -140,17 +145,13 @@ pub async fn serve(listeners: Listeners, responder: Arc<Responder>, shutdown: Ca
 /// answers the live zone inline, sends those replies in one more, and hands the rest to tasks.
 #[cfg(target_os = "linux")]
 fn udp_loop(
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     responder: Arc<Responder>,
     runtime: Handle,
     shutdown: CancellationToken,
 ) {
     use super::mmsg::{self, Batch};
 
-    if let Err(error) = socket.set_read_timeout(Some(UDP_SHUTDOWN_POLL)) {
-        warn!(%error, "UDP socket without read timeout; shutdown may wait for a query");
-    }
-    let socket = Arc::new(socket);
     let mut batch = Batch::default();
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
     // Reply buffers go back here once sent: no allocation per answered query.
@@ -190,15 +191,11 @@ fn udp_loop(
 /// Answers one UDP socket until shutdown, a datagram at a time (systems without recvmmsg).
 #[cfg(not(target_os = "linux"))]
 fn udp_loop(
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     responder: Arc<Responder>,
     runtime: Handle,
     shutdown: CancellationToken,
 ) {
-    if let Err(error) = socket.set_read_timeout(Some(UDP_SHUTDOWN_POLL)) {
-        warn!(%error, "UDP socket without read timeout; shutdown may wait for a query");
-    }
-    let socket = Arc::new(socket);
     let mut buf = vec![0u8; UDP_BUFFER];
     while !shutdown.is_cancelled() {
         let (len, src) = match socket.recv_from(&mut buf) {
