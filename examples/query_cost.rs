@@ -4,16 +4,19 @@
 //! Builds the table as the watcher would (N puts, one snapshot), applies up to 1,000 single
 //! updates (put, snapshot, publish: the watcher's work per change), then answers QUERIES packets —
 //! 90 % existing names at random, 10 % NXDOMAIN, type A, as `bench/run.sh` sends — through
-//! [`Responder::fast`], the same call the UDP loop makes. Prints the build time and the time per
+//! [`Router::answer_now`] with a reused reply buffer, as the UDP loop calls it. Prints the build time and the time per
 //! query. Wall-clock numbers move with the machine; under
 //! `valgrind --tool=cachegrind --cache-sim=yes` the instruction and cache-miss counts do not,
 //! which makes it the tool for comparing two versions of the table on a noisy VM.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use etcd_dns::dns::respond::{Outcome, Responder};
-use etcd_dns::table::{Registry, Table, ZoneConfig};
+use etcd_dns::dns::acl::Acl;
+use etcd_dns::dns::router::{Answer, Router};
+use etcd_dns::table::{Registry, Table};
+use etcd_dns::zone::ZoneConfig;
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_server::net::xfer::Protocol;
@@ -76,13 +79,19 @@ fn main() -> anyhow::Result<()> {
     }
     let per_update = started.elapsed().as_secs_f64() * 1e6 / updates as f64;
 
-    let responder = Responder::new(table, Catalog::new());
+    let router = Router::new(table, Catalog::new(), Vec::new(), false, Acl::default());
+    let src: SocketAddr = "127.0.0.1:5300".parse()?;
     let (mut answered, mut bytes) = (0usize, 0usize);
+    let mut buffer = Vec::with_capacity(512);
     let started = Instant::now();
     for i in 0..queries {
-        if let Outcome::Reply(reply) = responder.fast(&packets[i % packets.len()], Protocol::Udp) {
+        let packet = &packets[i % packets.len()];
+        if let Answer::Reply(reply) = router.answer_now(packet, src, Protocol::Udp, buffer) {
             answered += 1;
             bytes += reply.len();
+            buffer = reply;
+        } else {
+            buffer = Vec::with_capacity(512);
         }
     }
     let elapsed = started.elapsed();

@@ -5,7 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 
-use etcd_dns::table::{Registry, ZoneConfig};
+use etcd_dns::table::Registry;
+use etcd_dns::zone::ZoneConfig;
 use hickory_proto::rr::Name;
 
 struct Counting;

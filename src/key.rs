@@ -13,7 +13,7 @@ pub const MAX_LABEL_LEN: usize = 63;
 pub const MAX_NAME_LEN: usize = 253;
 
 /// Why a key cannot become a DNS name.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum KeyError {
     /// The key is not valid UTF-8.
     #[error("key is not UTF-8")]
@@ -40,38 +40,18 @@ pub enum KeyError {
     TooLong(String),
 }
 
-/// A registry key split into its DNS parts, labels lowercased (DNS matching is case-insensitive).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ServiceKey {
-    /// `<service>`: one or more dot-separated labels.
-    pub service: String,
-    /// `<instance>` for the several-instances form, `None` for `P<service>`.
-    pub instance: Option<String>,
-}
-
-/// A key's service and instance, borrowed from the etcd key as written (not lowercased).
+/// A registry key split into its DNS parts, borrowed from the etcd key as written (names built
+/// from it are lowercased: DNS matching is case-insensitive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyParts<'a> {
+pub struct ServiceKey<'a> {
     /// `<service>`: one or more dot-separated labels.
     pub service: &'a str,
-    /// `<instance>`, in the several-instances form.
+    /// `<instance>` for the several-instances form, `None` for `P<service>`.
     pub instance: Option<&'a str>,
 }
 
-/// Splits a key that [`parse_key`] accepted into its parts, without checking it again.
-pub fn key_parts<'a>(prefix: &str, key: &'a str) -> KeyParts<'a> {
-    let rest = key.strip_prefix(prefix).unwrap_or(key);
-    match rest.split_once('/') {
-        Some((service, instance)) => KeyParts {
-            service,
-            instance: Some(instance),
-        },
-        None => KeyParts {
-            service: rest,
-            instance: None,
-        },
-    }
-}
+/// The SRV protocol labels every service with a port is published under.
+pub const SRV_PROTOCOLS: [&str; 2] = ["_tcp", "_udp"];
 
 /// Checks one label: 1–63 characters of `[A-Za-z0-9_-]`.
 pub fn check_label(label: &str) -> Result<(), KeyError> {
@@ -94,8 +74,8 @@ pub fn check_label(label: &str) -> Result<(), KeyError> {
 }
 
 /// Splits `key` (which must start with `prefix`) into service and instance, checking the label
-/// rules and that the resulting name under `zone` fits in 253 characters.
-pub fn parse_key(prefix: &str, key: &[u8], zone: &Name) -> Result<ServiceKey, KeyError> {
+/// rules and that every name it implies under `zone` fits in 253 characters.
+pub fn parse_key<'a>(prefix: &str, key: &'a [u8], zone: &Name) -> Result<ServiceKey<'a>, KeyError> {
     let key = std::str::from_utf8(key).map_err(|_| KeyError::NotUtf8)?;
     let rest = key
         .strip_prefix(prefix)
@@ -115,10 +95,7 @@ pub fn parse_key(prefix: &str, key: &[u8], zone: &Name) -> Result<ServiceKey, Ke
     if let Some(instance) = instance {
         check_label(instance)?;
     }
-    let parsed = ServiceKey {
-        service: service.to_ascii_lowercase(),
-        instance: instance.map(str::to_ascii_lowercase),
-    };
+    let parsed = ServiceKey { service, instance };
     // Lengths in presentation form without the final dot, counted rather than formatted: this
     // runs for every key of the initial read. The zone adds ".<zone>" unless it is the root.
     let zone_len: usize = zone.iter().map(|label| label.len() + 1).sum();
@@ -128,31 +105,82 @@ pub fn parse_key(prefix: &str, key: &[u8], zone: &Name) -> Result<ServiceKey, Ke
         return Err(KeyError::TooLong(parsed.owner_text(zone)));
     }
     if srv_len > MAX_NAME_LEN {
-        return Err(KeyError::TooLong(parsed.srv_text("_tcp", zone)));
+        return Err(KeyError::TooLong(parsed.srv_text(zone)));
     }
     Ok(parsed)
 }
 
-impl ServiceKey {
-    /// The name that carries this instance alone: `<instance>.<service>.Z`, or `<service>.Z` for
-    /// the one-instance form.
-    pub fn owner_name(&self, zone: &Name) -> Name {
-        name_under(&self.owner_text(zone), &Name::root())
-    }
-
-    fn owner_text(&self, zone: &Name) -> String {
-        match &self.instance {
-            Some(instance) => format!("{instance}.{}.{}", self.service, zone_text(zone)),
-            None => format!("{}.{}", self.service, zone_text(zone)),
+impl<'a> ServiceKey<'a> {
+    /// Splits a key that [`parse_key`] accepted, without checking it again (the table keeps
+    /// only the etcd key of an instance and derives its names from it when needed).
+    pub fn split(prefix: &str, key: &'a str) -> Self {
+        let rest = key.strip_prefix(prefix).unwrap_or(key);
+        match rest.split_once('/') {
+            Some((service, instance)) => Self {
+                service,
+                instance: Some(instance),
+            },
+            None => Self {
+                service: rest,
+                instance: None,
+            },
         }
     }
 
-    fn srv_text(&self, proto: &str, zone: &Name) -> String {
-        format!("_{}.{proto}.{}", self.service, zone_text(zone))
+    /// The name that carries this instance alone, `<instance>.<service>.Z` (or `<service>.Z`
+    /// for the one-instance form), in lowercase wire form after `zone` (wire form too).
+    pub fn owner_name(&self, zone: &[u8]) -> Vec<u8> {
+        wire_name(
+            self.instance.into_iter().chain(self.service.split('.')),
+            zone,
+        )
+    }
+
+    /// `<service>.Z`, which carries every instance of the service.
+    pub fn service_name(&self, zone: &[u8]) -> Vec<u8> {
+        wire_name(self.service.split('.'), zone)
+    }
+
+    /// `_<service>.<proto>.Z`, the SRV name of one of [`SRV_PROTOCOLS`].
+    pub fn srv_name(&self, proto: &str, zone: &[u8]) -> Vec<u8> {
+        let mut labels = self.service.split('.');
+        let first = format!("_{}", labels.next().unwrap_or_default());
+        wire_name(
+            std::iter::once(first.as_str()).chain(labels).chain([proto]),
+            zone,
+        )
+    }
+
+    fn owner_text(&self, zone: &Name) -> String {
+        let service = self.service.to_ascii_lowercase();
+        match self.instance {
+            Some(instance) => format!(
+                "{}.{service}.{}",
+                instance.to_ascii_lowercase(),
+                zone_text(zone)
+            ),
+            None => format!("{service}.{}", zone_text(zone)),
+        }
+    }
+
+    fn srv_text(&self, zone: &Name) -> String {
+        let service = self.service.to_ascii_lowercase();
+        format!("_{service}.{}.{}", SRV_PROTOCOLS[0], zone_text(zone))
     }
 }
 
-/// The zone in presentation form with its trailing dot ("." for the root).
+/// The wire name of `labels` (already valid), lowercased, followed by `zone` (wire form).
+fn wire_name<'l>(labels: impl Iterator<Item = &'l str>, zone: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(zone.len() + 32);
+    for label in labels {
+        out.push(label.len() as u8);
+        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    out.extend_from_slice(zone);
+    out
+}
+
+/// The zone in presentation form with its trailing dot ("" for the root).
 fn zone_text(zone: &Name) -> String {
     let text = zone.to_ascii();
     if text == "." {
@@ -160,17 +188,6 @@ fn zone_text(zone: &Name) -> String {
     } else {
         text
     }
-}
-
-/// Builds `relative.zone.`. The labels were checked by [`parse_key`], so this cannot fail for
-/// names that came through it; anything else falls back to the zone itself.
-fn name_under(relative: &str, zone: &Name) -> Name {
-    let text = if zone.is_root() {
-        format!("{}.", relative.trim_end_matches('.'))
-    } else {
-        format!("{}.{}", relative.trim_end_matches('.'), zone_text(zone))
-    };
-    Name::from_ascii(&text).unwrap_or_else(|_| zone.clone())
 }
 
 #[cfg(test)]
@@ -181,29 +198,47 @@ mod tests {
         Name::from_ascii("services.local.").expect("zone")
     }
 
+    /// A wire name as text, for readable expectations.
+    fn text(wire: &[u8]) -> String {
+        crate::wire::key_name(wire).expect("wire name").to_ascii()
+    }
+
     #[test]
-    fn parses_both_forms() {
-        let cases: &[(&str, &str, Option<&str>, &str)] = &[
-            ("services/s-test", "s-test", None, "s-test.services.local."),
-            ("services/S-Test", "s-test", None, "s-test.services.local."),
+    fn keys_map_to_names() {
+        // key → (owner, service, SRV name over TCP)
+        let cases: &[(&str, &str, &str, &str)] = &[
             (
-                "services/api.v2/node1",
-                "api.v2",
-                Some("node1"),
+                "services/s-test",
+                "s-test.services.local.",
+                "s-test.services.local.",
+                "_s-test._tcp.services.local.",
+            ),
+            (
+                "services/S-Test",
+                "s-test.services.local.",
+                "s-test.services.local.",
+                "_s-test._tcp.services.local.",
+            ),
+            (
+                "services/api.v2/Node1",
                 "node1.api.v2.services.local.",
+                "api.v2.services.local.",
+                "_api.v2._tcp.services.local.",
             ),
             (
                 "services/web/_a",
-                "web",
-                Some("_a"),
                 "_a.web.services.local.",
+                "web.services.local.",
+                "_web._tcp.services.local.",
             ),
         ];
-        for (key, service, instance, owner) in cases {
+        let zone_wire = crate::wire::name_key(&zone());
+        for (key, owner, service, srv) in cases {
             let parsed = parse_key("services/", key.as_bytes(), &zone()).expect(key);
-            assert_eq!(parsed.service, *service, "{key}");
-            assert_eq!(parsed.instance.as_deref(), *instance, "{key}");
-            assert_eq!(parsed.owner_name(&zone()).to_ascii(), *owner, "{key}");
+            assert_eq!(parsed, ServiceKey::split("services/", key), "{key}");
+            assert_eq!(text(&parsed.owner_name(&zone_wire)), *owner, "{key}");
+            assert_eq!(text(&parsed.service_name(&zone_wire)), *service, "{key}");
+            assert_eq!(text(&parsed.srv_name("_tcp", &zone_wire)), *srv, "{key}");
         }
     }
 
@@ -256,6 +291,6 @@ mod tests {
     #[test]
     fn root_zone_works() {
         let parsed = parse_key("s/", b"s/web", &Name::root()).expect("key");
-        assert_eq!(parsed.owner_name(&Name::root()).to_ascii(), "web.");
+        assert_eq!(text(&parsed.owner_name(&[0])), "web.");
     }
 }

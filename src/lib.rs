@@ -1,20 +1,39 @@
 //! etcd-dns: authoritative DNS for service discovery, served from a watched etcd prefix.
 //!
-//! Data flow: [`watch`] reads the prefix at revision R and watches from R+1 → each event goes
-//! through [`key`] (key ⇄ name) and [`service`] (JSON ⇄ records) into the [`table::Registry`],
-//! which publishes immutable [`table::Snapshot`]s → [`dns`] answers queries from the current
-//! snapshot without locks or etcd round trips. [`register`] is the companion that keeps one
-//! instance's key alive under a lease.
+//! Data flow: [`watch`] reads the prefix at revision R (through [`etcd`]) and watches from
+//! R+1 → each key and value is parsed by [`key`] and [`service`] and mapped to names and
+//! RRsets by [`records`] → the [`table::Registry`] keeps them and publishes immutable
+//! [`table::Snapshot`]s → [`dns::router`] places every request and answers the live zone from
+//! the current snapshot, without locks or etcd round trips, in [`wire`] form. [`register`] is
+//! the companion that keeps one instance's key alive under a lease.
+//!
+//! Modules, from the pure ones up:
+//! - [`key`]: etcd key ⇄ DNS names, label rules.
+//! - [`service`]: JSON value → registration.
+//! - [`records`]: registration → the names it touches and their RRsets.
+//! - [`wire`]: DNS wire format: name keys, RRsets, the strict query parser, the reply writer.
+//! - [`zone`]: the live zone's configuration and its apex (SOA, NS).
+//! - [`table`]: the live table: snapshots, the atomic swap, the writer's index.
+//! - [`flags`], [`backoff`], [`logging`]: shared command-line, retry and logging pieces.
+//! - [`etcd`]: connecting to etcd, bounded requests, the paged read of a prefix.
+//! - [`watch`]: etcd read + watch + resync → table.
+//! - [`dns`]: router, live answers, transfers, static zones, forwarding, sockets.
+//! - [`server`]: the watcher and the DNS server assembled.
+//! - [`register`]: lease grant, claim, keep-alive, revoke, re-register; `register list`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod dns;
 pub mod etcd;
+pub mod flags;
 pub mod key;
 pub mod logging;
+pub mod records;
 pub mod register;
 pub mod server;
 pub mod service;
 pub mod table;
 pub mod watch;
 pub mod wire;
+pub mod zone;

@@ -6,7 +6,6 @@
 //! else's live lease, or invalid input, ends it with an error.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
@@ -17,14 +16,19 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::etcd::{EtcdConfig, EtcdError};
-use crate::key::parse_key;
-use crate::table::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
-use crate::watch::{read_all, Backoff};
+use crate::backoff::Backoff;
+use crate::etcd::{read_prefix, EtcdConfig, EtcdError};
+use crate::key::{parse_key, KeyError};
+use crate::service::{parse_entry, Invalid};
 
 /// Default lease TTL in seconds: a crashed service disappears within this (plus etcd's own
 /// expiry check, about half a second).
 pub const DEFAULT_LEASE_TTL: i64 = 5;
+/// Keep-alives go out this many times per lease TTL, so that one lost keep-alive never lets
+/// the lease lapse.
+const KEEPALIVES_PER_TTL: u64 = 3;
+/// Shortest keep-alive interval, whatever the TTL.
+const MIN_KEEPALIVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What to register.
 #[derive(Debug, Clone)]
@@ -48,9 +52,17 @@ pub struct RegisterSpec {
 /// Why registering failed.
 #[derive(Debug, Error)]
 pub enum RegisterError {
-    /// The name, instance or TTL is unusable.
-    #[error("{0}")]
-    Invalid(String),
+    /// The TTL is below one second.
+    #[error("--ttl must be at least 1 second, got {0}")]
+    Ttl(i64),
+    /// The name or instance would make a key the server skips.
+    #[error("cannot register {key}: {source}")]
+    Key {
+        /// The etcd key.
+        key: String,
+        /// What is wrong with it.
+        source: KeyError,
+    },
     /// Another live lease holds the key.
     #[error(
         "{key} is already registered by another live lease ({lease:x}, {ttl} s left): \
@@ -81,7 +93,10 @@ pub enum RegisterError {
 impl RegisterError {
     /// Errors that retrying cannot fix.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::Invalid(_) | Self::Conflict { .. })
+        matches!(
+            self,
+            Self::Ttl(_) | Self::Key { .. } | Self::Conflict { .. }
+        )
     }
 }
 
@@ -111,18 +126,18 @@ impl RegisterSpec {
     /// silently on the server.
     pub fn validate(&self) -> Result<(), RegisterError> {
         if self.ttl < 1 {
-            return Err(RegisterError::Invalid(format!(
-                "--ttl must be at least 1 second, got {}",
-                self.ttl
-            )));
+            return Err(RegisterError::Ttl(self.ttl));
         }
-        parse_key(&self.prefix, self.key().as_bytes(), &Name::root())
-            .map(|_| ())
-            .map_err(|e| RegisterError::Invalid(format!("cannot register {}: {e}", self.key())))
+        let key = self.key();
+        match parse_key(&self.prefix, key.as_bytes(), &Name::root()) {
+            Ok(_) => Ok(()),
+            Err(source) => Err(RegisterError::Key { key, source }),
+        }
     }
 
     fn keepalive_interval(&self) -> Duration {
-        Duration::from_millis((self.ttl as u64 * 1000 / 3).max(100))
+        (Duration::from_secs(self.ttl.max(1) as u64) / KEEPALIVES_PER_TTL as u32)
+            .max(MIN_KEEPALIVE_INTERVAL)
     }
 }
 
@@ -323,20 +338,31 @@ async fn revoke(client: &mut Client, etcd: &EtcdConfig, lease: i64) {
     }
 }
 
-/// Every registered instance (key and address or host), the keys skipped as invalid with their
-/// reasons, read from etcd at one revision.
-pub async fn list(
-    etcd: &EtcdConfig,
-    prefix: &str,
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>), RegisterError> {
-    let mut client = etcd.connect().await?;
-    let config = Arc::new(ZoneConfig {
-        zone: Name::root(),
-        prefix: prefix.to_string(),
-        ttl: DEFAULT_TTL,
-        negative_ttl: DEFAULT_NEGATIVE_TTL,
-        statics: None,
-    });
-    let (registry, _) = read_all(&mut client, etcd, &config).await?;
-    Ok((registry.list(), registry.rejected()))
+/// What `register list` prints: every valid instance with its address or host name, and the
+/// keys the server skips with the reason, both in key order, read at one revision.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// `(etcd key, address or host)`.
+    pub instances: Vec<(String, String)>,
+    /// `(etcd key, why it is skipped)`.
+    pub rejected: Vec<(String, Invalid)>,
+}
+
+/// Reads the registry under `prefix` (keys and values parsed as the server parses them).
+pub async fn list(etcd: &EtcdConfig, prefix: &str) -> Result<Listing, RegisterError> {
+    let client = etcd.connect().await?;
+    let mut listing = Listing::default();
+    read_prefix(&client, etcd, prefix.as_bytes(), |kvs| {
+        for kv in kvs {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            match parse_entry(prefix, &Name::root(), kv.key(), kv.value()) {
+                Ok((_, registration)) => listing
+                    .instances
+                    .push((key, registration.target.to_string())),
+                Err(reason) => listing.rejected.push((key, reason)),
+            }
+        }
+    })
+    .await?;
+    Ok(listing)
 }

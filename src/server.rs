@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::dns::{self, respond::Responder, transport, CatalogConfig, CatalogError, Listeners};
+use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
 use crate::etcd::EtcdConfig;
-use crate::table::{Table, ZoneConfig};
+use crate::table::Table;
 use crate::watch;
+use crate::zone::ZoneConfig;
 
 /// Everything the server needs besides its sockets.
 #[derive(Debug, Clone)]
@@ -43,8 +44,7 @@ pub fn start(
 ) -> Result<Running, CatalogError> {
     let zone = Arc::new(config.zone);
     let table = Arc::new(Table::new(&zone));
-    let catalog = dns::catalog(&zone.zone, table.clone(), &config.catalog)?;
-    let responder = Arc::new(Responder::new(table.clone(), catalog));
+    let router = Arc::new(dns::router(table.clone(), &config.catalog)?);
     let mut tasks = JoinSet::new();
     tasks.spawn(watch::run(
         config.etcd,
@@ -52,6 +52,6 @@ pub fn start(
         table.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(transport::serve(listeners, responder, shutdown));
+    tasks.spawn(transport::serve(listeners, router, shutdown));
     Ok(Running { table, tasks })
 }

@@ -9,6 +9,8 @@ use hickory_proto::rr::Name;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::key::{parse_key, KeyError, ServiceKey};
+
 /// SRV priority when the value names none (CoreDNS uses the same).
 pub const DEFAULT_PRIORITY: u16 = 10;
 /// SRV weight when the value names none (CoreDNS uses the same).
@@ -22,6 +24,16 @@ pub enum Target {
     /// A host name: served as a CNAME, and as the SRV target (boxed: addresses are the common
     /// case and should not pay for a name's size).
     Host(Box<Name>),
+}
+
+impl std::fmt::Display for Target {
+    /// As `register list` and `/services` show it: the address, or the host name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Addr(ip) => ip.fmt(f),
+            Target::Host(host) => f.write_str(&host.to_ascii()),
+        }
+    }
 }
 
 /// One instance as its etcd value describes it.
@@ -42,7 +54,7 @@ pub struct Registration {
 }
 
 /// Why a value cannot be served.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ValueError {
     /// Not JSON at all.
     #[error("value is not JSON: {0}")]
@@ -61,6 +73,28 @@ pub enum ValueError {
         /// What is wrong with it.
         why: String,
     },
+}
+
+/// Why a registry entry (key and value) is skipped.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum Invalid {
+    /// The key breaks the key schema.
+    #[error("invalid key: {0}")]
+    Key(#[from] KeyError),
+    /// The value does not parse.
+    #[error("invalid value: {0}")]
+    Value(#[from] ValueError),
+}
+
+/// Parses one registry entry: its key (under `prefix`, names under `zone`) and its value.
+pub fn parse_entry<'k>(
+    prefix: &str,
+    zone: &Name,
+    key: &'k [u8],
+    value: &[u8],
+) -> Result<(ServiceKey<'k>, Registration), Invalid> {
+    let key = parse_key(prefix, key, zone)?;
+    Ok((key, parse_value(value)?))
 }
 
 fn field_error(field: &'static str, why: impl Into<String>) -> ValueError {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use etcd_dns::dns::live::Acl;
+use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::zones;
-use etcd_dns::table::StaticRecords;
+use etcd_dns::zone::StaticRecords;
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 

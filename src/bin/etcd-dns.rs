@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use etcd_dns::dns::live::Acl;
+use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
 use etcd_dns::server::{self, ServerConfig};
-use etcd_dns::table::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
+use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -107,9 +107,7 @@ async fn main() -> Result<()> {
         catalog: CatalogConfig {
             zone_files,
             upstreams,
-            allow_transfer: Acl::parse(&args.allow_transfer)
-                .map_err(anyhow::Error::msg)
-                .context("bad --allow-transfer")?,
+            allow_transfer: Acl::parse(&args.allow_transfer).context("bad --allow-transfer")?,
         },
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

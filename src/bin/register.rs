@@ -78,16 +78,16 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<()> {
     let etcd: EtcdConfig = args.etcd.clone().into();
     if let Some(Command::List) = args.command {
-        let (instances, rejected) = register::list(&etcd, &args.prefix)
+        let listing = register::list(&etcd, &args.prefix)
             .await
             .context("cannot list the registry")?;
-        for (key, target) in &instances {
+        for (key, target) in &listing.instances {
             println!("{key}\t{target}");
         }
-        for (key, reason) in &rejected {
+        for (key, reason) in &listing.rejected {
             eprintln!("skipped {key}: {reason}");
         }
-        let n = instances.len();
+        let n = listing.instances.len();
         println!("{n} instance{}", if n == 1 { "" } else { "s" });
         return Ok(());
     }

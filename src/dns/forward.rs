@@ -32,7 +32,7 @@ pub enum ForwardError {
 
 /// Parses `IP`, `IP:PORT`, `[IPv6]:PORT` items of a comma-separated list.
 pub fn parse_upstreams(list: &str) -> Result<Vec<SocketAddr>, ForwardError> {
-    crate::etcd::split_list(list)
+    crate::flags::split_list(list)
         .into_iter()
         .map(|item| {
             item.parse::<SocketAddr>()

@@ -1,6 +1,6 @@
 //! Sockets: UDP served by one blocking thread per socket (SO_REUSEPORT spreads them over the
 //! cores; on Linux each system call takes or sends a whole batch of datagrams), TCP by a tokio
-//! task per connection. Both hand each message to the [`Responder`].
+//! task per connection. Both hand each message to the [`Router`].
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::respond::{Outcome, Responder};
+use super::router::{Answer, Route, Router};
 use crate::wire;
 
 /// Idle TCP connections are closed after this long (Knot's default idle timeout is 10 s too).
@@ -25,6 +25,10 @@ pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TCP_IO_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a UDP thread wakes up to check for shutdown when no query arrives.
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+/// Pause after a failed accept (typically out of file descriptors), so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+/// Capacity of a fresh reply buffer: a plain UDP answer fits.
+const REPLY_BUFFER: usize = 512;
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const BIND_ATTEMPTS: usize = 50;
 /// Largest UDP datagram we read (without recvmmsg; with it, [`super::mmsg::SLOT`]).
@@ -99,7 +103,7 @@ fn bind_addr(addr: SocketAddr, per_addr: usize) -> io::Result<(Vec<UdpSocket>, S
 
 /// Serves every listener until `shutdown`. UDP threads answer the live zone inline and pass
 /// the rest to tasks on `runtime`.
-pub async fn serve(listeners: Listeners, responder: Arc<Responder>, shutdown: CancellationToken) {
+pub async fn serve(listeners: Listeners, router: Arc<Router>, shutdown: CancellationToken) {
     let runtime = Handle::current();
     let mut threads = Vec::new();
     for (index, socket) in listeners.udp.into_iter().enumerate() {
@@ -109,12 +113,12 @@ pub async fn serve(listeners: Listeners, responder: Arc<Responder>, shutdown: Ca
             warn!(%error, "UDP socket without read timeout; shutdown may wait for a query");
         }
         let socket = Arc::new(socket);
-        let responder = responder.clone();
+        let router = router.clone();
         let shutdown = shutdown.clone();
         let runtime = runtime.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("udp-{index}"))
-            .spawn(move || udp_loop(socket, responder, runtime, shutdown));
+            .spawn(move || udp_loop(socket, router, runtime, shutdown));
         match spawned {
             Ok(thread) => threads.push(thread),
             Err(error) => warn!(?addr, %error, "cannot start a UDP thread"),
@@ -132,7 +136,7 @@ pub async fn serve(listeners: Listeners, responder: Arc<Responder>, shutdown: Ca
                 continue;
             }
         };
-        tasks.spawn(tcp_accept(listener, responder.clone(), shutdown.clone()));
+        tasks.spawn(tcp_accept(listener, router.clone(), shutdown.clone()));
     }
     shutdown.cancelled().await;
     while tasks.join_next().await.is_some() {}
@@ -146,7 +150,7 @@ pub async fn serve(listeners: Listeners, responder: Arc<Responder>, shutdown: Ca
 #[cfg(target_os = "linux")]
 fn udp_loop(
     socket: Arc<UdpSocket>,
-    responder: Arc<Responder>,
+    router: Arc<Router>,
     runtime: Handle,
     shutdown: CancellationToken,
 ) {
@@ -172,11 +176,15 @@ fn udp_loop(
                 debug!(%src, "UDP query longer than {} bytes dropped", mmsg::SLOT);
                 continue;
             }
-            let buffer = spare.pop().unwrap_or_else(|| Vec::with_capacity(512));
-            match responder.fast_into(query.bytes, Protocol::Udp, buffer) {
-                Outcome::Reply(reply) => replies.push((reply, src)),
-                Outcome::Drop => {}
-                Outcome::Slow => slow_udp(&runtime, &responder, &socket, query.bytes, src),
+            let buffer = spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(REPLY_BUFFER));
+            match router.answer_now(query.bytes, src, Protocol::Udp, buffer) {
+                Answer::Reply(reply) => replies.push((reply, src)),
+                Answer::Drop => {}
+                Answer::Later(route) => {
+                    later_udp(&runtime, &router, &socket, query.bytes, src, route)
+                }
             }
         }
         batch.send_all(
@@ -192,7 +200,7 @@ fn udp_loop(
 #[cfg(not(target_os = "linux"))]
 fn udp_loop(
     socket: Arc<UdpSocket>,
-    responder: Arc<Responder>,
+    router: Arc<Router>,
     runtime: Handle,
     shutdown: CancellationToken,
 ) {
@@ -207,10 +215,10 @@ fn udp_loop(
             }
         };
         let query = &buf[..len];
-        match responder.fast(query, Protocol::Udp) {
-            Outcome::Reply(reply) => send(&socket, &reply, src),
-            Outcome::Drop => {}
-            Outcome::Slow => slow_udp(&runtime, &responder, &socket, query, src),
+        match router.answer_now(query, src, Protocol::Udp, Vec::with_capacity(REPLY_BUFFER)) {
+            Answer::Reply(reply) => send(&socket, &reply, src),
+            Answer::Drop => {}
+            Answer::Later(route) => later_udp(&runtime, &router, &socket, query, src, route),
         }
     }
 }
@@ -224,19 +232,20 @@ fn quiet_receive_error(error: &io::Error) -> bool {
     )
 }
 
-/// Hands a query that needs the catalog (forwarding, static zones, transfers) to a task.
-fn slow_udp(
+/// Hands a query that needs the catalog (forwarding, static zones) or a transfer to a task.
+fn later_udp(
     runtime: &Handle,
-    responder: &Arc<Responder>,
+    router: &Arc<Router>,
     socket: &Arc<UdpSocket>,
     query: &[u8],
     src: SocketAddr,
+    route: Route,
 ) {
     let query = query.to_vec();
-    let responder = responder.clone();
+    let router = router.clone();
     let socket = socket.clone();
     runtime.spawn(async move {
-        if let Some(reply) = responder.slow(&query, src, Protocol::Udp).await {
+        if let Some(reply) = router.answer_later(&query, src, Protocol::Udp, route).await {
             send(&socket, &reply, src);
         }
     });
@@ -248,7 +257,7 @@ fn send(socket: &UdpSocket, reply: &[u8], dst: SocketAddr) {
     }
 }
 
-async fn tcp_accept(listener: TcpListener, responder: Arc<Responder>, shutdown: CancellationToken) {
+async fn tcp_accept(listener: TcpListener, router: Arc<Router>, shutdown: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "answering DNS over TCP");
     }
@@ -262,13 +271,13 @@ async fn tcp_accept(listener: TcpListener, responder: Arc<Responder>, shutdown: 
                 tokio::spawn(tcp_connection(
                     stream,
                     peer,
-                    responder.clone(),
+                    router.clone(),
                     shutdown.clone(),
                 ));
             }
             Err(error) => {
                 warn!(%error, "TCP accept");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
             }
         }
     }
@@ -279,7 +288,7 @@ async fn tcp_accept(listener: TcpListener, responder: Arc<Responder>, shutdown: 
 async fn tcp_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
-    responder: Arc<Responder>,
+    router: Arc<Router>,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -299,7 +308,7 @@ async fn tcp_connection(
             Ok(Ok(_)) => {}
             _ => return,
         }
-        let Some(reply) = responder.respond(&message, peer, Protocol::Tcp).await else {
+        let Some(reply) = router.answer(&message, peer, Protocol::Tcp).await else {
             continue;
         };
         let Ok(len) = u16::try_from(reply.len()) else {

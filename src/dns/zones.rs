@@ -10,7 +10,7 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, ZoneType};
 use thiserror::Error;
 
-use crate::table::StaticRecords;
+use crate::zone::StaticRecords;
 
 /// A zone file that cannot be served.
 #[derive(Debug, Error)]

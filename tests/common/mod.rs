@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use etcd_dns::dns::Listeners;
 use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::server::{self, ServerConfig};
-use etcd_dns::table::ZoneConfig;
+use etcd_dns::zone::ZoneConfig;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tempfile::TempDir;

@@ -1,10 +1,16 @@
-//! Connecting to etcd: endpoints, authentication and TLS, shared by both binaries.
+//! etcd access shared by both binaries: endpoints, authentication and TLS, bounded requests,
+//! and the paged read of a prefix at one revision.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use thiserror::Error;
+
+use crate::flags::split_list;
+
+mod read;
+pub use read::{read_prefix, FIRST_PAGE, PAGE_MAX};
 
 /// Default etcd endpoint.
 pub const DEFAULT_ETCD: &str = "http://127.0.0.1:2379";
@@ -48,9 +54,18 @@ pub enum EtcdError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Flags that do not fit together.
-    #[error("{0}")]
-    Config(String),
+    /// Two flags that go together, one of them given alone.
+    #[error("{0} and {1} go together")]
+    Pair(&'static str, &'static str),
+    /// No endpoint at all.
+    #[error("no etcd endpoint given (--etcd)")]
+    NoEndpoint,
+    /// No connection could be set up within [`CONNECT_TIMEOUT`] + [`REQUEST_TIMEOUT`].
+    #[error("etcd at {endpoints}: connection timed out")]
+    ConnectTimeout {
+        /// The endpoints tried.
+        endpoints: String,
+    },
     /// A request took longer than [`REQUEST_TIMEOUT`].
     #[error("etcd at {endpoints}: request timed out after {REQUEST_TIMEOUT:?}")]
     Timeout {
@@ -65,6 +80,19 @@ pub enum EtcdError {
         /// The client's error.
         source: etcd_client::Error,
     },
+    /// The task fetching the next page of a read failed.
+    #[error("reading the next page: {0}")]
+    Page(#[from] tokio::task::JoinError),
+}
+
+impl EtcdError {
+    /// True when a response exceeded the client's message size limit: tonic's decoder reports
+    /// it as `OUT_OF_RANGE`.
+    fn is_too_large(&self) -> bool {
+        matches!(self, EtcdError::Client {
+            source: etcd_client::Error::GRpcStatus(status), ..
+        } if status.code() == tonic::Code::OutOfRange)
+    }
 }
 
 impl EtcdConfig {
@@ -91,11 +119,7 @@ impl EtcdConfig {
         match (&self.user, &self.password) {
             (Some(user), Some(password)) => options = options.with_user(user, password),
             (None, None) => {}
-            _ => {
-                return Err(EtcdError::Config(
-                    "--etcd-user and --etcd-password go together".into(),
-                ))
-            }
+            _ => return Err(EtcdError::Pair("--etcd-user", "--etcd-password")),
         }
         if self.ca.is_some() || self.cert.is_some() || self.key.is_some() {
             let mut tls = TlsOptions::new();
@@ -107,11 +131,7 @@ impl EtcdConfig {
                     tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
                 }
                 (None, None) => {}
-                _ => {
-                    return Err(EtcdError::Config(
-                        "--etcd-cert and --etcd-key go together".into(),
-                    ))
-                }
+                _ => return Err(EtcdError::Pair("--etcd-cert", "--etcd-key")),
             }
             options = options.with_tls(tls);
         }
@@ -121,15 +141,15 @@ impl EtcdConfig {
     /// Connects to the endpoints (the client balances across them).
     pub async fn connect(&self) -> Result<Client, EtcdError> {
         if self.endpoints.is_empty() {
-            return Err(EtcdError::Config("no etcd endpoint given (--etcd)".into()));
+            return Err(EtcdError::NoEndpoint);
         }
         let options = self.options()?;
         let connect = Client::connect(&self.endpoints, Some(options));
         match tokio::time::timeout(CONNECT_TIMEOUT + REQUEST_TIMEOUT, connect).await {
             Ok(result) => result.map_err(|source| self.client_error(source)),
-            Err(_) => Err(self.client_error(etcd_client::Error::InvalidArgs(
-                "connection timed out".into(),
-            ))),
+            Err(_) => Err(EtcdError::ConnectTimeout {
+                endpoints: self.endpoints_text(),
+            }),
         }
     }
 
@@ -162,15 +182,6 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, EtcdError> {
     })
 }
 
-/// Splits a comma-separated list, trimming blanks and dropping empty items.
-pub fn split_list(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -184,49 +195,6 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-/// Declares the clap flags for etcd access with the environment variables of one binary, so
-/// `etcd-dns` reads `ETCD_DNS_ETCD` and `register` reads `REGISTER_ETCD`.
-#[macro_export]
-macro_rules! etcd_args {
-    ($name:ident, $env:literal) => {
-        /// etcd access flags.
-        #[derive(clap::Args, Debug, Clone)]
-        pub struct $name {
-            /// etcd endpoints, comma separated (http:// or https://)
-            #[arg(long, env = concat!($env, "ETCD"), default_value = $crate::etcd::DEFAULT_ETCD, global = true)]
-            pub etcd: String,
-            /// etcd user name (with --etcd-password)
-            #[arg(long, env = concat!($env, "ETCD_USER"), global = true)]
-            pub etcd_user: Option<String>,
-            /// etcd password (with --etcd-user)
-            #[arg(long, env = concat!($env, "ETCD_PASSWORD"), hide_env_values = true, global = true)]
-            pub etcd_password: Option<String>,
-            /// CA certificate (PEM) to verify the etcd servers
-            #[arg(long, env = concat!($env, "ETCD_CA"), global = true)]
-            pub etcd_ca: Option<std::path::PathBuf>,
-            /// client certificate (PEM) for mutual TLS (with --etcd-key)
-            #[arg(long, env = concat!($env, "ETCD_CERT"), global = true)]
-            pub etcd_cert: Option<std::path::PathBuf>,
-            /// client key (PEM) for mutual TLS (with --etcd-cert)
-            #[arg(long, env = concat!($env, "ETCD_KEY"), global = true)]
-            pub etcd_key: Option<std::path::PathBuf>,
-        }
-
-        impl From<$name> for $crate::etcd::EtcdConfig {
-            fn from(args: $name) -> Self {
-                Self {
-                    endpoints: $crate::etcd::split_list(&args.etcd),
-                    user: args.etcd_user,
-                    password: args.etcd_password,
-                    ca: args.etcd_ca,
-                    cert: args.etcd_cert,
-                    key: args.etcd_key,
-                }
-            }
-        }
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,13 +204,5 @@ mod tests {
         assert_eq!(prefix_end(b"services/"), b"services0".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b""), vec![0]);
-    }
-
-    #[test]
-    fn lists_split() {
-        assert_eq!(
-            split_list(" http://a:1, ,http://b:2 "),
-            vec!["http://a:1".to_string(), "http://b:2".to_string()]
-        );
     }
 }

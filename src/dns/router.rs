@@ -1,0 +1,335 @@
+//! One request in, one reply out. Every request is parsed once — by the strict wire parser
+//! when it is a plain query, by hickory's otherwise — and placed by one decision, [`Route`]:
+//! the live zone is answered synchronously from the current snapshot (no task, no lock, no
+//! etcd), a zone transfer is written from the snapshot, static zones and forwarding go to
+//! hickory's catalog, and errors are answered here.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_server::proto::rr::{DNSClass, RecordType};
+use hickory_server::proto::serialize::binary::BinEncodable;
+use hickory_server::zone_handler::Catalog;
+use tracing::{debug, error};
+
+use super::acl::Acl;
+use super::reply::{error_reply, fit, form_error, server_failure, Limit, EDNS_PAYLOAD};
+use super::{catalog, live, transfer};
+use crate::logging::LogLimit;
+use crate::table::{Snapshot, Table};
+use crate::wire::{self, zone_offset, NameKey, QueryEdns, ReplyBody, WireQuery};
+
+/// Where one request goes: the decision every request passes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Answered from the live table: a name of the live zone (with the offset at which the
+    /// zone starts in the name), or, with `None`, the reverse name of a registered address.
+    Live(Option<usize>),
+    /// AXFR of the live zone by a client in `--allow-transfer`.
+    Transfer,
+    /// A name of a static zone file: hickory's catalog.
+    Static,
+    /// Any other name: the forwarder, in hickory's catalog.
+    Forward,
+    /// An error answered here: FORMERR, NOTIMP, BADVERS, REFUSED.
+    Error(ResponseCode),
+    /// Nothing to send: a response, or bytes too short to answer.
+    Drop,
+}
+
+/// What the synchronous step made of a request.
+#[derive(Debug)]
+pub enum Answer {
+    /// Send these bytes.
+    Reply(Vec<u8>),
+    /// Send nothing.
+    Drop,
+    /// The catalog or a zone transfer has to answer: run [`Router::answer_later`] in a task.
+    Later(Route),
+}
+
+/// A request after its one parse.
+enum Parsed<'a> {
+    /// A plain IN query, read by the strict wire parser.
+    Plain(WireQuery<'a>),
+    /// Anything else that is a DNS message, as hickory reads it.
+    Other(Message),
+    /// Bytes that are no DNS message.
+    Malformed,
+}
+
+/// Answers requests: owns the one routing decision and the paths it leads to.
+pub struct Router {
+    table: Arc<Table>,
+    catalog: Catalog,
+    /// Origins of the static zone files, lowercase wire form.
+    statics: Vec<NameKey>,
+    /// True when names outside our zones are forwarded (else REFUSED).
+    forwarding: bool,
+    /// Who may transfer the live zone.
+    allow_transfer: Acl,
+}
+
+/// Requests the router could not answer, logged at most once per interval.
+static UNANSWERED: LogLimit = LogLimit::new();
+
+thread_local! {
+    /// Where the next multi-record answer starts. Per thread rather than one shared atomic:
+    /// it only spreads clients over instances, and a shared counter would bounce one cache
+    /// line between the cores on every answer.
+    static ROTATION: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn next_rotation() -> usize {
+    ROTATION.with(|r| {
+        let start = r.get();
+        r.set(start.wrapping_add(1));
+        start
+    })
+}
+
+impl Router {
+    /// A router over `table` with `catalog` for the static zones (`statics`, their origins in
+    /// wire form) and, when `forwarding`, every other name.
+    pub fn new(
+        table: Arc<Table>,
+        catalog: Catalog,
+        statics: Vec<NameKey>,
+        forwarding: bool,
+        allow_transfer: Acl,
+    ) -> Self {
+        Self {
+            table,
+            catalog,
+            statics,
+            forwarding,
+            allow_transfer,
+        }
+    }
+
+    /// Answers one request, synchronously where it can and in this task where it cannot.
+    pub async fn answer(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+    ) -> Option<Vec<u8>> {
+        match self.answer_now(bytes, src, protocol, Vec::with_capacity(512)) {
+            Answer::Reply(reply) => Some(reply),
+            Answer::Drop => None,
+            Answer::Later(route) => self.answer_later(bytes, src, protocol, route).await,
+        }
+    }
+
+    /// The synchronous step: parse, place, and answer everything that needs neither the
+    /// catalog nor a transfer, writing into `out` (emptied first) so that a loop can hand the
+    /// same buffers back query after query instead of allocating one each time.
+    pub fn answer_now(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: Vec<u8>,
+    ) -> Answer {
+        let snapshot = self.table.load();
+        match parse(bytes) {
+            Parsed::Plain(query) => {
+                let route = self.place(&snapshot, &query, src.ip());
+                answer_query(&snapshot, &query, route, protocol, out)
+            }
+            Parsed::Other(message) => {
+                self.answer_message(&snapshot, bytes, &message, src.ip(), protocol, out)
+            }
+            Parsed::Malformed => form_error(bytes).map_or(Answer::Drop, Answer::Reply),
+        }
+    }
+
+    /// The step that runs in a task: the catalog (static zones, forwarding) and transfers.
+    pub async fn answer_later(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        route: Route,
+    ) -> Option<Vec<u8>> {
+        let reply = match route {
+            Route::Static | Route::Forward => {
+                catalog::ask(&self.catalog, bytes, src, protocol).await
+            }
+            Route::Transfer => match Message::from_vec(bytes) {
+                Ok(request) => {
+                    let limit = Limit::new(request.edns.as_ref(), protocol);
+                    Some(transfer::axfr(&request, &self.table.load(), src, limit))
+                }
+                Err(_) => form_error(bytes),
+            },
+            Route::Live(_) | Route::Error(_) | Route::Drop => None,
+        };
+        if reply.is_none() {
+            if let Some(suppressed) = UNANSWERED.allow() {
+                error!(?route, %src, suppressed, "bug: a routed request got no answer; sending SERVFAIL");
+            }
+            return Some(fit(
+                server_failure(bytes.to_vec()),
+                Limit::new(None, protocol),
+            ));
+        }
+        reply
+    }
+
+    /// The route of one question.
+    fn place(&self, snapshot: &Snapshot, query: &WireQuery<'_>, src: IpAddr) -> Route {
+        let key = query.key();
+        let qtype = RecordType::from(query.qtype);
+        // QCLASS ANY (RFC 1035 §3.2.5) is answered like IN in the live zone, as Knot does.
+        let class_ok = matches!(DNSClass::from(query.qclass), DNSClass::IN | DNSClass::ANY);
+        match live::in_zone(snapshot, key) {
+            // Other classes are not ours; no incremental transfers (a secondary falls back to
+            // AXFR).
+            Some(_) if !class_ok || qtype == RecordType::IXFR => {
+                Route::Error(ResponseCode::Refused)
+            }
+            Some(_) if qtype == RecordType::AXFR => {
+                if self.allow_transfer.contains(src) {
+                    Route::Transfer
+                } else {
+                    debug!(%src, "zone transfer refused");
+                    Route::Error(ResponseCode::Refused)
+                }
+            }
+            Some(zone_at) => Route::Live(Some(zone_at)),
+            None if class_ok && qtype == RecordType::PTR && has_ptr(snapshot, key) => {
+                Route::Live(None)
+            }
+            None if self.statics.iter().any(|z| zone_offset(key, z).is_some()) => Route::Static,
+            None if self.forwarding => Route::Forward,
+            None => Route::Error(ResponseCode::Refused),
+        }
+    }
+
+    /// A request the strict parser declined: errors of the message as a whole are answered
+    /// from hickory's reading of it; one question in an unusual shape (TSIG, several
+    /// additional records, QCLASS ANY…) is placed like a plain query.
+    fn answer_message(
+        &self,
+        snapshot: &Snapshot,
+        bytes: &[u8],
+        message: &Message,
+        src: IpAddr,
+        protocol: Protocol,
+        out: Vec<u8>,
+    ) -> Answer {
+        if message.metadata.message_type == MessageType::Response {
+            return Answer::Drop;
+        }
+        let limit = Limit::new(message.edns.as_ref(), protocol);
+        let refuse = |code| Answer::Reply(error_reply(message, code, limit));
+        if message.metadata.op_code != OpCode::Query {
+            return refuse(ResponseCode::NotImp);
+        }
+        if message.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            return refuse(ResponseCode::BADVERS);
+        }
+        let [question] = message.queries.as_slice() else {
+            return refuse(ResponseCode::FormErr);
+        };
+        // The question as asked; hickory's encoding of it when the bytes do not read plainly.
+        let encoded;
+        let asked = match wire::question_bytes(bytes) {
+            Some(asked) => asked,
+            None => {
+                encoded = question.to_bytes().unwrap_or_default();
+                &encoded
+            }
+        };
+        let edns = message.edns.as_ref().map(|e| QueryEdns {
+            payload: e.max_payload(),
+            version: e.version(),
+            dnssec_ok: e.flags().dnssec_ok,
+        });
+        let head = [bytes[0], bytes[1], bytes[2], bytes[3]];
+        let query = WireQuery::new(
+            head,
+            asked,
+            question.name(),
+            question.query_type().into(),
+            question.query_class().into(),
+            edns,
+        );
+        let Some(query) = query else {
+            return refuse(ResponseCode::FormErr);
+        };
+        match self.place(snapshot, &query, src) {
+            Route::Error(code) => refuse(code),
+            route => answer_query(snapshot, &query, route, protocol, out),
+        }
+    }
+}
+
+/// Reads `bytes`: a plain query of class IN and EDNS version 0 takes the strict wire parser,
+/// anything else hickory's.
+fn parse(bytes: &[u8]) -> Parsed<'_> {
+    match wire::parse_query(bytes) {
+        Some(query)
+            if query.edns.is_none_or(|e| e.version == 0)
+                && query.qclass == u16::from(DNSClass::IN) =>
+        {
+            Parsed::Plain(query)
+        }
+        _ => match Message::from_vec(bytes) {
+            Ok(message) => Parsed::Other(message),
+            Err(error) => {
+                debug!(%error, "malformed query");
+                Parsed::Malformed
+            }
+        },
+    }
+}
+
+/// True when the table holds PTR records at `key`.
+fn has_ptr(snapshot: &Snapshot, key: &[u8]) -> bool {
+    snapshot
+        .names
+        .get(key)
+        .is_some_and(|node| node.rrset(RecordType::PTR.into()).is_some())
+}
+
+/// Writes the reply to `query` on `route` into `out`, or says who else must answer.
+fn answer_query(
+    snapshot: &Snapshot,
+    query: &WireQuery<'_>,
+    route: Route,
+    protocol: Protocol,
+    mut out: Vec<u8>,
+) -> Answer {
+    let body = match route {
+        Route::Live(Some(zone_at)) => {
+            live::live_body(snapshot, query.key(), query.qtype, zone_at, next_rotation())
+        }
+        // `place` saw the PTR set in this same snapshot, so it is there.
+        Route::Live(None) => {
+            live::ptr_body(snapshot, query.key(), next_rotation()).unwrap_or_else(|| ReplyBody {
+                rcode: ResponseCode::ServFail.low(),
+                ..ReplyBody::default()
+            })
+        }
+        Route::Error(code) => ReplyBody {
+            rcode: code.low(),
+            ..ReplyBody::default()
+        },
+        Route::Drop => return Answer::Drop,
+        Route::Transfer | Route::Static | Route::Forward => return Answer::Later(route),
+    };
+    let limit = Limit::from_wire(query.edns, protocol);
+    wire::write_reply(
+        &mut out,
+        query,
+        &body,
+        EDNS_PAYLOAD,
+        limit.size,
+        limit.stream,
+    );
+    Answer::Reply(out)
+}

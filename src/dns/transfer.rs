@@ -1,0 +1,38 @@
+//! Zone transfers (AXFR) of the live zone, for clients in `--allow-transfer`: the current
+//! snapshot as one message, SOA first and last (RFC 5936). Incremental transfers are refused by
+//! the router: a secondary falls back to AXFR.
+
+use std::net::SocketAddr;
+
+use hickory_server::proto::op::{Message, ResponseCode};
+use tracing::info;
+
+use super::live::in_zone;
+use super::reply::{error_reply, fit, reply_to, Limit};
+use crate::table::Snapshot;
+use crate::wire::key_name;
+
+/// The AXFR reply to `request` from `snapshot`; SERVFAIL until the registry was first read.
+/// Slow (every record is decoded and encoded again): never on the query path.
+pub fn axfr(request: &Message, snapshot: &Snapshot, src: SocketAddr, limit: Limit) -> Vec<u8> {
+    if !snapshot.ready {
+        return error_reply(request, ResponseCode::ServFail, limit);
+    }
+    let mut reply = reply_to(request);
+    reply.metadata.authoritative = true;
+    let soa = snapshot.soa();
+    reply.answers.push(soa.clone());
+    reply.answers.extend(snapshot.ns().iter().cloned());
+    for node in snapshot.names.iter() {
+        // Reverse names live in other zones.
+        let (Some(_), Some(owner)) = (in_zone(snapshot, node.key()), key_name(node.key())) else {
+            continue;
+        };
+        for set in node.rrsets() {
+            reply.answers.extend(set.records(&owner));
+        }
+    }
+    reply.answers.push(soa);
+    info!(%src, records = reply.answers.len(), serial = snapshot.revision, "zone transfer");
+    fit(reply, limit)
+}

@@ -1,0 +1,140 @@
+//! The live record table: a writer-side [`Registry`] that applies etcd events, and immutable
+//! [`Snapshot`]s that the query path reads without locks. State only: no I/O here, and the
+//! mapping from registrations to records lives in [`crate::records`].
+//!
+//! Every change recomputes only the DNS names the changed key touches. The published map is
+//! split into [`SHARDS`] flat hash tables in [`GROUPS`] groups, shared between snapshots: a
+//! change copies only the shards it touches and the groups that hold them, publishing shares
+//! the rest, and a query never waits on a writer: it loads the current snapshot pointer and
+//! makes one probe. Each name is one allocation ([`Node`]) holding its wire name and answers.
+
+mod contributors;
+mod names;
+mod registry;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::Record;
+
+pub use names::{FastHash, Names, Node, GROUPS, SHARDS};
+pub use registry::{Applied, Registry};
+
+use crate::service::Invalid;
+use crate::wire::RRsetRef;
+use crate::zone::{serial, Apex, ZoneConfig};
+
+/// Registry keys skipped as invalid, with the reason, sorted by key.
+pub type Rejected = BTreeMap<Box<str>, Invalid>;
+
+/// One immutable view of the table, as the query path sees it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Nodes by lowercase wire name.
+    pub names: Names,
+    /// What every snapshot of this zone shares: its name, SOA fields and NS set.
+    pub apex: Arc<Apex>,
+    /// The etcd revision this view reflects.
+    pub revision: i64,
+    /// False until the first full read of the registry completed.
+    pub ready: bool,
+    /// Live instances (valid keys).
+    pub instances: usize,
+    /// Keys skipped as invalid, with the reason.
+    pub rejected: Arc<Rejected>,
+    /// The apex SOA with the current serial, as wire bytes after the owner name (for answers
+    /// and authority sections).
+    pub soa_tail: Box<[u8]>,
+    /// When this view was published.
+    pub published: Instant,
+}
+
+impl Snapshot {
+    /// The empty, not-ready view a server starts with.
+    pub fn empty(config: &ZoneConfig) -> Self {
+        Self::new(
+            Arc::new(Apex::new(config)),
+            Names::default(),
+            0,
+            0,
+            Arc::default(),
+            false,
+        )
+    }
+
+    fn new(
+        apex: Arc<Apex>,
+        names: Names,
+        revision: i64,
+        instances: usize,
+        rejected: Arc<Rejected>,
+        ready: bool,
+    ) -> Self {
+        Self {
+            names,
+            soa_tail: apex.soa_tail(serial(revision)),
+            apex,
+            revision,
+            ready,
+            instances,
+            rejected,
+            published: Instant::now(),
+        }
+    }
+
+    /// The zone's lowercase wire name.
+    pub fn zone_key(&self) -> &[u8] {
+        &self.apex.zone_key
+    }
+
+    /// The apex SOA record with the current serial (the serial is the etcd revision).
+    pub fn soa(&self) -> Record {
+        self.apex.soa(serial(self.revision))
+    }
+
+    /// The apex NS records.
+    pub fn ns(&self) -> &[Record] {
+        &self.apex.ns
+    }
+
+    /// The apex NS set, encoded.
+    pub fn ns_rrset(&self) -> RRsetRef<'_> {
+        self.apex.ns_rrset()
+    }
+}
+
+/// The shared pointer to the current snapshot: writers swap it, readers load it.
+pub struct Table {
+    /// `ArcSwap` rather than a lock: a load is a few atomic operations and never blocks, even
+    /// while the watcher publishes.
+    current: ArcSwap<Snapshot>,
+}
+
+impl Table {
+    /// A table holding the empty, not-ready snapshot.
+    pub fn new(config: &ZoneConfig) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Snapshot::empty(config)),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// The current snapshot as an owned pointer (for long-lived readers).
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the current snapshot at once.
+    pub fn store(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}
+
+#[cfg(test)]
+mod tests;

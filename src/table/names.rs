@@ -1,0 +1,172 @@
+//! The published names of a snapshot: flat hash tables in shards and groups, shared between
+//! snapshots, and the [`Node`] that holds one name's wire name and pre-encoded RRsets.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::wire::{key_name, RRset, RRsetRef};
+
+/// The hasher of the live table: foldhash is several times faster than SipHash on short keys
+/// and still seeded per process, so query names cannot be chosen to collide.
+pub type FastHash = foldhash::fast::RandomState;
+
+/// Number of shards of the published map (a power of two). A change copies the shards it
+/// touches, so more shards mean cheaper changes at large sizes.
+pub const SHARDS: usize = 4096;
+/// Shards are held in this many groups of `SHARDS / GROUPS`: publishing a snapshot copies one
+/// pointer per group, not per shard, which keeps a change cheap at small sizes too (each shard
+/// pointer lives in its own allocation, so copying 1,024 of them costs 2,048 cache misses).
+pub const GROUPS: usize = 64;
+pub(super) const PER_GROUP: usize = SHARDS / GROUPS;
+
+/// One shard: a flat table of nodes.
+pub(super) type Shard = HashTable<Node>;
+/// A group of shards, shared between snapshots until one of its shards changes.
+pub(super) type Group = Arc<Vec<Arc<Shard>>>;
+
+/// The shard of a name's hash, as (group, shard in group): bits 32.. (hashbrown uses the low
+/// bits for the bucket and the top seven for its tag, so these are independent of both).
+pub(super) fn shard_of(hash: u64) -> (usize, usize) {
+    let shard = (hash >> 32) as usize & (SHARDS - 1);
+    (shard / PER_GROUP, shard % PER_GROUP)
+}
+
+/// The published names of one snapshot: groups of shards of nodes, each shared with the
+/// snapshots that did not change it.
+#[derive(Clone, Default)]
+pub struct Names {
+    pub(super) hasher: FastHash,
+    pub(super) groups: Arc<[Group]>,
+}
+
+impl std::fmt::Debug for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Names({} nodes)", self.len())
+    }
+}
+
+impl Names {
+    /// The node of `key` (lowercase wire name).
+    pub fn get(&self, key: &[u8]) -> Option<&Node> {
+        let hash = self.hasher.hash_one(key);
+        let (group, shard) = shard_of(hash);
+        self.groups
+            .get(group)?
+            .get(shard)?
+            .find(hash, |node| node.key() == key)
+    }
+
+    /// True when `key` is a name of the table (with records or an empty non-terminal).
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Every node, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.shards().flat_map(|shard| shard.iter())
+    }
+
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.shards().map(|shard| shard.len()).sum()
+    }
+
+    /// True when the table holds no name.
+    pub fn is_empty(&self) -> bool {
+        self.shards().all(|shard| shard.is_empty())
+    }
+
+    fn shards(&self) -> impl Iterator<Item = &Shard> {
+        self.groups
+            .iter()
+            .flat_map(|group| group.iter().map(|s| &**s))
+    }
+}
+
+/// One name of the live table in a single shared allocation: its lowercase wire name, then
+/// its pre-encoded RRsets in ANY order (none for an empty non-terminal). Each set is a
+/// header — type, count, additional count (u16 each), answer bytes, additional bytes (u32
+/// each), little-endian — followed by those bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Node(Arc<[u8]>);
+
+/// Bytes of a set's header inside a [`Node`].
+const SET_HEADER: usize = 14;
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = key_name(self.key())
+            .map(|n| n.to_ascii())
+            .unwrap_or_default();
+        let types: Vec<u16> = self.rrsets().map(|s| s.rtype).collect();
+        write!(f, "Node({name} {types:?})")
+    }
+}
+
+impl Node {
+    /// A node for `key` holding `sets`.
+    pub fn new(key: &[u8], sets: &[RRset]) -> Self {
+        let size = 1
+            + key.len()
+            + sets
+                .iter()
+                .map(|s| SET_HEADER + s.rrs.len() + s.extra.len())
+                .sum::<usize>();
+        let mut bytes = Vec::with_capacity(size);
+        bytes.push(key.len() as u8);
+        bytes.extend_from_slice(key);
+        for set in sets {
+            bytes.extend_from_slice(&set.rtype.to_le_bytes());
+            bytes.extend_from_slice(&set.count.to_le_bytes());
+            bytes.extend_from_slice(&set.extra_count.to_le_bytes());
+            bytes.extend_from_slice(&(set.rrs.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&(set.extra.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&set.rrs);
+            bytes.extend_from_slice(&set.extra);
+        }
+        Self(Arc::from(bytes))
+    }
+
+    /// The lowercase wire name.
+    pub fn key(&self) -> &[u8] {
+        let len = self.0.first().map_or(0, |&l| l as usize);
+        self.0.get(1..1 + len).unwrap_or_default()
+    }
+
+    /// The RRsets, in ANY order.
+    pub fn rrsets(&self) -> impl Iterator<Item = RRsetRef<'_>> {
+        let mut rest = self.0.get(1 + self.key().len()..).unwrap_or_default();
+        std::iter::from_fn(move || {
+            let header = rest.get(..SET_HEADER)?;
+            let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+            let u32_at = |at: usize| {
+                u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+                    as usize
+            };
+            let (rrs_len, extra_len) = (u32_at(6), u32_at(10));
+            let rrs = rest.get(SET_HEADER..SET_HEADER + rrs_len)?;
+            let extra = rest.get(SET_HEADER + rrs_len..SET_HEADER + rrs_len + extra_len)?;
+            let set = RRsetRef {
+                rtype: u16_at(0),
+                count: u16_at(2),
+                rrs,
+                extra_count: u16_at(4),
+                extra,
+            };
+            rest = &rest[SET_HEADER + rrs_len + extra_len..];
+            Some(set)
+        })
+    }
+
+    /// The RRset of type `rtype`.
+    pub fn rrset(&self, rtype: u16) -> Option<RRsetRef<'_>> {
+        self.rrsets().find(|s| s.rtype == rtype)
+    }
+
+    /// Where this node lives: the same for every clone of it.
+    pub(super) fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0).cast::<u8>() as usize
+    }
+}

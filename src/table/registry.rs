@@ -1,0 +1,333 @@
+//! The writer's side of the table: every instance by etcd key, every name with who
+//! contributes to it, and the shards the next snapshot will share.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use hickory_proto::rr::LowerName;
+use tracing::{debug, warn};
+
+use super::contributors::Contributors;
+use super::names::{shard_of, FastHash, Group, Names, Node, GROUPS, PER_GROUP};
+use super::{Rejected, Snapshot};
+use crate::key::ServiceKey;
+use crate::records::{instance_names, static_names, RecordsBuilder, Roles};
+use crate::service::{parse_entry, Invalid, Registration};
+use crate::wire::{key_name, name_key, NameKey};
+use crate::zone::{Apex, ZoneConfig};
+
+/// One valid registration, under its etcd key as written (its DNS names are derived from the
+/// key when needed rather than stored).
+#[derive(Debug, Clone)]
+struct Instance {
+    etcd_key: Box<str>,
+    registration: Registration,
+}
+
+/// The outcome of applying one etcd event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The key now serves records.
+    Registered,
+    /// The key's records are gone (or it had none).
+    Removed,
+    /// The key or value is invalid: skipped, with the reason.
+    Rejected(Invalid),
+}
+
+/// The writer's side of the table: every instance by key, and the derived records by name.
+pub struct Registry {
+    config: Arc<ZoneConfig>,
+    /// Instance ids, hashed by their etcd key (which the instance holds).
+    ids: HashTable<u32>,
+    /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
+    slab: Vec<Option<Instance>>,
+    free: Vec<u32>,
+    /// Every name with its contributors: the writer's own index (the key lives in the node).
+    names: HashTable<Entry>,
+    /// The published shards by group, shared with the last snapshot until a change copies one.
+    groups: Vec<Group>,
+    hasher: FastHash,
+    /// Keys skipped as invalid, shared with the snapshots until it changes again (so
+    /// publishing stays O(1); a change copies the map).
+    rejected: Arc<Rejected>,
+    /// Names whose entries are out of date, by their current node (repeats are dropped at the
+    /// next snapshot): rebuilt once each then, so a batch of events (or the initial read) costs
+    /// O(changes), not O(changes × instances per name).
+    dirty: Vec<Node>,
+    /// The zone's wire name.
+    zone_key: NameKey,
+    apex: Arc<Apex>,
+    revision: i64,
+}
+
+impl Registry {
+    /// A registry for `config` holding only the zone file's static records, if any.
+    pub fn new(config: Arc<ZoneConfig>) -> Self {
+        let mut registry = Self {
+            ids: HashTable::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            names: HashTable::new(),
+            groups: (0..GROUPS)
+                .map(|_| Arc::new((0..PER_GROUP).map(|_| Arc::default()).collect()))
+                .collect(),
+            hasher: FastHash::default(),
+            rejected: Arc::default(),
+            dirty: Vec::new(),
+            zone_key: name_key(&config.zone),
+            apex: Arc::new(Apex::new(&config)),
+            revision: 0,
+            config,
+        };
+        let statics = registry.config.statics.clone();
+        for name in statics.iter().flat_map(|s| s.names.keys()) {
+            for touched in static_names(&name.into(), &registry.config.zone) {
+                registry.add_contributor(&touched, STATIC_ID, Roles::default());
+            }
+        }
+        registry
+    }
+
+    /// Number of valid instances.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when no instance is registered.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Records that the registry now reflects etcd revision `revision`.
+    pub fn set_revision(&mut self, revision: i64) {
+        self.revision = self.revision.max(revision);
+    }
+
+    /// Applies a put of `value` at `key`. An invalid key or value is skipped with a warning
+    /// naming the key; an invalid new value removes the key's old records.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Applied {
+        let key_text = String::from_utf8_lossy(key).into_owned();
+        let parsed = parse_entry(&self.config.prefix, &self.config.zone, key, value)
+            .map(|(_, registration)| registration);
+        self.remove_instance(&key_text);
+        match parsed {
+            Ok(registration) => {
+                self.rejected_remove(&key_text);
+                self.insert_instance(key_text, registration);
+                Applied::Registered
+            }
+            Err(reason) => {
+                warn!(key = %key_text, error = %reason, "skipping invalid registration");
+                if self.rejected.get(key_text.as_str()) != Some(&reason) {
+                    Arc::make_mut(&mut self.rejected).insert(key_text.into(), reason.clone());
+                }
+                Applied::Rejected(reason)
+            }
+        }
+    }
+
+    /// Applies a delete of `key`.
+    pub fn delete(&mut self, key: &[u8]) -> Applied {
+        let key_text = String::from_utf8_lossy(key).into_owned();
+        self.rejected_remove(&key_text);
+        self.remove_instance(&key_text);
+        Applied::Removed
+    }
+
+    /// Rebuilds the names changed since the last call and puts them into the shards. Called
+    /// by [`Registry::snapshot`]; the initial read also calls it after every page, so that
+    /// this work overlaps with etcd serving the next one.
+    pub fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        // A node stays the same allocation until it is recomputed, so repeats share a pointer.
+        dirty.sort_unstable_by_key(Node::addr);
+        dirty.dedup_by_key(|node| node.addr());
+        for node in dirty {
+            self.recompute(node.key());
+        }
+    }
+
+    /// A new immutable view of the current state: rebuilds the names changed since the last
+    /// one, then shares the groups of shards (one pointer copy each).
+    pub fn snapshot(&mut self) -> Snapshot {
+        self.flush();
+        let names = Names {
+            hasher: self.hasher.clone(),
+            groups: self.groups.iter().cloned().collect(),
+        };
+        Snapshot::new(
+            self.apex.clone(),
+            names,
+            self.revision,
+            self.ids.len(),
+            self.rejected.clone(),
+            true,
+        )
+    }
+
+    fn rejected_remove(&mut self, key: &str) {
+        if self.rejected.contains_key(key) {
+            Arc::make_mut(&mut self.rejected).remove(key);
+        }
+    }
+
+    fn add_contributor(&mut self, name: &[u8], id: u32, roles: Roles) {
+        let hash = self.hasher.hash_one(name);
+        let entry = match self.names.find_mut(hash, |e| e.node.key() == name) {
+            Some(entry) => entry,
+            None => {
+                let entry = Entry {
+                    node: Node::new(name, &[]),
+                    contributors: Contributors::default(),
+                };
+                let hasher = &self.hasher;
+                self.names
+                    .insert_unique(hash, entry, |e| hasher.hash_one(e.node.key()))
+                    .into_mut()
+            }
+        };
+        entry.contributors.insert(id, roles);
+        self.dirty.push(entry.node.clone());
+    }
+
+    fn remove_contributor(&mut self, name: &[u8], id: u32) {
+        let hash = self.hasher.hash_one(name);
+        if let Some(entry) = self.names.find_mut(hash, |e| e.node.key() == name) {
+            entry.contributors.remove(id);
+            self.dirty.push(entry.node.clone());
+        }
+    }
+
+    fn insert_instance(&mut self, etcd_key: String, registration: Registration) {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.slab.push(None);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        let key = ServiceKey::split(&self.config.prefix, &etcd_key);
+        for (name, roles) in instance_names(key, &registration, &self.zone_key) {
+            self.add_contributor(&name, id, roles);
+        }
+        debug!(key = %etcd_key, "registered");
+        let hash = self.hasher.hash_one(etcd_key.as_str());
+        self.slab[id as usize] = Some(Instance {
+            etcd_key: etcd_key.into(),
+            registration,
+        });
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.ids
+            .insert_unique(hash, id, |&id| hasher.hash_one(etcd_key_of(slab, id)));
+    }
+
+    fn remove_instance(&mut self, etcd_key: &str) {
+        let hash = self.hasher.hash_one(etcd_key);
+        let slab = &self.slab;
+        let Ok(found) = self
+            .ids
+            .find_entry(hash, |&id| etcd_key_of(slab, id) == etcd_key)
+        else {
+            return;
+        };
+        let (id, _) = found.remove();
+        let Some(old) = self.slab.get_mut(id as usize).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(id);
+        let key = ServiceKey::split(&self.config.prefix, &old.etcd_key);
+        for (name, _) in instance_names(key, &old.registration, &self.zone_key) {
+            self.remove_contributor(&name, id);
+        }
+    }
+
+    /// Rebuilds the RRsets of one name from what contributes to it, and publishes the node
+    /// (or its removal, when nothing contributes any more) if it changed.
+    fn recompute(&mut self, name: &[u8]) {
+        let hash = self.hasher.hash_one(name);
+        let Ok(found) = self.names.find_entry(hash, |e| e.node.key() == name) else {
+            return;
+        };
+        if found.get().contributors.is_empty() {
+            found.remove();
+            self.publish(hash, name, None);
+            return;
+        }
+        let entry = found.into_mut();
+        let mut builder = RecordsBuilder::default();
+        for (id, roles) in entry.contributors.iter() {
+            if id == STATIC_ID {
+                let statics = self.config.statics.as_ref();
+                let Some(owner) = key_name(name) else {
+                    continue;
+                };
+                let lower = LowerName::new(&owner);
+                for record in statics
+                    .and_then(|s| s.names.get(&lower))
+                    .into_iter()
+                    .flatten()
+                {
+                    builder.add_static(record);
+                }
+                continue;
+            }
+            let Some(inst) = self.slab.get(id as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            let (prefix, zone) = (&self.config.prefix, &self.zone_key);
+            let owner = || ServiceKey::split(prefix, &inst.etcd_key).owner_name(zone);
+            builder.add(&owner, &inst.registration, roles, self.config.ttl);
+        }
+        let node = Node::new(name, &builder.finish());
+        entry.node = node.clone();
+        self.publish(hash, name, Some(node));
+    }
+
+    /// Puts `node` (or, with `None`, the absence of `name`) into the published shard, copying
+    /// the shard if the last snapshot still shares it. An unchanged node is left alone.
+    fn publish(&mut self, hash: u64, name: &[u8], node: Option<Node>) {
+        let (group, shard) = shard_of(hash);
+        let Some(group) = self.groups.get_mut(group) else {
+            return;
+        };
+        let published = group
+            .get(shard)
+            .and_then(|s| s.find(hash, |n| n.key() == name));
+        if published == node.as_ref() {
+            return;
+        }
+        let Some(shard) = Arc::make_mut(group).get_mut(shard) else {
+            return;
+        };
+        let shard = Arc::make_mut(shard);
+        let hasher = &self.hasher;
+        match (shard.find_entry(hash, |n| n.key() == name), node) {
+            (Ok(mut found), Some(node)) => *found.get_mut() = node,
+            (Ok(found), None) => {
+                found.remove();
+            }
+            (Err(_), Some(node)) => {
+                shard.insert_unique(hash, node, |n| hasher.hash_one(n.key()));
+            }
+            (Err(_), None) => {}
+        }
+    }
+}
+
+/// The writer's record of one name: its current node and who contributes to it (32 bytes).
+struct Entry {
+    node: Node,
+    contributors: Contributors,
+}
+
+/// The etcd key of instance `id` ("" for a free slot).
+fn etcd_key_of(slab: &[Option<Instance>], id: u32) -> &str {
+    slab.get(id as usize)
+        .and_then(Option::as_ref)
+        .map_or("", |inst| &inst.etcd_key)
+}
+
+/// The contributor id of a zone file's static records (never an instance id).
+const STATIC_ID: u32 = u32::MAX;

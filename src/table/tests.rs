@@ -1,0 +1,140 @@
+//! The registry and its snapshots, driven as the watcher drives them.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use super::{Applied, Registry, Snapshot};
+use crate::service::Invalid;
+use crate::wire::{name_key, rr_tail, NameKey};
+use crate::zone::ZoneConfig;
+
+fn config() -> Arc<ZoneConfig> {
+    Arc::new(ZoneConfig {
+        zone: Name::from_ascii("services.local.").expect("zone"),
+        prefix: "services/".into(),
+        ttl: 5,
+        negative_ttl: 5,
+        statics: None,
+    })
+}
+
+fn key(text: &str) -> NameKey {
+    name_key(&Name::from_ascii(text).expect("name"))
+}
+
+/// The records at `name` of type `rtype`, as text.
+fn records(snapshot: &Snapshot, name: &str, rtype: RecordType) -> Vec<String> {
+    let owner = Name::from_ascii(name).expect("name");
+    let mut out: Vec<String> = snapshot
+        .names
+        .get(&key(name))
+        .into_iter()
+        .flat_map(|node| node.rrsets())
+        .flat_map(|set| set.records(&owner))
+        .filter(|r| r.record_type() == rtype)
+        .map(|r| format!("{} {}", r.ttl, r.data))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn registry_builds_rrsets_and_forgets_removed_keys() {
+    let mut registry = Registry::new(config());
+    registry.put(
+        b"services/web/n1",
+        br#"{"IP":"10.0.0.1","port":80,"ttl":30}"#,
+    );
+    registry.put(
+        b"services/web/n2",
+        br#"{"IP":"10.0.0.2","port":81,"txt":["v=1"]}"#,
+    );
+    registry.put(b"services/web/n3", br#"{"IP":"10.0.0.2"}"#);
+    let snap = registry.snapshot();
+    assert_eq!(snap.instances, 3);
+    // One address once, one TTL per RRset (the smallest).
+    assert_eq!(
+        records(&snap, "web.services.local.", RecordType::A),
+        vec!["5 10.0.0.1", "5 10.0.0.2"]
+    );
+    assert_eq!(
+        records(&snap, "_web._tcp.services.local.", RecordType::SRV),
+        vec![
+            "5 10 10 80 n1.web.services.local.",
+            "5 10 10 81 n2.web.services.local."
+        ]
+    );
+    assert_eq!(
+        records(&snap, "n1.web.services.local.", RecordType::A),
+        vec!["30 10.0.0.1"]
+    );
+    assert_eq!(
+        records(&snap, "web.services.local.", RecordType::TXT),
+        vec!["5 v=1"]
+    );
+    assert_eq!(
+        records(&snap, "2.0.0.10.in-addr.arpa.", RecordType::PTR),
+        vec!["5 n2.web.services.local.", "5 n3.web.services.local."]
+    );
+
+    // An invalid new value removes the old records and is listed as rejected.
+    let applied = registry.put(b"services/web/n1", b"{broken");
+    assert!(matches!(applied, Applied::Rejected(Invalid::Value(_))));
+    registry.delete(b"services/web/n2");
+    let snap = registry.snapshot();
+    assert!(snap.names.get(&key("n1.web.services.local.")).is_none());
+    assert!(snap.names.get(&key("1.0.0.10.in-addr.arpa.")).is_none());
+    assert!(
+        snap.names.get(&key("_web._tcp.services.local.")).is_none(),
+        "no port left"
+    );
+    assert_eq!(
+        records(&snap, "web.services.local.", RecordType::A),
+        vec!["5 10.0.0.2"]
+    );
+    assert_eq!(
+        snap.rejected.keys().map(|k| &**k).collect::<Vec<_>>(),
+        vec!["services/web/n1"]
+    );
+    registry.delete(b"services/web/n3");
+    let snap = registry.snapshot();
+    assert_eq!(snap.instances, 0);
+    assert!(
+        snap.names.is_empty(),
+        "nothing left behind: {:?}",
+        snap.names.iter().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_soa_serial_is_the_revision() {
+    let config = config();
+    let mut registry = Registry::new(config.clone());
+    registry.put(b"services/a", br#"{"IP":"10.0.0.1"}"#);
+    for revision in [7, 1 << 33] {
+        registry.set_revision(revision);
+        let snap = registry.snapshot();
+        let want = config.soa(revision);
+        assert_eq!(snap.soa(), want);
+        assert_eq!(&*snap.soa_tail, rr_tail(&want).as_slice(), "{revision}");
+    }
+}
+
+#[test]
+fn host_targets_are_cnames_only_where_nothing_else_is() {
+    let mut registry = Registry::new(config());
+    registry.put(b"services/db", br#"{"host":"db.example.com","port":5432}"#);
+    registry.put(b"services/cache/n1", br#"{"host":"cache.example.com"}"#);
+    let snap = registry.snapshot();
+    // SRV at the one-instance name: no CNAME beside it; the host is the SRV target.
+    assert!(records(&snap, "db.services.local.", RecordType::CNAME).is_empty());
+    assert_eq!(
+        records(&snap, "db.services.local.", RecordType::SRV),
+        vec!["5 10 10 5432 db.example.com."]
+    );
+    assert_eq!(
+        records(&snap, "n1.cache.services.local.", RecordType::CNAME),
+        vec!["5 cache.example.com."]
+    );
+}

@@ -1,0 +1,182 @@
+//! The reply writer: header, question as asked, pre-encoded sections, OPT.
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use super::query::WireQuery;
+use super::{HEADER_LEN, OPT_LEN};
+
+/// What goes into a reply besides the question.
+#[derive(Debug, Default)]
+pub struct ReplyBody<'a> {
+    /// RCODE (low four bits).
+    pub rcode: u8,
+    /// AA flag.
+    pub authoritative: bool,
+    /// Answer records (two slices: a rotated set), and their count.
+    pub answers: (&'a [u8], &'a [u8], u16),
+    /// The SOA for the authority section: the record without owner, and the pointer offset of
+    /// the zone name inside the question.
+    pub soa: Option<(&'a [u8], usize)>,
+    /// Additional records and their count.
+    pub additional: (&'a [u8], u16),
+}
+
+/// OPT advertising `payload`, with the DO bit if asked.
+fn push_opt(out: &mut Vec<u8>, payload: u16, dnssec_ok: bool) {
+    out.push(0);
+    out.extend_from_slice(&u16::from(RecordType::OPT).to_be_bytes());
+    out.extend_from_slice(&payload.to_be_bytes());
+    out.extend_from_slice(&[0, 0]); // extended RCODE, version
+    out.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
+    out.extend_from_slice(&[0, 0]); // RDLENGTH
+}
+
+/// Writes the reply to `query` into `out`: the question copied as asked (its case kept), the
+/// body, and an OPT advertising `payload` when the query had EDNS. If it exceeds `limit`, the
+/// additional section goes first (no TC, RFC 2181 §9), then answers and authority: with TC
+/// over UDP, or as SERVFAIL over a `stream` (TCP has nowhere to retry).
+pub fn write_reply(
+    out: &mut Vec<u8>,
+    query: &WireQuery<'_>,
+    body: &ReplyBody<'_>,
+    payload: u16,
+    limit: usize,
+    stream: bool,
+) {
+    let question = query.question;
+    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let soa_len = body.soa.map_or(0, |(soa, _)| 2 + soa.len());
+    let answers_len = body.answers.0.len() + body.answers.1.len();
+    let base = HEADER_LEN + question.len() + opt_len;
+    let with_answers = base + answers_len + soa_len;
+    let (answers, soa, additional, truncated) = if with_answers + body.additional.0.len() <= limit {
+        (true, true, true, false)
+    } else if with_answers <= limit {
+        (true, true, false, false)
+    } else {
+        (false, false, false, !stream)
+    };
+    let failed = !answers && stream;
+    out.clear();
+    out.extend_from_slice(&query.head[0..2]);
+    let rd_cd = [query.head[2] & 0x01, query.head[3] & 0x10];
+    let (aa, rcode) = if failed {
+        (false, ResponseCode::ServFail.low())
+    } else {
+        (body.authoritative, body.rcode & 0x0f)
+    };
+    out.push(0x80 | u8::from(aa) << 2 | u8::from(truncated) << 1 | rd_cd[0]);
+    out.push(rd_cd[1] | rcode);
+    let count = |on: bool, n: u16| if on { n } else { 0 };
+    let additional_count = count(additional, body.additional.1) + u16::from(opt_len > 0);
+    for n in [
+        1,
+        count(answers, body.answers.2),
+        count(soa && body.soa.is_some(), 1),
+        additional_count,
+    ] {
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    out.extend_from_slice(question);
+    if answers {
+        out.extend_from_slice(body.answers.0);
+        out.extend_from_slice(body.answers.1);
+    }
+    if let (true, Some((rr, zone_at))) = (soa, body.soa) {
+        out.extend_from_slice(&(0xc000 | (HEADER_LEN + zone_at) as u16).to_be_bytes());
+        out.extend_from_slice(rr);
+    }
+    if additional {
+        out.extend_from_slice(body.additional.0);
+    }
+    if let Some(edns) = query.edns {
+        push_opt(out, payload, edns.dnssec_ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{name_key, parse_query, QueryEdns, RRset};
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{Name, RData, Record};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).expect("name")
+    }
+
+    #[test]
+    fn parses_plain_queries_and_writes_replies_hickory_reads() {
+        let mut query = Message::new(0x1234, MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = true;
+        query.add_query(Query::query(name("Web.Services.Local."), RecordType::A));
+        let mut edns = hickory_proto::op::Edns::new();
+        edns.set_max_payload(4096);
+        edns.set_dnssec_ok(true);
+        query.set_edns(edns);
+        let bytes = query.to_vec().expect("encode");
+        let parsed = parse_query(&bytes).expect("plain query");
+        assert_eq!(parsed.key(), &*name_key(&name("web.services.local.")));
+        assert_eq!(parsed.qtype, 1);
+        assert_eq!(
+            parsed.edns,
+            Some(QueryEdns {
+                payload: 4096,
+                version: 0,
+                dnssec_ok: true
+            })
+        );
+
+        let records: Vec<Record> = (1..=3)
+            .map(|i| {
+                Record::from_rdata(
+                    name("web.services.local."),
+                    5,
+                    RData::A(A::new(10, 0, 0, i)),
+                )
+            })
+            .collect();
+        let set = RRset::encode(&records, &[]);
+        let (first, second) = set.as_ref().rotated(1);
+        let mut out = Vec::new();
+        let body = ReplyBody {
+            authoritative: true,
+            answers: (first, second, set.count),
+            ..ReplyBody::default()
+        };
+        write_reply(&mut out, &parsed, &body, 1232, 1232, false);
+        let reply = Message::from_vec(&out).expect("hickory parses our reply");
+        assert_eq!(reply.metadata.id, 0x1234);
+        assert!(reply.metadata.authoritative && reply.metadata.recursion_desired);
+        let got: Vec<String> = reply
+            .answers
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.data))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "Web.Services.Local. 10.0.0.2",
+                "Web.Services.Local. 10.0.0.3",
+                "Web.Services.Local. 10.0.0.1"
+            ]
+        );
+        let edns = reply.edns.expect("OPT");
+        assert_eq!(edns.max_payload(), 1232);
+        assert!(edns.flags().dnssec_ok);
+
+        // Too small for the answers: TC, question and OPT only; over TCP, SERVFAIL.
+        write_reply(&mut out, &parsed, &body, 1232, 60, false);
+        let reply = Message::from_vec(&out).expect("parse");
+        assert!(reply.metadata.truncation && reply.answers.is_empty() && reply.edns.is_some());
+        write_reply(&mut out, &parsed, &body, 1232, 60, true);
+        let reply = Message::from_vec(&out).expect("parse");
+        assert!(!reply.metadata.truncation && reply.answers.is_empty());
+        assert_eq!(
+            reply.metadata.response_code,
+            hickory_proto::op::ResponseCode::ServFail
+        );
+    }
+}
