@@ -25,7 +25,7 @@ async fn seed_format_key_written_by_etcdctl_resolves() {
             panic!("cannot run {etcdctl}: {e}; install it with `apt-get install -y etcd-client`")
         });
     assert!(status.success(), "etcdctl put failed");
-    for transport in [Transport::Udp, Transport::Tcp] {
+    for transport in Transport::BOTH {
         let (answer, _) = eventually("s-test resolves", Duration::from_secs(1), || async {
             let m = query(dns.addr, "s-test.services.local.", RecordType::A, transport).await;
             (!m.answers.is_empty()).then_some(m)
@@ -81,39 +81,18 @@ async fn two_instances_give_two_a_and_two_srv_with_additionals() {
         "_web._tcp.services.local.",
         "_web._udp.services.local.",
     ] {
-        for transport in [Transport::Udp, Transport::Tcp] {
+        for transport in Transport::BOTH {
             let m = query(dns.addr, name, RecordType::SRV, transport).await;
-            let mut srv: Vec<String> = m
-                .answers
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::SRV(s) => Some(format!(
-                        "{} {} {} {}",
-                        s.priority, s.weight, s.port, s.target
-                    )),
-                    _ => None,
-                })
-                .collect();
-            srv.sort();
             assert_eq!(
-                srv,
+                srv_records(&m),
                 vec![
                     "1 5 8081 n2.web.services.local.",
                     "10 10 8080 n1.web.services.local."
                 ],
                 "{name} over {transport:?}"
             );
-            let mut extra: Vec<String> = m
-                .additionals
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::A(a) => Some(format!("{} {}", r.name, a.0)),
-                    _ => None,
-                })
-                .collect();
-            extra.sort();
             assert_eq!(
-                extra,
+                additional_addresses(&m),
                 vec![
                     "n1.web.services.local. 10.0.0.1",
                     "n2.web.services.local. 10.0.0.2"
@@ -122,14 +101,8 @@ async fn two_instances_give_two_a_and_two_srv_with_additionals() {
         }
     }
     // Each instance alone at its own name.
-    let one = query(
-        dns.addr,
-        "n2.web.services.local.",
-        RecordType::A,
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(addresses(&one), vec!["10.0.0.2"]);
+    let one = lookup_a(dns.addr, "n2.web.services.local.", Transport::Udp).await;
+    assert_eq!(one, vec!["10.0.0.2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,25 +158,9 @@ async fn aaaa_txt_and_value_ttl() {
     assert_eq!(addresses(&m), vec!["2001:db8::7"]);
     assert_eq!(m.answers[0].ttl, 30, "ttl from the value");
 
-    let m = query(
-        dns.addr,
-        "db.services.local.",
-        RecordType::TXT,
-        Transport::Tcp,
-    )
-    .await;
-    let txt: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+    let txt = lookup_txt(dns.addr, "db.services.local.", Transport::Tcp).await;
     assert_eq!(txt, vec!["role=primary"]);
-
-    let m = query(
-        dns.addr,
-        "cache.services.local.",
-        RecordType::TXT,
-        Transport::Udp,
-    )
-    .await;
-    let mut txt: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
-    txt.sort();
+    let txt = lookup_txt(dns.addr, "cache.services.local.", Transport::Udp).await;
     assert_eq!(txt, vec!["a=1", "b=2"]);
 
     // An IPv6-only service has no A: NODATA, not NXDOMAIN.
@@ -253,7 +210,7 @@ async fn nodata_and_nxdomain_carry_the_soa_with_the_negative_ttl() {
         ("services.local.", RecordType::A, ResponseCode::NoError),
     ];
     for (name, qtype, rcode) in cases {
-        for transport in [Transport::Udp, Transport::Tcp] {
+        for transport in Transport::BOTH {
             let m = query(dns.addr, name, qtype, transport).await;
             assert_eq!(m.metadata.response_code, rcode, "{name} {qtype}");
             assert!(m.answers.is_empty(), "{name} {qtype}: no answer");
@@ -266,14 +223,8 @@ async fn nodata_and_nxdomain_carry_the_soa_with_the_negative_ttl() {
             }
         }
     }
-    let m = query(
-        dns.addr,
-        "n1.api.v2.services.local.",
-        RecordType::A,
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(addresses(&m), vec!["10.2.0.1"], "dotted service names work");
+    let a = lookup_a(dns.addr, "n1.api.v2.services.local.", Transport::Udp).await;
+    assert_eq!(a, vec!["10.2.0.1"], "dotted service names work");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,14 +265,8 @@ async fn broken_values_are_skipped_and_neighbours_keep_answering() {
     etcd.put("services/bad key", r#"{"IP":"10.0.0.3"}"#).await;
     let dns = DnsServer::start(&etcd.endpoint).await;
     dns.wait_ready().await;
-    let m = query(
-        dns.addr,
-        "good.services.local.",
-        RecordType::A,
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(addresses(&m), vec!["10.0.0.1"]);
+    let a = lookup_a(dns.addr, "good.services.local.", Transport::Udp).await;
+    assert_eq!(a, vec!["10.0.0.1"]);
     let m = query(
         dns.addr,
         "broken.services.local.",
@@ -350,14 +295,8 @@ async fn broken_values_are_skipped_and_neighbours_keep_answering() {
         Duration::from_secs(1),
     )
     .await;
-    let m = query(
-        dns.addr,
-        "good.services.local.",
-        RecordType::A,
-        Transport::Tcp,
-    )
-    .await;
-    assert_eq!(addresses(&m), vec!["10.0.0.1"]);
+    let a = lookup_a(dns.addr, "good.services.local.", Transport::Tcp).await;
+    assert_eq!(a, vec!["10.0.0.1"]);
 
     // Fixing it brings it back.
     etcd.put("services/broken", r#"{"IP":"10.0.0.2"}"#).await;
@@ -402,7 +341,7 @@ async fn servfail_until_the_registry_is_read() {
     // Nothing listens at this endpoint: the first read never completes.
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let dns = DnsServer::start(&endpoint).await;
-    for transport in [Transport::Udp, Transport::Tcp] {
+    for transport in Transport::BOTH {
         let m = query(dns.addr, "s-test.services.local.", RecordType::A, transport).await;
         assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     }
@@ -434,13 +373,7 @@ async fn large_values_do_not_stop_the_initial_read() {
     let dns = DnsServer::start(&etcd.endpoint).await;
     dns.wait_ready().await;
     for (name, want) in [("big0", "10.1.0.0"), ("big699", "10.1.2.187")] {
-        let m = query(
-            dns.addr,
-            &format!("{name}.services.local."),
-            RecordType::A,
-            Transport::Udp,
-        )
-        .await;
-        assert_eq!(addresses(&m), vec![want], "{name}");
+        let a = lookup_a(dns.addr, &format!("{name}.services.local."), Transport::Udp).await;
+        assert_eq!(a, vec![want], "{name}");
     }
 }

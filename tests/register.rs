@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use hickory_proto::op::ResponseCode;
@@ -95,9 +95,20 @@ async fn sigkill_disappears_within_ttl_plus_two_seconds() {
     )
     .await;
     // Let a few keep-alives pass first: the name must survive longer than one TTL while alive.
-    tokio::time::sleep(Duration::from_secs(ttl + 1)).await;
-    let m = query(dns.addr, NAME, RecordType::A, Transport::Udp).await;
-    assert_eq!(addresses(&m), vec!["10.1.1.2"], "kept alive past its TTL");
+    // It must answer at every poll, the last one made more than TTL + 1 s after it first did.
+    let resolvable = Instant::now();
+    let past_ttl = Duration::from_secs(ttl + 1);
+    eventually(
+        "kept alive past its TTL",
+        past_ttl + Duration::from_secs(2),
+        || async {
+            let late = resolvable.elapsed() > past_ttl;
+            let a = lookup_a(dns.addr, NAME, Transport::Udp).await;
+            assert_eq!(a, vec!["10.1.1.2"], "kept alive past its TTL");
+            late.then_some(())
+        },
+    )
+    .await;
 
     reg.signal("KILL");
     let (_, took) = wait_rcode(
@@ -148,14 +159,8 @@ async fn second_register_for_a_live_key_is_a_clear_error() {
     );
 
     // The first registration is untouched.
-    let m = query(
-        dns.addr,
-        "n1.web.services.local.",
-        RecordType::A,
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(addresses(&m), vec!["10.0.0.1"]);
+    let a = lookup_a(dns.addr, "n1.web.services.local.", Transport::Udp).await;
+    assert_eq!(a, vec!["10.0.0.1"]);
 
     // A second instance of the same service is fine: both answer at the service name.
     let _other = register(
@@ -231,10 +236,9 @@ async fn list_prints_every_instance_then_the_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_name_fails_before_touching_etcd() {
-    let mut reg = register(
-        "http://127.0.0.1:1",
-        &["--name", "bad name", "--ip", "10.0.0.1"],
-    );
+    // Nothing listens at this endpoint: reaching etcd at all would fail differently.
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let mut reg = register(&endpoint, &["--name", "bad name", "--ip", "10.0.0.1"]);
     assert_eq!(reg.wait_exit(Duration::from_secs(5)).await, Some(1));
     let mut stderr = String::new();
     reg.0

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -12,8 +13,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::zones;
+use etcd_dns::server::ServerConfig;
 use etcd_dns::zone::StaticRecords;
-use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
 /// Upstream zones: a forward zone and a reverse zone, served by a second etcd-dns.
@@ -68,8 +70,7 @@ async fn forwards_other_names_and_caches_them() {
     // Without RD a resolver does not recurse for the client: REFUSED, as the catalog does.
     let mut no_rd = build_query("www.example.test.", RecordType::A);
     no_rd.metadata.recursion_desired = false;
-    let reply = exchange(dns.addr, &no_rd.to_vec().expect("encode"), Transport::Udp).await;
-    let refused = Message::from_vec(&reply).expect("parse");
+    let refused = exchange_message(dns.addr, &no_rd, Transport::Udp).await;
     assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
     assert!(m.metadata.recursion_available, "RA on forwarded answers");
     assert!(!m.metadata.authoritative, "not our zone: no AA");
@@ -87,15 +88,8 @@ async fn forwards_other_names_and_caches_them() {
     );
 
     // Forwarded reverse names: ours are answered by us, the rest upstream.
-    let m = query(
-        dns.addr,
-        "1.2.0.192.in-addr.arpa.",
-        RecordType::PTR,
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(m.answers.len(), 1);
-    assert_eq!(m.answers[0].data.to_string(), "host.example.test.");
+    let ptr = lookup_ptr(dns.addr, "1.2.0.192.in-addr.arpa.", Transport::Udp).await;
+    assert_eq!(ptr, vec!["host.example.test."]);
 
     // The upstream goes away: the cached answer survives (its TTL is 300 s), a new name fails
     // fast with SERVFAIL instead of hanging.
@@ -162,30 +156,12 @@ async fn a_zone_file_for_the_live_zone_adds_static_records() {
     dns.wait_ready().await;
 
     // Static and live addresses at one name form one RRset.
-    let m = query(
-        dns.addr,
-        "gateway.services.local.",
-        RecordType::A,
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(addresses(&m), vec!["10.0.0.1", "192.0.2.1"]);
-    let m = query(
-        dns.addr,
-        "gateway.services.local.",
-        RecordType::TXT,
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(m.answers[0].data.to_string(), "static=true");
-    let m = query(
-        dns.addr,
-        "s-test.services.local.",
-        RecordType::A,
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(addresses(&m), vec!["192.168.1.26"]);
+    let a = lookup_a(dns.addr, "gateway.services.local.", Transport::Udp).await;
+    assert_eq!(a, vec!["10.0.0.1", "192.0.2.1"]);
+    let txt = lookup_txt(dns.addr, "gateway.services.local.", Transport::Udp).await;
+    assert_eq!(txt, vec!["static=true"]);
+    let a = lookup_a(dns.addr, "s-test.services.local.", Transport::Udp).await;
+    assert_eq!(a, vec!["192.168.1.26"]);
     // SOA names and NS from the file; the serial is still the etcd revision.
     let m = query(dns.addr, "services.local.", RecordType::SOA, Transport::Udp).await;
     match &m.answers[0].data {
@@ -229,7 +205,7 @@ async fn ptr_for_registered_addresses_follows_the_registry() {
     )
     .await;
     assert!(m.metadata.authoritative);
-    assert_eq!(m.answers[0].data.to_string(), "n1.web.services.local.");
+    assert_eq!(ptr_targets(&m), vec!["n1.web.services.local."]);
     let v6 = "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
     let (m, _) = wait_rcode(
         dns.addr,
@@ -239,7 +215,7 @@ async fn ptr_for_registered_addresses_follows_the_registry() {
         Duration::from_secs(1),
     )
     .await;
-    assert_eq!(m.answers[0].data.to_string(), "db.services.local.");
+    assert_eq!(ptr_targets(&m), vec!["db.services.local."]);
     etcd.delete("services/web/n1").await;
     // Gone from our table: the name is no longer ours (no forwarding here: REFUSED).
     wait_rcode(
@@ -283,12 +259,7 @@ async fn udp_truncates_at_the_clients_size_and_tcp_is_complete() {
     plain.edns = None;
     let reply = exchange(dns.addr, &plain.to_vec().expect("encode"), Transport::Udp).await;
     assert!(reply.len() <= 512);
-    assert!(
-        Message::from_vec(&reply)
-            .expect("parse")
-            .metadata
-            .truncation
-    );
+    assert!(parse_reply(&reply, plain.metadata.id).metadata.truncation);
     // TCP: all of them.
     for qtype in [RecordType::A, RecordType::SRV] {
         let m = query(dns.addr, "big.services.local.", qtype, Transport::Tcp).await;
@@ -338,6 +309,7 @@ async fn udp_truncates_at_the_clients_size_and_tcp_is_complete() {
     big.set_edns(edns);
     let reply = exchange(dns.addr, &big.to_vec().expect("encode"), Transport::Udp).await;
     assert!(reply.len() <= 1232, "reply of {} bytes", reply.len());
+    parse_reply(&reply, big.metadata.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,20 +332,11 @@ async fn any_axfr_opcodes_and_malformed_packets() {
     // QCLASS ANY is answered like IN (as Knot does); other classes are not ours.
     let mut any_class = build_query(name, RecordType::A);
     any_class.queries[0].set_query_class(hickory_proto::rr::DNSClass::ANY);
-    let reply = exchange(
-        dns.addr,
-        &any_class.to_vec().expect("encode"),
-        Transport::Udp,
-    )
-    .await;
-    assert_eq!(
-        addresses(&Message::from_vec(&reply).expect("parse")),
-        vec!["10.0.0.1"]
-    );
+    let m = exchange_message(dns.addr, &any_class, Transport::Udp).await;
+    assert_eq!(addresses(&m), vec!["10.0.0.1"]);
     let mut chaos = build_query(name, RecordType::A);
     chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
-    let reply = exchange(dns.addr, &chaos.to_vec().expect("encode"), Transport::Udp).await;
-    let m = Message::from_vec(&reply).expect("parse");
+    let m = exchange_message(dns.addr, &chaos, Transport::Udp).await;
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     assert!(m.answers.is_empty());
 
@@ -384,8 +347,7 @@ async fn any_axfr_opcodes_and_malformed_packets() {
         edns.set_max_payload(1232);
         edns.set_dnssec_ok(true);
         dnssec.set_edns(edns);
-        let reply = exchange(dns.addr, &dnssec.to_vec().expect("encode"), Transport::Udp).await;
-        let m = Message::from_vec(&reply).expect("parse");
+        let m = exchange_message(dns.addr, &dnssec, Transport::Udp).await;
         assert!(m.edns.expect("OPT").flags().dnssec_ok, "{qname}: DO echoed");
     }
 
@@ -403,8 +365,7 @@ async fn any_axfr_opcodes_and_malformed_packets() {
     for opcode in [OpCode::Notify, OpCode::Update, OpCode::Status] {
         let mut request = build_query(name, RecordType::A);
         request.metadata.op_code = opcode;
-        let reply = exchange(dns.addr, &request.to_vec().expect("encode"), Transport::Udp).await;
-        let m = Message::from_vec(&reply).expect("parse");
+        let m = exchange_message(dns.addr, &request, Transport::Udp).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NotImp, "{opcode:?}");
     }
 
@@ -413,17 +374,17 @@ async fn any_axfr_opcodes_and_malformed_packets() {
     let mut edns = Edns::new();
     edns.set_version(1);
     request.set_edns(edns);
-    let reply = exchange(dns.addr, &request.to_vec().expect("encode"), Transport::Udp).await;
-    let m = Message::from_vec(&reply).expect("parse");
+    let m = exchange_message(dns.addr, &request, Transport::Udp).await;
     // BADVERS is extended rcode 16 (it shares the number with TSIG's BADSIG).
     assert_eq!(u16::from(m.metadata.response_code), 16);
 
     // Garbage after a valid header: FORMERR with the same ID. Shorter garbage is dropped.
-    let mut garbage = vec![0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+    let id = rand_id();
+    let mut garbage = id.to_be_bytes().to_vec();
+    garbage.extend_from_slice(&[0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
     garbage.extend_from_slice(&[0xff; 40]);
     let reply = exchange(dns.addr, &garbage, Transport::Udp).await;
-    let m = Message::from_vec(&reply).expect("parse");
-    assert_eq!(m.metadata.id, 0xabcd);
+    let m = parse_reply(&reply, id);
     assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
     assert!(
         m.edns.is_none(),
@@ -490,19 +451,9 @@ async fn glibc_getent_resolves_services_and_upstream_names() {
     etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
         .await;
     let up = upstream(&etcd).await;
-    // A loopback address nobody else uses, port 53 (binding it needs root: CI runs as root).
-    let ip = format!(
-        "127.{}.{}.{}",
-        100 + std::process::id() % 100,
-        (std::process::id() / 100) % 250,
-        53
-    );
-    let listen: SocketAddr = format!("{ip}:53").parse().expect("addr");
-    let dns = DnsServer::start_on(&etcd.endpoint, listen, |c| {
-        c.catalog.upstreams = Some(vec![up.addr])
-    })
-    .await
-    .unwrap_or_else(|e| panic!("cannot bind {listen} (run the tests as root, as CI does): {e}"));
+    let up_addr = up.addr;
+    let (ip, dns) =
+        start_on_loopback_port_53(&etcd, |c| c.catalog.upstreams = Some(vec![up_addr])).await;
     dns.wait_ready().await;
 
     let dir = tempfile::tempdir().expect("dir");
@@ -526,6 +477,32 @@ async fn glibc_getent_resolves_services_and_upstream_names() {
         getent("s-test.services.local"),
         out
     );
+}
+
+/// Starts etcd-dns on port 53 of a random loopback address, trying another while one is taken.
+async fn start_on_loopback_port_53(
+    etcd: &Etcd,
+    edit: impl Fn(&mut ServerConfig),
+) -> (IpAddr, DnsServer) {
+    // resolv.conf has no port, so glibc only asks port 53: the one fixed port in the tests. A
+    // random 127.x.y.53 keeps concurrent runs apart; binding port 53 needs root (as in CI).
+    const ATTEMPTS: usize = 20;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let ip = IpAddr::V4(Ipv4Addr::new(
+            127,
+            rand::random_range(100..=254),
+            rand::random(),
+            53,
+        ));
+        let listen = SocketAddr::new(ip, 53);
+        match DnsServer::start_on(&etcd.endpoint, listen, &edit).await {
+            Ok(dns) => return (ip, dns),
+            Err(e) if e.kind() == ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => panic!("cannot bind {listen} (run the tests as root, as CI does): {e}"),
+        }
+    }
+    panic!("no free loopback address for port 53 in {ATTEMPTS} tries: {last:?}");
 }
 
 fn getent_in_namespace(resolv: &Path, nsswitch: &Path, name: &str) -> String {
