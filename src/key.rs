@@ -130,7 +130,7 @@ impl<'a> ServiceKey<'a> {
     /// The name that carries this instance alone, `<instance>.<service>.Z` (or `<service>.Z`
     /// for the one-instance form), in lowercase wire form after `zone` (wire form too).
     pub fn owner_name(&self, zone: &[u8]) -> Vec<u8> {
-        wire_name(
+        join_labels(
             self.instance.into_iter().chain(self.service.split('.')),
             zone,
         )
@@ -138,14 +138,14 @@ impl<'a> ServiceKey<'a> {
 
     /// `<service>.Z`, which carries every instance of the service.
     pub fn service_name(&self, zone: &[u8]) -> Vec<u8> {
-        wire_name(self.service.split('.'), zone)
+        join_labels(self.service.split('.'), zone)
     }
 
     /// `_<service>.<proto>.Z`, the SRV name of one of [`SRV_PROTOCOLS`].
     pub fn srv_name(&self, proto: &str, zone: &[u8]) -> Vec<u8> {
         let mut labels = self.service.split('.');
         let first = format!("_{}", labels.next().unwrap_or_default());
-        wire_name(
+        join_labels(
             std::iter::once(first.as_str()).chain(labels).chain([proto]),
             zone,
         )
@@ -170,7 +170,7 @@ impl<'a> ServiceKey<'a> {
 }
 
 /// The wire name of `labels` (already valid), lowercased, followed by `zone` (wire form).
-fn wire_name<'l>(labels: impl Iterator<Item = &'l str>, zone: &[u8]) -> Vec<u8> {
+fn join_labels<'l>(labels: impl Iterator<Item = &'l str>, zone: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(zone.len() + 32);
     for label in labels {
         out.push(label.len() as u8);
@@ -200,7 +200,9 @@ mod tests {
 
     /// A wire name as text, for readable expectations.
     fn text(wire: &[u8]) -> String {
-        crate::wire::key_name(wire).expect("wire name").to_ascii()
+        crate::wire::name_from_wire(wire)
+            .expect("wire name")
+            .to_ascii()
     }
 
     #[test]
@@ -232,7 +234,7 @@ mod tests {
                 "_web._tcp.services.local.",
             ),
         ];
-        let zone_wire = crate::wire::name_key(&zone());
+        let zone_wire = crate::wire::wire_name(&zone());
         for (key, owner, service, srv) in cases {
             let parsed = parse_key("services/", key.as_bytes(), &zone()).expect(key);
             assert_eq!(parsed, ServiceKey::split("services/", key), "{key}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
-use crate::wire::{name_key, rr_tail, NameKey, RRset, RRsetRef};
+use crate::wire::{rr_tail, wire_name, RRset, RRsetRef, WireName};
 
 /// Default TTL of live records (`--ttl`): a lost registration outlives itself in caches by at
 /// most this long.
@@ -100,7 +100,7 @@ impl ZoneConfig {
 #[derive(Debug)]
 pub struct Apex {
     /// The zone's lowercase wire name.
-    pub zone_key: NameKey,
+    pub zone_name: WireName,
     /// The SOA with serial 0.
     soa: Record,
     /// The SOA after the owner name, serial 0.
@@ -121,7 +121,7 @@ impl Apex {
         let soa = config.soa(0);
         let ns = config.ns();
         Self {
-            zone_key: name_key(&config.zone),
+            zone_name: wire_name(&config.zone),
             soa_tail: rr_tail(&soa).into_boxed_slice(),
             soa,
             ns_rrset: RRset::encode(&ns, &[]),

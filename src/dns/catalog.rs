@@ -16,8 +16,11 @@ use hickory_server::zone_handler::{Catalog, MessageResponse, ZoneHandler};
 use tracing::info;
 
 use super::forward;
-use super::reply::{fit, form_error, server_failure, Limit, EDNS_PAYLOAD, TCP_MESSAGE_MAX};
+use super::reply::{
+    fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY, TCP_MESSAGE_MAX,
+};
 use super::zones::{ZoneError, ZoneFile};
+use crate::wire::FLAG_TC;
 
 /// A catalog that cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,7 @@ pub async fn ask(
     let bytes = capture.out.lock().ok()?.take()?;
     let limit = Limit::new(request.edns.as_ref(), protocol);
     // Within the limit and complete (no TC from hickory's own encoder): send as it is.
-    if bytes.len() <= limit.size && bytes.get(2).is_some_and(|flags| flags & 0x02 == 0) {
+    if bytes.len() <= limit.size && bytes.get(2).is_some_and(|flags| flags & FLAG_TC == 0) {
         return Some(bytes);
     }
     match Message::from_vec(&bytes) {
@@ -125,7 +128,7 @@ impl ResponseHandler for Capture {
                 &OUR_EDNS
             });
         }
-        let mut bytes = Vec::with_capacity(512);
+        let mut bytes = Vec::with_capacity(REPLY_CAPACITY);
         let mut encoder = BinEncoder::new(&mut bytes);
         encoder.set_max_size(TCP_MESSAGE_MAX as u16);
         let info = response.destructive_emit(&mut encoder)?;

@@ -7,12 +7,12 @@ use hickory_server::proto::rr::RecordType;
 use crate::table::Snapshot;
 use crate::wire::{zone_offset, ReplyBody, QNAME_POINTER};
 
-/// The reply body for `key`/`qtype` under the live zone, whose name starts at `zone_at` in
-/// `key`. `rotate` picks the first record of multi-record sets so that successive answers
+/// The reply body for `name`/`qtype` under the live zone, whose name starts at `zone_at` in
+/// `name`. `rotate` picks the first record of multi-record sets so that successive answers
 /// spread clients over instances.
 pub fn live_body<'a>(
     snapshot: &'a Snapshot,
-    key: &[u8],
+    name: &[u8],
     qtype: u16,
     zone_at: usize,
     rotate: usize,
@@ -38,7 +38,7 @@ pub fn live_body<'a>(
         body.answers = (first, second, set.count);
         return body;
     }
-    let Some(node) = snapshot.names.get(key) else {
+    let Some(node) = snapshot.names.get(name) else {
         if !apex {
             body.rcode = ResponseCode::NXDomain.low();
         }
@@ -64,15 +64,15 @@ pub fn live_body<'a>(
     body
 }
 
-/// Where the zone starts in `key`, if `key` is in the live zone.
-pub fn in_zone(snapshot: &Snapshot, key: &[u8]) -> Option<usize> {
-    zone_offset(key, snapshot.zone_key())
+/// Where the zone starts in `name`, if `name` is in the live zone.
+pub fn in_zone(snapshot: &Snapshot, name: &[u8]) -> Option<usize> {
+    zone_offset(name, snapshot.zone_name())
 }
 
-/// The reply body for a PTR query at `key`, a reverse name outside the zone, when the table
+/// The reply body for a PTR query at `name`, a reverse name outside the zone, when the table
 /// holds PTR records there (addresses of registered instances); `None` otherwise.
-pub fn ptr_body<'a>(snapshot: &'a Snapshot, key: &[u8], rotate: usize) -> Option<ReplyBody<'a>> {
-    let set = snapshot.names.get(key)?.rrset(RecordType::PTR.into())?;
+pub fn ptr_body<'a>(snapshot: &'a Snapshot, name: &[u8], rotate: usize) -> Option<ReplyBody<'a>> {
+    let set = snapshot.names.get(name)?.rrset(RecordType::PTR.into())?;
     let (first, second) = set.rotated(rotate);
     Some(ReplyBody {
         authoritative: true,

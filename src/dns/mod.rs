@@ -23,7 +23,7 @@ pub use transport::Listeners;
 use zones::ZoneFile;
 
 use crate::table::Table;
-use crate::wire::name_key;
+use crate::wire::wire_name;
 
 /// What the server answers besides the live zone's ordinary queries.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +42,7 @@ pub fn router(table: Arc<Table>, config: &CatalogConfig) -> Result<Router, Catal
     let statics = config
         .zone_files
         .iter()
-        .map(|zone| name_key(&zone.origin))
+        .map(|zone| wire_name(&zone.origin))
         .collect();
     Ok(Router::new(
         table,

@@ -11,12 +11,14 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Message, MessageType, Metadata, ResponseCode};
 use tracing::debug;
 
-use crate::wire::{self, QueryEdns, HEADER_LEN};
+use crate::wire::{self, QueryEdns, FLAG_QR, FLAG_RD, HEADER_LEN, OPCODE_BITS};
 
 /// EDNS UDP payload size we advertise and never exceed (DNS flag day 2020; Knot's default).
 pub const EDNS_PAYLOAD: u16 = 1232;
 /// Largest UDP reply to a client without EDNS (RFC 1035 §4.2.1).
 pub const PLAIN_UDP_PAYLOAD: u16 = 512;
+/// Capacity of a fresh reply buffer: a plain UDP answer fits without growing it.
+pub const REPLY_CAPACITY: usize = PLAIN_UDP_PAYLOAD as usize;
 /// Largest DNS message over TCP (its two-byte length prefix).
 pub const TCP_MESSAGE_MAX: usize = u16::MAX as usize;
 
@@ -112,11 +114,11 @@ pub fn server_failure(bytes: Vec<u8>) -> Message {
 /// had a valid one is unknown (RFC 6891 §7 forbids adding one it did not have). Shorter
 /// garbage, and responses, get nothing.
 pub fn form_error(bytes: &[u8]) -> Option<Vec<u8>> {
-    if bytes.len() < HEADER_LEN || bytes[2] & 0x80 != 0 {
+    if bytes.len() < HEADER_LEN || bytes[2] & FLAG_QR != 0 {
         return None;
     }
     let mut reply = bytes[..HEADER_LEN].to_vec();
-    reply[2] = 0x80 | (bytes[2] & 0x78) | (bytes[2] & 0x01); // QR, opcode, RD
+    reply[2] = FLAG_QR | (bytes[2] & OPCODE_BITS) | (bytes[2] & FLAG_RD);
     reply[3] = ResponseCode::FormErr.low();
     reply[4..HEADER_LEN].fill(0);
     if let Some(question) = wire::question_bytes(bytes) {

@@ -15,11 +15,13 @@ use hickory_server::zone_handler::Catalog;
 use tracing::{debug, error};
 
 use super::acl::Acl;
-use super::reply::{error_reply, fit, form_error, server_failure, Limit, EDNS_PAYLOAD};
+use super::reply::{
+    error_reply, fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY,
+};
 use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
 use crate::table::{Snapshot, Table};
-use crate::wire::{self, zone_offset, NameKey, QueryEdns, ReplyBody, WireQuery};
+use crate::wire::{self, zone_offset, QueryEdns, ReplyBody, WireName, WireQuery};
 
 /// Where one request goes: the decision every request passes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +67,7 @@ pub struct Router {
     table: Arc<Table>,
     catalog: Catalog,
     /// Origins of the static zone files, lowercase wire form.
-    statics: Vec<NameKey>,
+    statics: Vec<WireName>,
     /// True when names outside our zones are forwarded (else REFUSED).
     forwarding: bool,
     /// Who may transfer the live zone.
@@ -96,7 +98,7 @@ impl Router {
     pub fn new(
         table: Arc<Table>,
         catalog: Catalog,
-        statics: Vec<NameKey>,
+        statics: Vec<WireName>,
         forwarding: bool,
         allow_transfer: Acl,
     ) -> Self {
@@ -116,7 +118,7 @@ impl Router {
         src: SocketAddr,
         protocol: Protocol,
     ) -> Option<Vec<u8>> {
-        match self.answer_now(bytes, src, protocol, Vec::with_capacity(512)) {
+        match self.answer_now(bytes, src, protocol, Vec::with_capacity(REPLY_CAPACITY)) {
             Answer::Reply(reply) => Some(reply),
             Answer::Drop => None,
             Answer::Later(route) => self.answer_later(bytes, src, protocol, route).await,
@@ -181,11 +183,11 @@ impl Router {
 
     /// The route of one question.
     fn place(&self, snapshot: &Snapshot, query: &WireQuery<'_>, src: IpAddr) -> Route {
-        let key = query.key();
+        let name = query.name();
         let qtype = RecordType::from(query.qtype);
         // QCLASS ANY (RFC 1035 §3.2.5) is answered like IN in the live zone, as Knot does.
         let class_ok = matches!(DNSClass::from(query.qclass), DNSClass::IN | DNSClass::ANY);
-        match live::in_zone(snapshot, key) {
+        match live::in_zone(snapshot, name) {
             // Other classes are not ours; no incremental transfers (a secondary falls back to
             // AXFR).
             Some(_) if !class_ok || qtype == RecordType::IXFR => {
@@ -200,10 +202,10 @@ impl Router {
                 }
             }
             Some(zone_at) => Route::Live(Some(zone_at)),
-            None if class_ok && qtype == RecordType::PTR && has_ptr(snapshot, key) => {
+            None if class_ok && qtype == RecordType::PTR && has_ptr(snapshot, name) => {
                 Route::Live(None)
             }
-            None if self.statics.iter().any(|z| zone_offset(key, z).is_some()) => Route::Static,
+            None if self.statics.iter().any(|z| zone_offset(name, z).is_some()) => Route::Static,
             None if self.forwarding => Route::Forward,
             None => Route::Error(ResponseCode::Refused),
         }
@@ -249,7 +251,10 @@ impl Router {
             version: e.version(),
             dnssec_ok: e.flags().dnssec_ok,
         });
-        let head = [bytes[0], bytes[1], bytes[2], bytes[3]];
+        // hickory read a whole header, so the first four bytes are there.
+        let Some(head) = bytes.get(..4).and_then(|h| h.try_into().ok()) else {
+            return refuse(ResponseCode::FormErr);
+        };
         let query = WireQuery::new(
             head,
             asked,
@@ -288,11 +293,11 @@ fn parse(bytes: &[u8]) -> Parsed<'_> {
     }
 }
 
-/// True when the table holds PTR records at `key`.
-fn has_ptr(snapshot: &Snapshot, key: &[u8]) -> bool {
+/// True when the table holds PTR records at `name`.
+fn has_ptr(snapshot: &Snapshot, name: &[u8]) -> bool {
     snapshot
         .names
-        .get(key)
+        .get(name)
         .is_some_and(|node| node.rrset(RecordType::PTR.into()).is_some())
 }
 
@@ -305,16 +310,19 @@ fn answer_query(
     mut out: Vec<u8>,
 ) -> Answer {
     let body = match route {
-        Route::Live(Some(zone_at)) => {
-            live::live_body(snapshot, query.key(), query.qtype, zone_at, next_rotation())
-        }
+        Route::Live(Some(zone_at)) => live::live_body(
+            snapshot,
+            query.name(),
+            query.qtype,
+            zone_at,
+            next_rotation(),
+        ),
         // `place` saw the PTR set in this same snapshot, so it is there.
-        Route::Live(None) => {
-            live::ptr_body(snapshot, query.key(), next_rotation()).unwrap_or_else(|| ReplyBody {
+        Route::Live(None) => live::ptr_body(snapshot, query.name(), next_rotation())
+            .unwrap_or_else(|| ReplyBody {
                 rcode: ResponseCode::ServFail.low(),
                 ..ReplyBody::default()
-            })
-        }
+            }),
         Route::Error(code) => ReplyBody {
             rcode: code.low(),
             ..ReplyBody::default()

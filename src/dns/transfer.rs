@@ -10,7 +10,7 @@ use tracing::info;
 use super::live::in_zone;
 use super::reply::{error_reply, fit, reply_to, Limit};
 use crate::table::Snapshot;
-use crate::wire::key_name;
+use crate::wire::name_from_wire;
 
 /// The AXFR reply to `request` from `snapshot`; SERVFAIL until the registry was first read.
 /// Slow (every record is decoded and encoded again): never on the query path.
@@ -25,7 +25,8 @@ pub fn axfr(request: &Message, snapshot: &Snapshot, src: SocketAddr, limit: Limi
     reply.answers.extend(snapshot.ns().iter().cloned());
     for node in snapshot.names.iter() {
         // Reverse names live in other zones.
-        let (Some(_), Some(owner)) = (in_zone(snapshot, node.key()), key_name(node.key())) else {
+        let (Some(_), Some(owner)) = (in_zone(snapshot, node.name()), name_from_wire(node.name()))
+        else {
             continue;
         };
         for set in node.rrsets() {

@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::reply::REPLY_CAPACITY;
 use super::router::{Answer, Route, Router};
 use crate::wire;
 
@@ -27,8 +28,6 @@ pub const TCP_IO_TIMEOUT: Duration = Duration::from_secs(1);
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 /// Pause after a failed accept (typically out of file descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
-/// Capacity of a fresh reply buffer: a plain UDP answer fits.
-const REPLY_BUFFER: usize = 512;
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const BIND_ATTEMPTS: usize = 50;
 /// Largest UDP datagram we read (without recvmmsg; with it, [`super::mmsg::SLOT`]).
@@ -178,7 +177,7 @@ fn udp_loop(
             }
             let buffer = spare
                 .pop()
-                .unwrap_or_else(|| Vec::with_capacity(REPLY_BUFFER));
+                .unwrap_or_else(|| Vec::with_capacity(REPLY_CAPACITY));
             match router.answer_now(query.bytes, src, Protocol::Udp, buffer) {
                 Answer::Reply(reply) => replies.push((reply, src)),
                 Answer::Drop => {}
@@ -215,7 +214,12 @@ fn udp_loop(
             }
         };
         let query = &buf[..len];
-        match router.answer_now(query, src, Protocol::Udp, Vec::with_capacity(REPLY_BUFFER)) {
+        match router.answer_now(
+            query,
+            src,
+            Protocol::Udp,
+            Vec::with_capacity(REPLY_CAPACITY),
+        ) {
             Answer::Reply(reply) => send(&socket, &reply, src),
             Answer::Drop => {}
             Answer::Later(route) => later_udp(&runtime, &router, &socket, query, src, route),

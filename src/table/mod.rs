@@ -85,8 +85,8 @@ impl Snapshot {
     }
 
     /// The zone's lowercase wire name.
-    pub fn zone_key(&self) -> &[u8] {
-        &self.apex.zone_key
+    pub fn zone_name(&self) -> &[u8] {
+        &self.apex.zone_name
     }
 
     /// The apex SOA record with the current serial (the serial is the etcd revision).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use crate::wire::{key_name, RRset, RRsetRef};
+use crate::wire::{name_from_wire, RRset, RRsetRef};
 
 /// The hasher of the live table: foldhash is several times faster than SipHash on short keys
 /// and still seeded per process, so query names cannot be chosen to collide.
@@ -17,7 +17,7 @@ pub type FastHash = foldhash::fast::RandomState;
 pub const SHARDS: usize = 4096;
 /// Shards are held in this many groups of `SHARDS / GROUPS`: publishing a snapshot copies one
 /// pointer per group, not per shard, which keeps a change cheap at small sizes too (each shard
-/// pointer lives in its own allocation, so copying 1,024 of them costs 2,048 cache misses).
+/// pointer lives in its own allocation, so copying all 4,096 would cost 8,192 cache misses).
 pub const GROUPS: usize = 64;
 pub(super) const PER_GROUP: usize = SHARDS / GROUPS;
 
@@ -48,19 +48,19 @@ impl std::fmt::Debug for Names {
 }
 
 impl Names {
-    /// The node of `key` (lowercase wire name).
-    pub fn get(&self, key: &[u8]) -> Option<&Node> {
-        let hash = self.hasher.hash_one(key);
+    /// The node of `name` (lowercase wire name).
+    pub fn get(&self, name: &[u8]) -> Option<&Node> {
+        let hash = self.hasher.hash_one(name);
         let (group, shard) = shard_of(hash);
         self.groups
             .get(group)?
             .get(shard)?
-            .find(hash, |node| node.key() == key)
+            .find(hash, |node| node.name() == name)
     }
 
-    /// True when `key` is a name of the table (with records or an empty non-terminal).
-    pub fn contains_key(&self, key: &[u8]) -> bool {
-        self.get(key).is_some()
+    /// True when `name` is a name of the table (with records or an empty non-terminal).
+    pub fn contains_key(&self, name: &[u8]) -> bool {
+        self.get(name).is_some()
     }
 
     /// Every node, in no particular order.
@@ -97,7 +97,7 @@ const SET_HEADER: usize = 14;
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = key_name(self.key())
+        let name = name_from_wire(self.name())
             .map(|n| n.to_ascii())
             .unwrap_or_default();
         let types: Vec<u16> = self.rrsets().map(|s| s.rtype).collect();
@@ -106,17 +106,17 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// A node for `key` holding `sets`.
-    pub fn new(key: &[u8], sets: &[RRset]) -> Self {
+    /// A node for `name` holding `sets`.
+    pub fn new(name: &[u8], sets: &[RRset]) -> Self {
         let size = 1
-            + key.len()
+            + name.len()
             + sets
                 .iter()
                 .map(|s| SET_HEADER + s.rrs.len() + s.extra.len())
                 .sum::<usize>();
         let mut bytes = Vec::with_capacity(size);
-        bytes.push(key.len() as u8);
-        bytes.extend_from_slice(key);
+        bytes.push(name.len() as u8);
+        bytes.extend_from_slice(name);
         for set in sets {
             bytes.extend_from_slice(&set.rtype.to_le_bytes());
             bytes.extend_from_slice(&set.count.to_le_bytes());
@@ -130,14 +130,14 @@ impl Node {
     }
 
     /// The lowercase wire name.
-    pub fn key(&self) -> &[u8] {
+    pub fn name(&self) -> &[u8] {
         let len = self.0.first().map_or(0, |&l| l as usize);
         self.0.get(1..1 + len).unwrap_or_default()
     }
 
     /// The RRsets, in ANY order.
     pub fn rrsets(&self) -> impl Iterator<Item = RRsetRef<'_>> {
-        let mut rest = self.0.get(1 + self.key().len()..).unwrap_or_default();
+        let mut rest = self.0.get(1 + self.name().len()..).unwrap_or_default();
         std::iter::from_fn(move || {
             let header = rest.get(..SET_HEADER)?;
             let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);

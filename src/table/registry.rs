@@ -14,7 +14,7 @@ use super::{Rejected, Snapshot};
 use crate::key::ServiceKey;
 use crate::records::{instance_names, static_names, RecordsBuilder, Roles};
 use crate::service::{parse_entry, Invalid, Registration};
-use crate::wire::{key_name, name_key, NameKey};
+use crate::wire::{name_from_wire, wire_name, WireName};
 use crate::zone::{Apex, ZoneConfig};
 
 /// One valid registration, under its etcd key as written (its DNS names are derived from the
@@ -44,7 +44,7 @@ pub struct Registry {
     /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
     slab: Vec<Option<Instance>>,
     free: Vec<u32>,
-    /// Every name with its contributors: the writer's own index (the key lives in the node).
+    /// Every name with its contributors: the writer's own index (the name lives in the node).
     names: HashTable<Entry>,
     /// The published shards by group, shared with the last snapshot until a change copies one.
     groups: Vec<Group>,
@@ -57,7 +57,7 @@ pub struct Registry {
     /// O(changes), not O(changes × instances per name).
     dirty: Vec<Node>,
     /// The zone's wire name.
-    zone_key: NameKey,
+    zone_name: WireName,
     apex: Arc<Apex>,
     revision: i64,
 }
@@ -76,7 +76,7 @@ impl Registry {
             hasher: FastHash::default(),
             rejected: Arc::default(),
             dirty: Vec::new(),
-            zone_key: name_key(&config.zone),
+            zone_name: wire_name(&config.zone),
             apex: Arc::new(Apex::new(&config)),
             revision: 0,
             config,
@@ -109,13 +109,12 @@ impl Registry {
     /// naming the key; an invalid new value removes the key's old records.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Applied {
         let key_text = String::from_utf8_lossy(key).into_owned();
-        let parsed = parse_entry(&self.config.prefix, &self.config.zone, key, value)
-            .map(|(_, registration)| registration);
+        let parsed = parse_entry(&self.config.prefix, &self.config.zone, key, value);
         self.remove_instance(&key_text);
         match parsed {
-            Ok(registration) => {
+            Ok((service_key, registration)) => {
                 self.rejected_remove(&key_text);
-                self.insert_instance(key_text, registration);
+                self.insert_instance(key_text, service_key, registration);
                 Applied::Registered
             }
             Err(reason) => {
@@ -145,7 +144,7 @@ impl Registry {
         dirty.sort_unstable_by_key(Node::addr);
         dirty.dedup_by_key(|node| node.addr());
         for node in dirty {
-            self.recompute(node.key());
+            self.recompute(node.name());
         }
     }
 
@@ -175,7 +174,7 @@ impl Registry {
 
     fn add_contributor(&mut self, name: &[u8], id: u32, roles: Roles) {
         let hash = self.hasher.hash_one(name);
-        let entry = match self.names.find_mut(hash, |e| e.node.key() == name) {
+        let entry = match self.names.find_mut(hash, |e| e.node.name() == name) {
             Some(entry) => entry,
             None => {
                 let entry = Entry {
@@ -184,7 +183,7 @@ impl Registry {
                 };
                 let hasher = &self.hasher;
                 self.names
-                    .insert_unique(hash, entry, |e| hasher.hash_one(e.node.key()))
+                    .insert_unique(hash, entry, |e| hasher.hash_one(e.node.name()))
                     .into_mut()
             }
         };
@@ -194,13 +193,19 @@ impl Registry {
 
     fn remove_contributor(&mut self, name: &[u8], id: u32) {
         let hash = self.hasher.hash_one(name);
-        if let Some(entry) = self.names.find_mut(hash, |e| e.node.key() == name) {
+        if let Some(entry) = self.names.find_mut(hash, |e| e.node.name() == name) {
             entry.contributors.remove(id);
             self.dirty.push(entry.node.clone());
         }
     }
 
-    fn insert_instance(&mut self, etcd_key: String, registration: Registration) {
+    /// Adds a valid instance: `etcd_key` as written, `key` its parts.
+    fn insert_instance(
+        &mut self,
+        etcd_key: String,
+        key: ServiceKey<'_>,
+        registration: Registration,
+    ) {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -208,8 +213,7 @@ impl Registry {
                 (self.slab.len() - 1) as u32
             }
         };
-        let key = ServiceKey::split(&self.config.prefix, &etcd_key);
-        for (name, roles) in instance_names(key, &registration, &self.zone_key) {
+        for (name, roles) in instance_names(key, &registration, &self.zone_name) {
             self.add_contributor(&name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
@@ -237,8 +241,9 @@ impl Registry {
             return;
         };
         self.free.push(id);
+        // Only the etcd key is kept, so the names are derived again (without checking again).
         let key = ServiceKey::split(&self.config.prefix, &old.etcd_key);
-        for (name, _) in instance_names(key, &old.registration, &self.zone_key) {
+        for (name, _) in instance_names(key, &old.registration, &self.zone_name) {
             self.remove_contributor(&name, id);
         }
     }
@@ -247,7 +252,7 @@ impl Registry {
     /// (or its removal, when nothing contributes any more) if it changed.
     fn recompute(&mut self, name: &[u8]) {
         let hash = self.hasher.hash_one(name);
-        let Ok(found) = self.names.find_entry(hash, |e| e.node.key() == name) else {
+        let Ok(found) = self.names.find_entry(hash, |e| e.node.name() == name) else {
             return;
         };
         if found.get().contributors.is_empty() {
@@ -260,7 +265,7 @@ impl Registry {
         for (id, roles) in entry.contributors.iter() {
             if id == STATIC_ID {
                 let statics = self.config.statics.as_ref();
-                let Some(owner) = key_name(name) else {
+                let Some(owner) = name_from_wire(name) else {
                     continue;
                 };
                 let lower = LowerName::new(&owner);
@@ -276,7 +281,7 @@ impl Registry {
             let Some(inst) = self.slab.get(id as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            let (prefix, zone) = (&self.config.prefix, &self.zone_key);
+            let (prefix, zone) = (&self.config.prefix, &self.zone_name);
             let owner = || ServiceKey::split(prefix, &inst.etcd_key).owner_name(zone);
             builder.add(&owner, &inst.registration, roles, self.config.ttl);
         }
@@ -294,7 +299,7 @@ impl Registry {
         };
         let published = group
             .get(shard)
-            .and_then(|s| s.find(hash, |n| n.key() == name));
+            .and_then(|s| s.find(hash, |n| n.name() == name));
         if published == node.as_ref() {
             return;
         }
@@ -303,13 +308,13 @@ impl Registry {
         };
         let shard = Arc::make_mut(shard);
         let hasher = &self.hasher;
-        match (shard.find_entry(hash, |n| n.key() == name), node) {
+        match (shard.find_entry(hash, |n| n.name() == name), node) {
             (Ok(mut found), Some(node)) => *found.get_mut() = node,
             (Ok(found), None) => {
                 found.remove();
             }
             (Err(_), Some(node)) => {
-                shard.insert_unique(hash, node, |n| hasher.hash_one(n.key()));
+                shard.insert_unique(hash, node, |n| hasher.hash_one(n.name()));
             }
             (Err(_), None) => {}
         }

@@ -6,7 +6,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::{Applied, Registry, Snapshot};
 use crate::service::Invalid;
-use crate::wire::{name_key, rr_tail, NameKey};
+use crate::wire::{rr_tail, wire_name, WireName};
 use crate::zone::ZoneConfig;
 
 fn config() -> Arc<ZoneConfig> {
@@ -19,8 +19,8 @@ fn config() -> Arc<ZoneConfig> {
     })
 }
 
-fn key(text: &str) -> NameKey {
-    name_key(&Name::from_ascii(text).expect("name"))
+fn wire(text: &str) -> WireName {
+    wire_name(&Name::from_ascii(text).expect("name"))
 }
 
 /// The records at `name` of type `rtype`, as text.
@@ -28,7 +28,7 @@ fn records(snapshot: &Snapshot, name: &str, rtype: RecordType) -> Vec<String> {
     let owner = Name::from_ascii(name).expect("name");
     let mut out: Vec<String> = snapshot
         .names
-        .get(&key(name))
+        .get(&wire(name))
         .into_iter()
         .flat_map(|node| node.rrsets())
         .flat_map(|set| set.records(&owner))
@@ -83,10 +83,10 @@ fn registry_builds_rrsets_and_forgets_removed_keys() {
     assert!(matches!(applied, Applied::Rejected(Invalid::Value(_))));
     registry.delete(b"services/web/n2");
     let snap = registry.snapshot();
-    assert!(snap.names.get(&key("n1.web.services.local.")).is_none());
-    assert!(snap.names.get(&key("1.0.0.10.in-addr.arpa.")).is_none());
+    assert!(snap.names.get(&wire("n1.web.services.local.")).is_none());
+    assert!(snap.names.get(&wire("1.0.0.10.in-addr.arpa.")).is_none());
     assert!(
-        snap.names.get(&key("_web._tcp.services.local.")).is_none(),
+        snap.names.get(&wire("_web._tcp.services.local.")).is_none(),
         "no port left"
     );
     assert_eq!(

@@ -10,7 +10,7 @@ mod query;
 mod reply;
 mod rrset;
 
-pub use name::{key_name, name_key, name_key_cased, reverse_key, zone_offset, NameKey};
+pub use name::{name_from_wire, reverse_name, wire_name, wire_name_cased, zone_offset, WireName};
 pub use query::{parse_query, question_bytes, QueryEdns, WireQuery};
 pub use reply::{write_reply, ReplyBody};
 pub use rrset::{rr_tail, RRset, RRsetRef};
@@ -22,6 +22,24 @@ pub const HEADER_LEN: usize = 12;
 /// Compression pointer to offset 12, where the question name starts: the owner of every
 /// stored answer record.
 pub const QNAME_POINTER: [u8; 2] = [0xc0, 0x0c];
+/// Header byte 2: QR, set in responses.
+pub const FLAG_QR: u8 = 0x80;
+/// Header byte 2: the opcode's four bits.
+pub const OPCODE_BITS: u8 = 0x78;
+/// Header byte 2: AA, authoritative answer.
+pub const FLAG_AA: u8 = 0x04;
+/// Header byte 2: TC, truncated.
+pub const FLAG_TC: u8 = 0x02;
+/// Header byte 2: RD, recursion desired (copied into replies).
+pub const FLAG_RD: u8 = 0x01;
+/// Header byte 3: CD, checking disabled (copied into replies).
+pub const FLAG_CD: u8 = 0x10;
+/// Header byte 3: the RCODE's low four bits.
+pub const RCODE_BITS: u8 = 0x0f;
+/// The two high bits of a length byte that mark a compression pointer (or another extended
+/// label type) instead of a label.
+pub const POINTER_BITS: u8 = 0xc0;
+
 /// Size of an OPT record without options (RFC 6891 §6.1.2): root owner, type, class (the
 /// payload size), TTL (extended RCODE, version, flags), RDLENGTH.
 pub const OPT_LEN: usize = 11;

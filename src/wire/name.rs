@@ -1,85 +1,86 @@
-//! Names in wire form: the lowercase keys of the live table, zone membership, reverse names.
+//! Names in wire form: the lowercase names the live table is indexed by, zone membership,
+//! reverse names.
 
 use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-/// Lowercase wire form of an absolute name: the key of the live table.
-pub type NameKey = Box<[u8]>;
+/// Lowercase wire form of an absolute name: how the live table indexes names.
+pub type WireName = Box<[u8]>;
 
 /// The lowercase wire form of `name`.
-pub fn name_key(name: &Name) -> NameKey {
-    let mut key = Vec::with_capacity(name.len() + 2);
+pub fn wire_name(name: &Name) -> WireName {
+    let mut wire = Vec::with_capacity(name.len() + 2);
     for label in name.iter() {
-        key.push(label.len() as u8);
-        key.extend(label.iter().map(u8::to_ascii_lowercase));
+        wire.push(label.len() as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
     }
-    key.push(0);
-    key.into_boxed_slice()
+    wire.push(0);
+    wire.into_boxed_slice()
 }
 
-/// The name a key stands for.
-pub fn key_name(key: &[u8]) -> Option<Name> {
+/// The name a wire name stands for.
+pub fn name_from_wire(name: &[u8]) -> Option<Name> {
     let mut labels = Vec::new();
     let mut at = 0;
-    while let Some(&len) = key.get(at) {
+    while let Some(&len) = name.get(at) {
         if len == 0 {
             return Name::from_labels(labels).ok();
         }
-        labels.push(key.get(at + 1..at + 1 + len as usize)?);
+        labels.push(name.get(at + 1..at + 1 + len as usize)?);
         at += 1 + len as usize;
     }
     None
 }
 
-/// Offsets at which `key`'s labels start, the root's terminating zero included.
-fn label_starts(key: &[u8]) -> impl Iterator<Item = usize> + '_ {
+/// Offsets at which `name`'s labels start, the root's terminating zero included.
+fn label_starts(name: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let mut at = Some(0usize);
     std::iter::from_fn(move || {
         let here = at?;
-        let len = *key.get(here)? as usize;
+        let len = *name.get(here)? as usize;
         at = (len != 0).then_some(here + 1 + len);
         Some(here)
     })
 }
 
-/// Where `zone` begins inside `key` when `key` is `zone` or a name below it.
-pub fn zone_offset(key: &[u8], zone: &[u8]) -> Option<usize> {
-    if key.len() < zone.len() {
+/// Where `zone` begins inside `name` when `name` is `zone` or a name below it.
+pub fn zone_offset(name: &[u8], zone: &[u8]) -> Option<usize> {
+    if name.len() < zone.len() {
         return None;
     }
-    let at = key.len() - zone.len();
-    (key[at..] == *zone && label_starts(key).any(|s| s == at)).then_some(at)
+    let at = name.len() - zone.len();
+    (name[at..] == *zone && label_starts(name).any(|s| s == at)).then_some(at)
 }
 
 /// The lowercase wire form of the reverse name of `ip` (`d.c.b.a.in-addr.arpa.` or the 32
 /// nibbles under `ip6.arpa.`), built without going through text.
-pub fn reverse_key(ip: IpAddr) -> NameKey {
-    let mut key = Vec::with_capacity(72);
+pub fn reverse_name(ip: IpAddr) -> WireName {
+    let mut name = Vec::with_capacity(72);
     match ip {
         IpAddr::V4(ip) => {
             for octet in ip.octets().iter().rev() {
                 let digits = itoa_u8(*octet);
                 let text = digits.text();
-                key.push(text.len() as u8);
-                key.extend_from_slice(text);
+                name.push(text.len() as u8);
+                name.extend_from_slice(text);
             }
-            key.extend_from_slice(b"\x07in-addr\x04arpa\x00");
+            name.extend_from_slice(b"\x07in-addr\x04arpa\x00");
         }
         IpAddr::V6(ip) => {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             for byte in ip.octets().iter().rev() {
-                key.extend_from_slice(&[
+                name.extend_from_slice(&[
                     1,
                     HEX[(byte & 0xf) as usize],
                     1,
                     HEX[(byte >> 4) as usize],
                 ]);
             }
-            key.extend_from_slice(b"\x03ip6\x04arpa\x00");
+            name.extend_from_slice(b"\x03ip6\x04arpa\x00");
         }
     }
-    key.into_boxed_slice()
+    name.into_boxed_slice()
 }
 
 /// Decimal digits of a byte, without allocating.
@@ -108,7 +109,7 @@ fn itoa_u8(mut n: u8) -> Digits {
 }
 
 /// Wire form of `name` keeping its case (for owners of additional records).
-pub fn name_key_cased(name: &Name) -> Vec<u8> {
+pub fn wire_name_cased(name: &Name) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len() + 2);
     for label in name.iter() {
         out.push(label.len() as u8);
@@ -127,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn reverse_keys_match_hickorys_reverse_names() {
+    fn reverse_names_match_hickorys() {
         for ip in [
             "192.168.1.26",
             "0.0.0.0",
@@ -137,24 +138,24 @@ mod tests {
             "fe80::ab:cdef",
         ] {
             let ip: std::net::IpAddr = ip.parse().expect("address");
-            assert_eq!(reverse_key(ip), name_key(&Name::from(ip)), "{ip}");
+            assert_eq!(reverse_name(ip), wire_name(&Name::from(ip)), "{ip}");
         }
     }
 
     #[test]
-    fn keys_are_lowercase_wire_names() {
-        let key = name_key(&name("S-Test.Services.LOCAL."));
-        assert_eq!(&*key, b"\x06s-test\x08services\x05local\x00");
+    fn wire_names_are_lowercase() {
+        let wire = wire_name(&name("S-Test.Services.LOCAL."));
+        assert_eq!(&*wire, b"\x06s-test\x08services\x05local\x00");
         assert_eq!(
-            key_name(&key).expect("name").to_ascii(),
+            name_from_wire(&wire).expect("name").to_ascii(),
             "s-test.services.local."
         );
-        let zone = name_key(&name("services.local."));
-        assert_eq!(zone_offset(&key, &zone), Some(7));
+        let zone = wire_name(&name("services.local."));
+        assert_eq!(zone_offset(&wire, &zone), Some(7));
         assert_eq!(zone_offset(&zone, &zone), Some(0));
         // A suffix that is not at a label boundary is not the zone.
-        let other = name_key(&name("xservices.local."));
+        let other = wire_name(&name("xservices.local."));
         assert_eq!(zone_offset(&other, &zone), None);
-        assert_eq!(zone_offset(&name_key(&name("example.com.")), &zone), None);
+        assert_eq!(zone_offset(&wire_name(&name("example.com.")), &zone), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::{HEADER_LEN, MAX_NAME_WIRE};
+use super::{FLAG_QR, HEADER_LEN, MAX_NAME_WIRE, OPCODE_BITS, POINTER_BITS};
 
 /// EDNS as a query carried it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +24,9 @@ pub struct WireQuery<'a> {
     /// The question section as asked (name in the client's case, type, class).
     pub question: &'a [u8],
     /// Lowercase question name.
-    pub key: [u8; MAX_NAME_WIRE],
-    /// Length of `key`.
-    pub key_len: usize,
+    pub name: [u8; MAX_NAME_WIRE],
+    /// Length of `name`.
+    pub name_len: usize,
     /// QTYPE.
     pub qtype: u16,
     /// QCLASS.
@@ -46,24 +46,24 @@ impl<'a> WireQuery<'a> {
         qclass: u16,
         edns: Option<QueryEdns>,
     ) -> Option<Self> {
-        let mut key = [0u8; MAX_NAME_WIRE];
-        let mut key_len = 0;
+        let mut wire = [0u8; MAX_NAME_WIRE];
+        let mut name_len = 0;
         for label in name.iter() {
-            let end = key_len + 1 + label.len();
-            let slot = key.get_mut(key_len..end)?;
+            let end = name_len + 1 + label.len();
+            let slot = wire.get_mut(name_len..end)?;
             slot[0] = label.len() as u8;
             for (to, from) in slot[1..].iter_mut().zip(label) {
                 *to = from.to_ascii_lowercase();
             }
-            key_len = end;
+            name_len = end;
         }
-        *key.get_mut(key_len)? = 0; // the root
-        key_len += 1;
+        *wire.get_mut(name_len)? = 0; // the root
+        name_len += 1;
         Some(Self {
             head,
             question,
-            key,
-            key_len,
+            name: wire,
+            name_len,
             qtype,
             qclass,
             edns,
@@ -71,8 +71,8 @@ impl<'a> WireQuery<'a> {
     }
 
     /// The lowercase question name.
-    pub fn key(&self) -> &[u8] {
-        &self.key[..self.key_len]
+    pub fn name(&self) -> &[u8] {
+        &self.name[..self.name_len]
     }
 }
 
@@ -89,9 +89,8 @@ fn head(bytes: &[u8]) -> Option<[u8; 4]> {
 /// most one additional record which is an OPT at the root, nothing after it. `None` for
 /// anything else (the router then asks hickory's parser).
 pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
-    let flags = be16(bytes, 2)?;
-    // QR=0 and opcode QUERY; counts 1/0/0/≤1.
-    if flags & 0xf800 != 0
+    // QR=0 and opcode QUERY (0); counts 1/0/0/≤1.
+    if *bytes.get(2)? & (FLAG_QR | OPCODE_BITS) != 0
         || be16(bytes, 4)? != 1
         || be16(bytes, 6)? != 0
         || be16(bytes, 8)? != 0
@@ -99,20 +98,20 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
     {
         return None;
     }
-    let mut key = [0u8; MAX_NAME_WIRE];
+    let mut name = [0u8; MAX_NAME_WIRE];
     let mut at = HEADER_LEN;
-    let mut key_len = 0;
+    let mut name_len = 0;
     loop {
         let len = *bytes.get(at)? as usize;
-        if len & 0xc0 != 0 || key_len + 1 + len > MAX_NAME_WIRE {
+        if len as u8 & POINTER_BITS != 0 || name_len + 1 + len > MAX_NAME_WIRE {
             return None; // compression in a question, extended label types, or too long
         }
-        key[key_len] = len as u8;
+        name[name_len] = len as u8;
         let label = bytes.get(at + 1..at + 1 + len)?;
         for (i, b) in label.iter().enumerate() {
-            key[key_len + 1 + i] = b.to_ascii_lowercase();
+            name[name_len + 1 + i] = b.to_ascii_lowercase();
         }
-        key_len += 1 + len;
+        name_len += 1 + len;
         at += 1 + len;
         if len == 0 {
             break;
@@ -143,8 +142,8 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
     Some(WireQuery {
         head: head(bytes)?,
         question,
-        key,
-        key_len,
+        name,
+        name_len,
         qtype,
         qclass,
         edns,
@@ -160,7 +159,7 @@ pub fn question_bytes(bytes: &[u8]) -> Option<&[u8]> {
     let mut at = HEADER_LEN;
     loop {
         let len = *bytes.get(at)? as usize;
-        if len & 0xc0 != 0 {
+        if len as u8 & POINTER_BITS != 0 {
             return None;
         }
         at += 1 + len;

@@ -4,7 +4,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use super::query::WireQuery;
-use super::{HEADER_LEN, OPT_LEN};
+use super::{
+    FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPT_LEN, POINTER_BITS, RCODE_BITS,
+};
 
 /// What goes into a reply besides the question.
 #[derive(Debug, Default)]
@@ -60,13 +62,15 @@ pub fn write_reply(
     let failed = !answers && stream;
     out.clear();
     out.extend_from_slice(&query.head[0..2]);
-    let rd_cd = [query.head[2] & 0x01, query.head[3] & 0x10];
+    let rd_cd = [query.head[2] & FLAG_RD, query.head[3] & FLAG_CD];
     let (aa, rcode) = if failed {
         (false, ResponseCode::ServFail.low())
     } else {
-        (body.authoritative, body.rcode & 0x0f)
+        (body.authoritative, body.rcode & RCODE_BITS)
     };
-    out.push(0x80 | u8::from(aa) << 2 | u8::from(truncated) << 1 | rd_cd[0]);
+    let aa = if aa { FLAG_AA } else { 0 };
+    let tc = if truncated { FLAG_TC } else { 0 };
+    out.push(FLAG_QR | aa | tc | rd_cd[0]);
     out.push(rd_cd[1] | rcode);
     let count = |on: bool, n: u16| if on { n } else { 0 };
     let additional_count = count(additional, body.additional.1) + u16::from(opt_len > 0);
@@ -84,7 +88,10 @@ pub fn write_reply(
         out.extend_from_slice(body.answers.1);
     }
     if let (true, Some((rr, zone_at))) = (soa, body.soa) {
-        out.extend_from_slice(&(0xc000 | (HEADER_LEN + zone_at) as u16).to_be_bytes());
+        // A compression pointer to where the zone starts inside the question name.
+        out.extend_from_slice(
+            &(u16::from(POINTER_BITS) << 8 | (HEADER_LEN + zone_at) as u16).to_be_bytes(),
+        );
         out.extend_from_slice(rr);
     }
     if additional {
@@ -98,7 +105,7 @@ pub fn write_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{name_key, parse_query, QueryEdns, RRset};
+    use crate::wire::{parse_query, wire_name, QueryEdns, RRset};
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::rdata::A;
     use hickory_proto::rr::{Name, RData, Record};
@@ -118,7 +125,7 @@ mod tests {
         query.set_edns(edns);
         let bytes = query.to_vec().expect("encode");
         let parsed = parse_query(&bytes).expect("plain query");
-        assert_eq!(parsed.key(), &*name_key(&name("web.services.local.")));
+        assert_eq!(parsed.name(), &*wire_name(&name("web.services.local.")));
         assert_eq!(parsed.qtype, 1);
         assert_eq!(
             parsed.edns,

@@ -4,7 +4,7 @@
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, Restrict};
 
-use super::name::name_key_cased;
+use super::name::wire_name_cased;
 use super::QNAME_POINTER;
 
 /// One pre-encoded RRset: its records (owner = pointer to the question) and, for SRV, the
@@ -52,7 +52,7 @@ impl RRset {
         }
         let mut extra_bytes = Vec::new();
         for record in extra {
-            extra_bytes.extend_from_slice(&name_key_cased(&record.name));
+            extra_bytes.extend_from_slice(&wire_name_cased(&record.name));
             extra_bytes.extend_from_slice(&rr_tail(record));
         }
         Self {

@@ -1,101 +1,13 @@
-//! Registration → DNS records (pure): the names an instance touches, with its role at each,
-//! and the RRsets of one name built in wire form from everything that contributes to it.
+//! The RRsets of one name, built in wire form from what every contributor adds.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{RData, Record, RecordType};
 
-use crate::key::{ServiceKey, SRV_PROTOCOLS};
+use super::Roles;
 use crate::service::{Registration, Target};
-use crate::wire::{name_key, reverse_key, NameKey, RRset};
-
-/// What a registered instance contributes at one of its names (a set of the flags below, one
-/// byte: the writer keeps one per name and contributor).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Roles(u8);
-
-impl Roles {
-    /// The name that carries this instance alone (addresses, CNAME, TXT).
-    pub const OWNER: Roles = Roles(1);
-    /// `<service>.Z`: addresses, SRV, TXT of every instance.
-    pub const SERVICE: Roles = Roles(2);
-    /// `_<service>._tcp/_udp.Z`: SRV only.
-    pub const SRV: Roles = Roles(4);
-    /// The reverse name of the instance's address: PTR to its owner name.
-    pub const PTR: Roles = Roles(8);
-
-    /// True when `role` is among these.
-    pub fn has(self, role: Roles) -> bool {
-        self.0 & role.0 != 0
-    }
-
-    fn add(&mut self, other: Roles) {
-        self.0 |= other.0;
-    }
-
-    /// These roles and `other`.
-    pub fn with(self, other: Roles) -> Roles {
-        Roles(self.0 | other.0)
-    }
-}
-
-/// Every name an instance touches, with its roles there, plus the empty non-terminals between
-/// those names and the zone. SRV names exist only for instances with a port, and the reverse
-/// name only for address targets.
-pub fn instance_names(
-    key: ServiceKey<'_>,
-    reg: &Registration,
-    zone: &[u8],
-) -> Vec<(NameKey, Roles)> {
-    // Built directly in wire form: this runs for every key of the initial read.
-    let mut names: Vec<(Vec<u8>, Roles)> = Vec::with_capacity(6);
-    fn add(names: &mut Vec<(Vec<u8>, Roles)>, name: Vec<u8>, role: Roles) {
-        match names.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, roles)) => roles.add(role),
-            None => names.push((name, role)),
-        }
-    }
-    add(&mut names, key.owner_name(zone), Roles::OWNER);
-    add(&mut names, key.service_name(zone), Roles::SERVICE);
-    if reg.port.is_some() {
-        for proto in SRV_PROTOCOLS {
-            add(&mut names, key.srv_name(proto, zone), Roles::SRV);
-        }
-    }
-    // The empty non-terminals between each name and the zone (RFC 8020).
-    let owners: Vec<Vec<u8>> = names.iter().map(|(n, _)| n.clone()).collect();
-    for name in owners {
-        let mut at = 0;
-        while name.len() - at > zone.len() {
-            if at > 0 {
-                add(&mut names, name[at..].to_vec(), Roles::default());
-            }
-            at += 1 + name[at] as usize;
-        }
-    }
-    if let Target::Addr(ip) = reg.target {
-        add(&mut names, reverse_key(ip).into_vec(), Roles::PTR);
-    }
-    names
-        .into_iter()
-        .map(|(name, roles)| (name.into_boxed_slice(), roles))
-        .collect()
-}
-
-/// A zone file's owner `name` and its ancestors strictly below `zone` (the empty
-/// non-terminals it implies, RFC 8020), in wire form. A name outside the zone comes alone.
-pub fn static_names(name: &Name, zone: &Name) -> Vec<NameKey> {
-    let mut out = vec![name_key(name)];
-    if zone.zone_of(name) {
-        let mut parent = name.base_name();
-        while parent.num_labels() > zone.num_labels() {
-            out.push(name_key(&parent));
-            parent = parent.base_name();
-        }
-    }
-    out
-}
+use crate::wire::{wire_name, RRset};
 
 /// Accumulates one name's records from its contributing instances. Names are kept in wire
 /// form (lowercase, uncompressed) and RDATA is encoded directly: this runs for every name of
@@ -154,7 +66,7 @@ impl RecordsBuilder {
                 Target::Addr(IpAddr::V4(ip)) => keep_min(&mut self.v4, *ip, ttl),
                 Target::Addr(IpAddr::V6(ip)) => keep_min(&mut self.v6, *ip, ttl),
                 Target::Host(host) if owner_role => {
-                    keep_min(&mut self.hosts, name_key(host).into_vec(), ttl)
+                    keep_min(&mut self.hosts, wire_name(host).into_vec(), ttl)
                 }
                 Target::Host(_) => {}
             }
@@ -164,7 +76,7 @@ impl RecordsBuilder {
         }
         if let (true, Some(port)) = (service_role || roles.has(Roles::SRV), reg.port) {
             let target = match &reg.target {
-                Target::Host(host) => name_key(host).into_vec(),
+                Target::Host(host) => wire_name(host).into_vec(),
                 Target::Addr(ip) => {
                     let target = owner();
                     keep_min(&mut self.additionals, (target.clone(), *ip), ttl);
@@ -256,94 +168,14 @@ impl RecordsBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::parse_key;
     use crate::service::parse_value;
-
-    fn zone() -> Name {
-        Name::from_ascii("services.local.").expect("zone")
-    }
-
-    fn text(wire: &[u8]) -> String {
-        crate::wire::key_name(wire).expect("wire name").to_ascii()
-    }
-
-    #[test]
-    fn names_an_instance_touches() {
-        let zone_wire = name_key(&zone());
-        // key, value → every name with its roles (O owner, S service, R SRV, P PTR, - none)
-        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
-        let cases: &[Case] = &[
-            (
-                "services/s-test",
-                r#"{"IP":"10.0.0.1"}"#,
-                &[
-                    ("s-test.services.local.", "OS"),
-                    ("1.0.0.10.in-addr.arpa.", "P"),
-                ],
-            ),
-            (
-                "services/web/n1",
-                r#"{"IP":"10.0.0.2","port":80}"#,
-                &[
-                    ("n1.web.services.local.", "O"),
-                    ("web.services.local.", "S"),
-                    ("_web._tcp.services.local.", "R"),
-                    ("_web._udp.services.local.", "R"),
-                    ("_tcp.services.local.", "-"),
-                    ("_udp.services.local.", "-"),
-                    ("2.0.0.10.in-addr.arpa.", "P"),
-                ],
-            ),
-            (
-                "services/api.v2/N1",
-                r#"{"host":"db.example.com"}"#,
-                &[
-                    ("n1.api.v2.services.local.", "O"),
-                    ("api.v2.services.local.", "S"),
-                    ("v2.services.local.", "-"),
-                ],
-            ),
-        ];
-        let letters = |roles: Roles| {
-            let all = [
-                (Roles::OWNER, 'O'),
-                (Roles::SERVICE, 'S'),
-                (Roles::SRV, 'R'),
-                (Roles::PTR, 'P'),
-            ];
-            let s: String = all
-                .iter()
-                .filter(|(r, _)| roles.has(*r))
-                .map(|(_, c)| *c)
-                .collect();
-            if s.is_empty() {
-                "-".to_string()
-            } else {
-                s
-            }
-        };
-        for (etcd_key, value, want) in cases {
-            let key = parse_key("services/", etcd_key.as_bytes(), &zone()).expect("key");
-            let registration = parse_value(value.as_bytes()).expect("value");
-            let mut got: Vec<(String, String)> = instance_names(key, &registration, &zone_wire)
-                .into_iter()
-                .map(|(name, roles)| (text(&name), letters(roles)))
-                .collect();
-            let mut want: Vec<(String, String)> = want
-                .iter()
-                .map(|(n, r)| (n.to_string(), r.to_string()))
-                .collect();
-            got.sort();
-            want.sort();
-            assert_eq!(got, want, "{etcd_key}");
-        }
-    }
+    use hickory_proto::rr::Name;
 
     /// The records of one name built from `(owner, value, roles)` contributions, as text.
     fn build(contributions: &[(&str, &str, Roles)]) -> Vec<String> {
         let mut builder = RecordsBuilder::default();
         for (owner, value, roles) in contributions {
-            let owner_wire = name_key(&Name::from_ascii(owner).expect("owner"));
+            let owner_wire = wire_name(&Name::from_ascii(owner).expect("owner"));
             let registration = parse_value(value.as_bytes()).expect("value");
             builder.add(&|| owner_wire.to_vec(), &registration, *roles, 5);
         }

@@ -1,0 +1,189 @@
+//! Registration → DNS records (pure): the names an instance touches, with its role at each
+//! (here), and the RRsets of one name built in wire form from everything that contributes to
+//! it ([`rrsets`]).
+
+mod rrsets;
+
+pub use rrsets::RecordsBuilder;
+
+use hickory_proto::rr::Name;
+
+use crate::key::{ServiceKey, SRV_PROTOCOLS};
+use crate::service::{Registration, Target};
+use crate::wire::{reverse_name, wire_name, WireName};
+
+/// What a registered instance contributes at one of its names (a set of the flags below, one
+/// byte: the writer keeps one per name and contributor).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Roles(u8);
+
+impl Roles {
+    /// The name that carries this instance alone (addresses, CNAME, TXT).
+    pub const OWNER: Roles = Roles(1);
+    /// `<service>.Z`: addresses, SRV, TXT of every instance.
+    pub const SERVICE: Roles = Roles(2);
+    /// `_<service>._tcp/_udp.Z`: SRV only.
+    pub const SRV: Roles = Roles(4);
+    /// The reverse name of the instance's address: PTR to its owner name.
+    pub const PTR: Roles = Roles(8);
+
+    /// True when `role` is among these.
+    pub fn has(self, role: Roles) -> bool {
+        self.0 & role.0 != 0
+    }
+
+    fn add(&mut self, other: Roles) {
+        self.0 |= other.0;
+    }
+
+    /// These roles and `other`.
+    pub fn with(self, other: Roles) -> Roles {
+        Roles(self.0 | other.0)
+    }
+}
+
+/// Every name an instance touches, with its roles there, plus the empty non-terminals between
+/// those names and the zone. SRV names exist only for instances with a port, and the reverse
+/// name only for address targets.
+pub fn instance_names(
+    key: ServiceKey<'_>,
+    reg: &Registration,
+    zone: &[u8],
+) -> Vec<(WireName, Roles)> {
+    // Built directly in wire form: this runs for every key of the initial read.
+    let mut names: Vec<(Vec<u8>, Roles)> = Vec::with_capacity(6);
+    fn add(names: &mut Vec<(Vec<u8>, Roles)>, name: Vec<u8>, role: Roles) {
+        match names.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, roles)) => roles.add(role),
+            None => names.push((name, role)),
+        }
+    }
+    add(&mut names, key.owner_name(zone), Roles::OWNER);
+    add(&mut names, key.service_name(zone), Roles::SERVICE);
+    if reg.port.is_some() {
+        for proto in SRV_PROTOCOLS {
+            add(&mut names, key.srv_name(proto, zone), Roles::SRV);
+        }
+    }
+    // The empty non-terminals between each name and the zone (RFC 8020).
+    let owners: Vec<Vec<u8>> = names.iter().map(|(n, _)| n.clone()).collect();
+    for name in owners {
+        let mut at = 0;
+        while name.len() - at > zone.len() {
+            if at > 0 {
+                add(&mut names, name[at..].to_vec(), Roles::default());
+            }
+            at += 1 + name[at] as usize;
+        }
+    }
+    if let Target::Addr(ip) = reg.target {
+        add(&mut names, reverse_name(ip).into_vec(), Roles::PTR);
+    }
+    names
+        .into_iter()
+        .map(|(name, roles)| (name.into_boxed_slice(), roles))
+        .collect()
+}
+
+/// A zone file's owner `name` and its ancestors strictly below `zone` (the empty
+/// non-terminals it implies, RFC 8020), in wire form. A name outside the zone comes alone.
+pub fn static_names(name: &Name, zone: &Name) -> Vec<WireName> {
+    let mut out = vec![wire_name(name)];
+    if zone.zone_of(name) {
+        let mut parent = name.base_name();
+        while parent.num_labels() > zone.num_labels() {
+            out.push(wire_name(&parent));
+            parent = parent.base_name();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::parse_key;
+    use crate::service::parse_value;
+
+    fn zone() -> Name {
+        Name::from_ascii("services.local.").expect("zone")
+    }
+
+    fn text(wire: &[u8]) -> String {
+        crate::wire::name_from_wire(wire)
+            .expect("wire name")
+            .to_ascii()
+    }
+
+    #[test]
+    fn names_an_instance_touches() {
+        let zone_wire = wire_name(&zone());
+        // key, value → every name with its roles (O owner, S service, R SRV, P PTR, - none)
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
+            (
+                "services/s-test",
+                r#"{"IP":"10.0.0.1"}"#,
+                &[
+                    ("s-test.services.local.", "OS"),
+                    ("1.0.0.10.in-addr.arpa.", "P"),
+                ],
+            ),
+            (
+                "services/web/n1",
+                r#"{"IP":"10.0.0.2","port":80}"#,
+                &[
+                    ("n1.web.services.local.", "O"),
+                    ("web.services.local.", "S"),
+                    ("_web._tcp.services.local.", "R"),
+                    ("_web._udp.services.local.", "R"),
+                    ("_tcp.services.local.", "-"),
+                    ("_udp.services.local.", "-"),
+                    ("2.0.0.10.in-addr.arpa.", "P"),
+                ],
+            ),
+            (
+                "services/api.v2/N1",
+                r#"{"host":"db.example.com"}"#,
+                &[
+                    ("n1.api.v2.services.local.", "O"),
+                    ("api.v2.services.local.", "S"),
+                    ("v2.services.local.", "-"),
+                ],
+            ),
+        ];
+        let letters = |roles: Roles| {
+            let all = [
+                (Roles::OWNER, 'O'),
+                (Roles::SERVICE, 'S'),
+                (Roles::SRV, 'R'),
+                (Roles::PTR, 'P'),
+            ];
+            let s: String = all
+                .iter()
+                .filter(|(r, _)| roles.has(*r))
+                .map(|(_, c)| *c)
+                .collect();
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                s
+            }
+        };
+        for (etcd_key, value, want) in cases {
+            let key = parse_key("services/", etcd_key.as_bytes(), &zone()).expect("key");
+            let registration = parse_value(value.as_bytes()).expect("value");
+            let mut got: Vec<(String, String)> = instance_names(key, &registration, &zone_wire)
+                .into_iter()
+                .map(|(name, roles)| (text(&name), letters(roles)))
+                .collect();
+            let mut want: Vec<(String, String)> = want
+                .iter()
+                .map(|(n, r)| (n.to_string(), r.to_string()))
+                .collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{etcd_key}");
+        }
+    }
+}
