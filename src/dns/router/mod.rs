@@ -1,15 +1,15 @@
 //! One request in, one reply out. Every request is parsed once — by the strict wire parser
-//! when it is a plain query, by hickory's otherwise — and placed by one decision, [`Route`]:
+//! when it is a plain IN query, by hickory's otherwise — and placed by one decision, [`Route`]:
 //! the live zone is answered synchronously from the current snapshot (no task, no lock, no
 //! etcd), a zone transfer is written from the snapshot, static zones and forwarding go to
 //! hickory's catalog, and errors are answered here.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_server::proto::rr::{DNSClass, RecordType};
+use hickory_server::proto::rr::RecordType;
 use hickory_server::proto::serialize::binary::BinEncodable;
 use hickory_server::zone_handler::Catalog;
 use tracing::{debug, error};
@@ -52,16 +52,6 @@ pub enum Answer {
     Later(Route),
 }
 
-/// A request after its one parse.
-enum Parsed<'a> {
-    /// A plain IN query, read by the strict wire parser.
-    Plain(WireQuery<'a>),
-    /// Anything else that is a DNS message, as hickory reads it.
-    Other(Message),
-    /// Bytes that are no DNS message.
-    Malformed,
-}
-
 /// Answers requests: owns the one routing decision and the paths it leads to.
 pub struct Router {
     table: Arc<Table>,
@@ -73,6 +63,11 @@ pub struct Router {
     /// Who may transfer the live zone.
     allow_transfer: Acl,
 }
+
+/// QCLASS IN as a number. hickory's `u16::from(DNSClass)` is not inlined: a call per query.
+const CLASS_IN: u16 = 1;
+/// QCLASS ANY (RFC 1035 §3.2.5), as a number for the same reason.
+const CLASS_ANY: u16 = 255;
 
 /// Requests the router could not answer, logged at most once per interval.
 static UNANSWERED: LogLimit = LogLimit::new();
@@ -136,15 +131,23 @@ impl Router {
         out: Vec<u8>,
     ) -> Answer {
         let snapshot = self.table.load();
-        match parse(bytes) {
-            Parsed::Plain(query) => {
-                let route = self.place(&snapshot, &query, src.ip());
-                answer_query(&snapshot, &query, route, protocol, out)
+        // A plain IN query of EDNS version 0 (the common case) is read by the strict wire
+        // parser and matched where it was parsed; anything else is read by hickory's parser.
+        match wire::parse_query(bytes) {
+            Some(query)
+                if query.edns.is_none_or(|e| e.version == 0) && query.qclass == CLASS_IN =>
+            {
+                let route = self.place(&snapshot, &query, src);
+                return answer_query(&snapshot, &query, route, protocol, out);
             }
-            Parsed::Other(message) => {
-                self.answer_message(&snapshot, bytes, &message, src.ip(), protocol, out)
+            _ => {}
+        }
+        match Message::from_vec(bytes) {
+            Ok(message) => self.answer_message(&snapshot, bytes, &message, src, protocol, out),
+            Err(error) => {
+                debug!(%error, "malformed query");
+                form_error(bytes).map_or(Answer::Drop, Answer::Reply)
             }
-            Parsed::Malformed => form_error(bytes).map_or(Answer::Drop, Answer::Reply),
         }
     }
 
@@ -181,20 +184,21 @@ impl Router {
         reply
     }
 
-    /// The route of one question.
-    fn place(&self, snapshot: &Snapshot, query: &WireQuery<'_>, src: IpAddr) -> Route {
+    /// The route of one question. Types and classes are compared as numbers: converting the
+    /// query's to hickory's enums would cost a lookup per query.
+    fn place(&self, snapshot: &Snapshot, query: &WireQuery<'_>, src: SocketAddr) -> Route {
         let name = query.name();
-        let qtype = RecordType::from(query.qtype);
+        let qtype = query.qtype;
         // QCLASS ANY (RFC 1035 §3.2.5) is answered like IN in the live zone, as Knot does.
-        let class_ok = matches!(DNSClass::from(query.qclass), DNSClass::IN | DNSClass::ANY);
+        let class_ok = query.qclass == CLASS_IN || query.qclass == CLASS_ANY;
         match live::in_zone(snapshot, name) {
             // Other classes are not ours; no incremental transfers (a secondary falls back to
             // AXFR).
-            Some(_) if !class_ok || qtype == RecordType::IXFR => {
+            Some(_) if !class_ok || qtype == u16::from(RecordType::IXFR) => {
                 Route::Error(ResponseCode::Refused)
             }
-            Some(_) if qtype == RecordType::AXFR => {
-                if self.allow_transfer.contains(src) {
+            Some(_) if qtype == u16::from(RecordType::AXFR) => {
+                if self.allow_transfer.contains(src.ip()) {
                     Route::Transfer
                 } else {
                     debug!(%src, "zone transfer refused");
@@ -202,7 +206,7 @@ impl Router {
                 }
             }
             Some(zone_at) => Route::Live(Some(zone_at)),
-            None if class_ok && qtype == RecordType::PTR && has_ptr(snapshot, name) => {
+            None if class_ok && qtype == u16::from(RecordType::PTR) && has_ptr(snapshot, name) => {
                 Route::Live(None)
             }
             None if self.statics.iter().any(|z| zone_offset(name, z).is_some()) => Route::Static,
@@ -219,7 +223,7 @@ impl Router {
         snapshot: &Snapshot,
         bytes: &[u8],
         message: &Message,
-        src: IpAddr,
+        src: SocketAddr,
         protocol: Protocol,
         out: Vec<u8>,
     ) -> Answer {
@@ -273,26 +277,6 @@ impl Router {
     }
 }
 
-/// Reads `bytes`: a plain query of class IN and EDNS version 0 takes the strict wire parser,
-/// anything else hickory's.
-fn parse(bytes: &[u8]) -> Parsed<'_> {
-    match wire::parse_query(bytes) {
-        Some(query)
-            if query.edns.is_none_or(|e| e.version == 0)
-                && query.qclass == u16::from(DNSClass::IN) =>
-        {
-            Parsed::Plain(query)
-        }
-        _ => match Message::from_vec(bytes) {
-            Ok(message) => Parsed::Other(message),
-            Err(error) => {
-                debug!(%error, "malformed query");
-                Parsed::Malformed
-            }
-        },
-    }
-}
-
 /// True when the table holds PTR records at `name`.
 fn has_ptr(snapshot: &Snapshot, name: &[u8]) -> bool {
     snapshot
@@ -341,3 +325,6 @@ fn answer_query(
     );
     Answer::Reply(out)
 }
+
+#[cfg(test)]
+mod tests;
