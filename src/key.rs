@@ -193,17 +193,7 @@ fn zone_text(zone: &Name) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn zone() -> Name {
-        Name::from_ascii("services.local.").expect("zone")
-    }
-
-    /// A wire name as text, for readable expectations.
-    fn text(wire: &[u8]) -> String {
-        crate::wire::name_from_wire(wire)
-            .expect("wire name")
-            .to_ascii()
-    }
+    use crate::testing::{text, zone};
 
     #[test]
     fn keys_map_to_names() {

@@ -37,3 +37,6 @@ pub mod table;
 pub mod watch;
 pub mod wire;
 pub mod zone;
+
+#[cfg(test)]
+mod testing;

@@ -104,16 +104,7 @@ mod tests {
     use super::*;
     use crate::key::parse_key;
     use crate::service::parse_value;
-
-    fn zone() -> Name {
-        Name::from_ascii("services.local.").expect("zone")
-    }
-
-    fn text(wire: &[u8]) -> String {
-        crate::wire::name_from_wire(wire)
-            .expect("wire name")
-            .to_ascii()
-    }
+    use crate::testing::{text, zone};
 
     #[test]
     fn names_an_instance_touches() {

@@ -123,9 +123,7 @@ pub fn wire_name_cased(name: &Name) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).expect("name")
-    }
+    use crate::testing::name;
 
     #[test]
     fn reverse_names_match_hickorys() {

@@ -175,9 +175,7 @@ mod tests {
     use super::*;
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
 
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).expect("name")
-    }
+    use crate::testing::name;
 
     #[test]
     fn rejects_what_the_general_path_must_handle() {

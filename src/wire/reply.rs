@@ -108,11 +108,9 @@ mod tests {
     use crate::wire::{parse_query, wire_name, QueryEdns, RRset};
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::rdata::A;
-    use hickory_proto::rr::{Name, RData, Record};
+    use hickory_proto::rr::{RData, Record};
 
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).expect("name")
-    }
+    use crate::testing::name;
 
     #[test]
     fn parses_plain_queries_and_writes_replies_hickory_reads() {

@@ -3,18 +3,15 @@
 use std::sync::Arc;
 
 use hickory_server::proto::op::{Message, Query, ResponseCode};
-use hickory_server::proto::rr::{DNSClass, Name, RecordType};
+use hickory_server::proto::rr::{DNSClass, RecordType};
 use hickory_server::zone_handler::Catalog;
 
 use super::{Route, Router};
 use crate::dns::acl::Acl;
 use crate::table::{Registry, Table};
+use crate::testing::name;
 use crate::wire::{parse_query, wire_name};
 use crate::zone::ZoneConfig;
-
-fn name(text: &str) -> Name {
-    Name::from_ascii(text).expect("name")
-}
 
 /// A router over a table holding `web/n1` at 10.0.0.1, a static zone `example.internal.`,
 /// transfers allowed to 127.0.0.1, forwarding on or off.
