@@ -264,7 +264,7 @@ start_etcd() {
 start_etcd_dns() {
   local n=$1 t0 line
   t0=$(now_ns)
-  env -u RUST_LOG taskset -c "$server_cpu" "$bin/etcd-dns" --listen 127.0.0.1:0 --etcd "$etcd_url" \
+  env -u RUST_LOG taskset -c "$server_cpu" "$bin/etcd-dns" --listen 127.0.0.1:0 --http 127.0.0.1:0 --etcd "$etcd_url" \
     --zone "$zone" --prefix "$prefix" --ttl 5 2>"$work/etcd-dns-$n.log" &
   dns_pid=$!; pids+=("$dns_pid")
   wait_for 30 "etcd-dns to listen" grep -q "listening addr=127.0.0.1:" "$work/etcd-dns-$n.log"

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::router::{Answer, Router};
+use etcd_dns::metrics::Metrics;
 use etcd_dns::table::{Registry, Table};
 use etcd_dns::zone::ZoneConfig;
 use hickory_proto::op::{Message, Query};
@@ -79,14 +80,24 @@ fn main() -> anyhow::Result<()> {
     }
     let per_update = started.elapsed().as_secs_f64() * 1e6 / updates as f64;
 
-    let router = Router::new(table, Catalog::new(), Vec::new(), false, Acl::default());
+    let metrics = Arc::new(Metrics::default());
+    let router = Router::new(
+        table,
+        metrics,
+        Catalog::new(),
+        Vec::new(),
+        false,
+        Acl::default(),
+    );
+    let stats = router.exclusive_stats();
     let src: SocketAddr = "127.0.0.1:5300".parse()?;
     let (mut answered, mut bytes) = (0usize, 0usize);
     let mut buffer = Vec::with_capacity(512);
     let started = Instant::now();
     for i in 0..queries {
         let packet = &packets[i % packets.len()];
-        if let Answer::Reply(reply) = router.answer_now(packet, src, Protocol::Udp, buffer) {
+        if let Answer::Reply(reply) = router.answer_now(packet, src, Protocol::Udp, buffer, &stats)
+        {
             answered += 1;
             bytes += reply.len();
             buffer = reply;

@@ -46,7 +46,7 @@ pids+=($!)
 wait_for 30 etcd env ETCDCTL_API=3 etcdctl --endpoints "$endpoint" endpoint health
 
 echo "==> starting etcd-dns"
-target/release/etcd-dns --listen 127.0.0.1:0 --etcd "$endpoint" 2>"$work/dns.log" &
+target/release/etcd-dns --listen 127.0.0.1:0 --http 127.0.0.1:0 --etcd "$endpoint" 2>"$work/dns.log" &
 pids+=($!)
 wait_for 10 "etcd-dns to listen" grep -q "listening" "$work/dns.log"
 dns_port=$(sed -n 's/.*listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/dns.log" | head -n1)

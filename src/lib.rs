@@ -18,7 +18,9 @@
 //! - [`etcd`]: connecting to etcd, bounded requests, the paged read of a prefix.
 //! - [`watch`]: etcd read + watch + resync → table.
 //! - [`dns`]: router, live answers, transfers, static zones, forwarding, sockets.
-//! - [`server`]: the watcher and the DNS server assembled.
+//! - [`metrics`], [`http`]: per-thread query counters; `/metrics`, `/health`, `/ready`,
+//!   `/services`.
+//! - [`server`]: the watcher, the DNS server and the HTTP endpoints assembled.
 //! - [`register`]: lease grant, claim, keep-alive, revoke, re-register; `register list`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,8 +29,10 @@ pub mod backoff;
 pub mod dns;
 pub mod etcd;
 pub mod flags;
+pub mod http;
 pub mod key;
 pub mod logging;
+pub mod metrics;
 pub mod records;
 pub mod register;
 pub mod server;

@@ -1,12 +1,15 @@
 //! The etcd-dns server assembled: watcher + table + DNS, sharing one shutdown token.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
 use crate::etcd::EtcdConfig;
+use crate::http::{self, Http};
+use crate::metrics::Metrics;
 use crate::table::Table;
 use crate::watch;
 use crate::zone::ZoneConfig;
@@ -20,12 +23,16 @@ pub struct ServerConfig {
     pub etcd: EtcdConfig,
     /// Static zones, forwarding, zone transfers.
     pub catalog: CatalogConfig,
+    /// `--max-stale`: how long the table may go unconfirmed by etcd before `/ready` fails.
+    pub max_stale: Option<Duration>,
 }
 
 /// A started server: its table (for inspection) and its tasks.
 pub struct Running {
     /// The live table the DNS answers from.
     pub table: Arc<Table>,
+    /// Query and watch counters.
+    pub metrics: Arc<Metrics>,
     tasks: JoinSet<()>,
 }
 
@@ -36,7 +43,8 @@ impl Running {
     }
 }
 
-/// Starts the watcher and the DNS server on `listeners`; they run until `shutdown`.
+/// Starts the watcher, the DNS server on `listeners` and, when `listeners.http` is bound, the
+/// HTTP endpoints; they run until `shutdown`.
 pub fn start(
     config: ServerConfig,
     listeners: Listeners,
@@ -44,14 +52,33 @@ pub fn start(
 ) -> Result<Running, CatalogError> {
     let zone = Arc::new(config.zone);
     let table = Arc::new(Table::new(&zone));
-    let router = Arc::new(dns::router(table.clone(), &config.catalog)?);
+    let metrics = Arc::new(Metrics::default());
+    let router = Arc::new(dns::router(
+        table.clone(),
+        metrics.clone(),
+        &config.catalog,
+    )?);
     let mut tasks = JoinSet::new();
     tasks.spawn(watch::run(
         config.etcd,
         zone.clone(),
         table.clone(),
+        metrics.clone(),
         shutdown.clone(),
     ));
+    let mut listeners = listeners;
+    if let Some(listener) = listeners.http.take() {
+        let endpoints = Http {
+            table: table.clone(),
+            metrics: metrics.clone(),
+            max_stale: config.max_stale,
+        };
+        tasks.spawn(http::serve(listener, endpoints, shutdown.clone()));
+    }
     tasks.spawn(transport::serve(listeners, router, shutdown));
-    Ok(Running { table, tasks })
+    Ok(Running {
+        table,
+        metrics,
+        tasks,
+    })
 }

@@ -2,22 +2,30 @@
 //! snapshots; on any break, reconnect with capped jittered backoff, re-read and swap the whole
 //! table at once.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
 use futures_util::FutureExt;
 use thiserror::Error;
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::backoff::Backoff;
 use crate::etcd::{read_prefix, EtcdConfig, EtcdError};
+use crate::metrics::Metrics;
 use crate::table::{Registry, Table};
 use crate::zone::ZoneConfig;
 
 /// Most watch responses applied together before a snapshot is published: bounds how long a
 /// long burst can delay its first changes.
 pub const MAX_BATCH: usize = 1_000;
+/// How often the watcher asks etcd to confirm that the table is current (a progress request),
+/// which keeps the table's age (`/metrics`, `/ready`) accurate when nothing changes.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Why one sync session ended.
 #[derive(Debug, Error)]
 pub enum WatchError {
@@ -42,11 +50,12 @@ pub async fn run(
     etcd: EtcdConfig,
     config: Arc<ZoneConfig>,
     table: Arc<Table>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::default();
     loop {
-        let session = sync(&etcd, &config, &table, &mut backoff)
+        let session = sync(&etcd, &config, &table, &metrics, &mut backoff)
             .instrument(info_span!("watch", etcd = %etcd.endpoints_text()));
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -89,6 +98,7 @@ async fn sync(
     etcd: &EtcdConfig,
     config: &Arc<ZoneConfig>,
     table: &Table,
+    metrics: &Metrics,
     backoff: &mut Backoff,
 ) -> Result<(), WatchError> {
     let mut client = etcd.connect().await?;
@@ -99,13 +109,18 @@ async fn sync(
         .with_prefix()
         .with_start_revision(revision + 1)
         .with_progress_notify();
-    let mut stream = etcd
+    let (mut requests, mut stream) = etcd
         .timed(client.watch(config.prefix.as_bytes(), Some(options)))
-        .await?;
+        .await?
+        .split();
     // Publish only once the watch is in place: from here on no change can be missed.
     let snapshot = registry.snapshot();
     let built_ms = started.elapsed().as_millis() as u64;
+    if table.load().ready {
+        metrics.resyncs.fetch_add(1, Ordering::Relaxed);
+    }
     table.store(snapshot);
+    table.confirm();
     backoff.reset();
     info!(
         revision,
@@ -114,13 +129,23 @@ async fn sync(
         elapsed_ms = built_ms,
         "registry loaded; watching"
     );
+    let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
+    progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        let response = stream
-            .message()
-            .await
+        let response = tokio::select! {
+            response = stream.message() => response,
+            _ = progress.tick() => {
+                // etcd answers with an empty response at its current revision: proof that
+                // the table is current even when nothing changes.
+                etcd.timed(requests.request_progress()).await?;
+                continue;
+            }
+        };
+        let response = response
             .map_err(|e| WatchError::Etcd(etcd.client_error(e)))?
             .ok_or(WatchError::Closed)?;
         let mut changed = apply(&mut registry, &response)?;
+        let mut events = response.events().len();
         // A burst (a deployment registering many instances) arrives as many responses: apply
         // what is already buffered before publishing, so a burst costs one rebuild per name
         // instead of one per event. A lone change is published at once.
@@ -132,10 +157,15 @@ async fn sync(
                 .map_err(|e| WatchError::Etcd(etcd.client_error(e)))?
                 .ok_or(WatchError::Closed)?;
             changed |= apply(&mut registry, &next)?;
+            events += next.events().len();
         }
         if changed {
             table.store(registry.snapshot());
         }
+        table.confirm();
+        metrics
+            .watch_events
+            .fetch_add(events as u64, Ordering::Relaxed);
     }
 }
 

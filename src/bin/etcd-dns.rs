@@ -3,11 +3,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
+use etcd_dns::http;
 use etcd_dns::server::{self, ServerConfig};
 use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
 use hickory_proto::rr::Name;
@@ -56,6 +58,16 @@ struct Args {
     /// Answer REFUSED for names outside our zones instead of forwarding them
     #[arg(long, env = "ETCD_DNS_NO_FORWARD")]
     no_forward: bool,
+    /// Address for /metrics, /health, /ready and /services (port 0 picks a free port)
+    #[arg(long, env = "ETCD_DNS_HTTP", default_value = http::DEFAULT_HTTP, conflicts_with = "no_http")]
+    http: SocketAddr,
+    /// Serve no HTTP endpoints
+    #[arg(long, env = "ETCD_DNS_NO_HTTP")]
+    no_http: bool,
+    /// How long the table may go without etcd confirming it before /ready fails, e.g. 30s or
+    /// 5m [default: unlimited]
+    #[arg(long, env = "ETCD_DNS_MAX_STALE", value_parser = humantime::parse_duration)]
+    max_stale: Option<Duration>,
     /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
@@ -109,10 +121,16 @@ async fn main() -> Result<()> {
             upstreams,
             allow_transfer: Acl::parse(&args.allow_transfer).context("bad --allow-transfer")?,
         },
+        max_stale: args.max_stale,
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let listeners = Listeners::bind(&args.listen, threads)
+    let mut listeners = Listeners::bind(&args.listen, threads)
         .with_context(|| format!("cannot listen on {:?}", args.listen))?;
+    if !args.no_http {
+        listeners = listeners
+            .with_http(args.http)
+            .with_context(|| format!("cannot serve --http on {}", args.http))?;
+    }
     for addr in listeners.local_addrs() {
         info!(%addr, zone = %config.zone.zone, prefix = %config.zone.prefix, "listening");
     }

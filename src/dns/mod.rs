@@ -22,6 +22,7 @@ use router::Router;
 pub use transport::Listeners;
 use zones::ZoneFile;
 
+use crate::metrics::Metrics;
 use crate::table::Table;
 use crate::wire::wire_name;
 
@@ -36,8 +37,12 @@ pub struct CatalogConfig {
     pub allow_transfer: Acl,
 }
 
-/// The router over `table`, with a catalog built from `config`.
-pub fn router(table: Arc<Table>, config: &CatalogConfig) -> Result<Router, CatalogError> {
+/// The router over `table`, with a catalog built from `config`, counting into `metrics`.
+pub fn router(
+    table: Arc<Table>,
+    metrics: Arc<Metrics>,
+    config: &CatalogConfig,
+) -> Result<Router, CatalogError> {
     let catalog = catalog::build(&config.zone_files, config.upstreams.as_deref())?;
     let statics = config
         .zone_files
@@ -46,6 +51,7 @@ pub fn router(table: Arc<Table>, config: &CatalogConfig) -> Result<Router, Catal
         .collect();
     Ok(Router::new(
         table,
+        metrics,
         catalog,
         statics,
         config.upstreams.is_some(),

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::reply::REPLY_CAPACITY;
-use super::router::{Answer, Route, Router};
+use super::router::{Answer, Pending, Router};
 use crate::wire;
 
 /// Idle TCP connections are closed after this long (Knot's default idle timeout is 10 s too).
@@ -41,6 +41,8 @@ pub struct Listeners {
     pub udp: Vec<UdpSocket>,
     /// TCP listeners, one per address.
     pub tcp: Vec<StdTcpListener>,
+    /// The `--http` listener for the operator's endpoints, if any.
+    pub http: Option<StdTcpListener>,
 }
 
 impl Listeners {
@@ -54,6 +56,19 @@ impl Listeners {
             listeners.tcp.push(tcp);
         }
         Ok(listeners)
+    }
+
+    /// Also binds the HTTP endpoints' address (port 0 picks a free one).
+    pub fn with_http(mut self, addr: SocketAddr) -> io::Result<Self> {
+        let listener = StdTcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("HTTP {addr}: {e}")))?;
+        self.http = Some(listener);
+        Ok(self)
+    }
+
+    /// The HTTP endpoints' address, if bound.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The addresses bound (UDP and TCP share them), one per `--listen`.
@@ -103,9 +118,10 @@ fn bind_addr(addr: SocketAddr, per_addr: usize) -> io::Result<(Vec<UdpSocket>, S
 /// Serves every listener until `shutdown`. UDP threads answer the live zone inline and pass
 /// the rest to tasks on `runtime`.
 pub async fn serve(listeners: Listeners, router: Arc<Router>, shutdown: CancellationToken) {
+    let Listeners { udp, tcp, .. } = listeners;
     let runtime = Handle::current();
     let mut threads = Vec::new();
-    for (index, socket) in listeners.udp.into_iter().enumerate() {
+    for (index, socket) in udp.into_iter().enumerate() {
         let addr = socket.local_addr().ok();
         // The loops wake up this often to notice shutdown when no query arrives.
         if let Err(error) = socket.set_read_timeout(Some(UDP_SHUTDOWN_POLL)) {
@@ -124,7 +140,7 @@ pub async fn serve(listeners: Listeners, router: Arc<Router>, shutdown: Cancella
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for listener in listeners.tcp {
+    for listener in tcp {
         let listener = match listener
             .set_nonblocking(true)
             .and_then(|()| TcpListener::from_std(listener))
@@ -156,6 +172,8 @@ fn udp_loop(
     use super::mmsg::{self, Batch};
 
     let mut batch = Batch::default();
+    // This thread's own counters: no other core writes them.
+    let stats = router.exclusive_stats();
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(mmsg::BATCH);
     // Reply buffers go back here once sent: no allocation per answered query.
     let mut spare: Vec<Vec<u8>> = Vec::with_capacity(mmsg::BATCH);
@@ -178,11 +196,11 @@ fn udp_loop(
             let buffer = spare
                 .pop()
                 .unwrap_or_else(|| Vec::with_capacity(REPLY_CAPACITY));
-            match router.answer_now(query.bytes, src, Protocol::Udp, buffer) {
+            match router.answer_now(query.bytes, src, Protocol::Udp, buffer, &stats) {
                 Answer::Reply(reply) => replies.push((reply, src)),
                 Answer::Drop => {}
-                Answer::Later(route) => {
-                    later_udp(&runtime, &router, &socket, query.bytes, src, route)
+                Answer::Later(pending) => {
+                    later_udp(&runtime, &router, &socket, query.bytes, src, pending)
                 }
             }
         }
@@ -204,6 +222,7 @@ fn udp_loop(
     shutdown: CancellationToken,
 ) {
     let mut buf = vec![0u8; UDP_BUFFER];
+    let stats = router.exclusive_stats();
     while !shutdown.is_cancelled() {
         let (len, src) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
@@ -219,10 +238,11 @@ fn udp_loop(
             src,
             Protocol::Udp,
             Vec::with_capacity(REPLY_CAPACITY),
+            &stats,
         ) {
             Answer::Reply(reply) => send(&socket, &reply, src),
             Answer::Drop => {}
-            Answer::Later(route) => later_udp(&runtime, &router, &socket, query, src, route),
+            Answer::Later(pending) => later_udp(&runtime, &router, &socket, query, src, pending),
         }
     }
 }
@@ -243,13 +263,16 @@ fn later_udp(
     socket: &Arc<UdpSocket>,
     query: &[u8],
     src: SocketAddr,
-    route: Route,
+    pending: Pending,
 ) {
     let query = query.to_vec();
     let router = router.clone();
     let socket = socket.clone();
     runtime.spawn(async move {
-        if let Some(reply) = router.answer_later(&query, src, Protocol::Udp, route).await {
+        if let Some(reply) = router
+            .answer_later(&query, src, Protocol::Udp, pending)
+            .await
+        {
             send(&socket, &reply, src);
         }
     });

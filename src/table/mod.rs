@@ -13,8 +13,9 @@ mod names;
 mod registry;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Record;
@@ -110,14 +111,41 @@ pub struct Table {
     /// `ArcSwap` rather than a lock: a load is a few atomic operations and never blocks, even
     /// while the watcher publishes.
     current: ArcSwap<Snapshot>,
+    /// When the table was made: the origin of `confirmed`.
+    created: Instant,
+    /// Nanoseconds after `created` at which etcd last confirmed the table (a read, a watch
+    /// event or a progress notification); [`NEVER`] before the first read. Written by the
+    /// watcher alone, read by `/metrics` and `/ready`: never on the query path.
+    confirmed: AtomicU64,
 }
+
+/// `confirmed` before etcd ever confirmed the table.
+const NEVER: u64 = u64::MAX;
 
 impl Table {
     /// A table holding the empty, not-ready snapshot.
     pub fn new(config: &ZoneConfig) -> Self {
         Self {
             current: ArcSwap::from_pointee(Snapshot::empty(config)),
+            created: Instant::now(),
+            confirmed: AtomicU64::new(NEVER),
         }
+    }
+
+    /// Records that etcd just confirmed the table is current.
+    pub fn confirm(&self) {
+        let now = self.created.elapsed().as_nanos() as u64;
+        self.confirmed.store(now, Ordering::Relaxed);
+    }
+
+    /// How long ago etcd last confirmed the table; `None` before the first read.
+    pub fn age(&self) -> Option<Duration> {
+        let confirmed = self.confirmed.load(Ordering::Relaxed);
+        (confirmed != NEVER).then(|| {
+            self.created
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(confirmed))
+        })
     }
 
     /// The current snapshot.

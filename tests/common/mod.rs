@@ -153,6 +153,14 @@ impl Etcd {
     }
 }
 
+impl Etcd {
+    /// Kills etcd now (the temp dir stays until drop).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Etcd {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -164,6 +172,8 @@ impl Drop for Etcd {
 pub struct DnsServer {
     /// Where it answers (UDP and TCP).
     pub addr: SocketAddr,
+    /// Where it serves /metrics, /health, /ready and /services.
+    pub http: SocketAddr,
     shutdown: CancellationToken,
 }
 
@@ -197,14 +207,21 @@ impl DnsServer {
             },
             etcd: EtcdConfig::from_list(endpoint),
             catalog: Default::default(),
+            max_stale: None,
         };
         edit(&mut config);
-        let listeners = Listeners::bind(&[listen], 2)?;
+        let loopback_any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let listeners = Listeners::bind(&[listen], 2)?.with_http(loopback_any_port)?;
         let addr = listeners.local_addrs()[0];
+        let http = listeners.http_addr().expect("HTTP listener");
         let shutdown = CancellationToken::new();
         let running = server::start(config, listeners, shutdown.clone()).expect("start etcd-dns");
         tokio::spawn(running.wait());
-        Ok(Self { addr, shutdown })
+        Ok(Self {
+            addr,
+            http,
+            shutdown,
+        })
     }
 
     /// Waits until names under the zone stop answering SERVFAIL (the first read is done).
@@ -562,4 +579,29 @@ pub fn register(endpoint: &str, args: &[&str]) -> Proc {
         .spawn()
         .expect("start register");
     Proc(child)
+}
+
+/// GETs `path` from an HTTP server: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let work = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
+    };
+    let response = tokio::time::timeout(QUERY_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| panic!("no HTTP answer from {addr}{path} in {QUERY_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("HTTP GET {addr}{path} failed: {e}"));
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP header end in {response:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    (status, body.to_string())
 }

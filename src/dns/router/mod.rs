@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
@@ -20,8 +21,9 @@ use super::reply::{
 };
 use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
+use crate::metrics::{Metrics, QueryStats};
 use crate::table::{Snapshot, Table};
-use crate::wire::{self, zone_offset, QueryEdns, ReplyBody, WireName, WireQuery};
+use crate::wire::{self, zone_offset, QueryEdns, ReplyBody, WireName, WireQuery, RCODE_BITS};
 
 /// Where one request goes: the decision every request passes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +51,38 @@ pub enum Answer {
     /// Send nothing.
     Drop,
     /// The catalog or a zone transfer has to answer: run [`Router::answer_later`] in a task.
-    Later(Route),
+    Later(Pending),
+}
+
+/// A request the synchronous step placed but could not answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    /// Where it goes.
+    pub route: Route,
+    /// Its QTYPE, for the metrics.
+    qtype: u16,
+    /// When the router got it.
+    received: Instant,
+}
+
+impl Route {
+    /// The `path` label of this route's answers (an index into [`crate::metrics::PATHS`]).
+    fn path(self) -> usize {
+        match self {
+            Route::Live(_) => 0,
+            Route::Transfer => 1,
+            Route::Static => 2,
+            Route::Forward => 3,
+            Route::Error(_) | Route::Drop => 4,
+        }
+    }
 }
 
 /// Answers requests: owns the one routing decision and the paths it leads to.
 pub struct Router {
     table: Arc<Table>,
+    /// Query counters; tasks count into its shared set.
+    metrics: Arc<Metrics>,
     catalog: Catalog,
     /// Origins of the static zone files, lowercase wire form.
     statics: Vec<WireName>,
@@ -92,6 +120,7 @@ impl Router {
     /// wire form) and, when `forwarding`, every other name.
     pub fn new(
         table: Arc<Table>,
+        metrics: Arc<Metrics>,
         catalog: Catalog,
         statics: Vec<WireName>,
         forwarding: bool,
@@ -99,11 +128,17 @@ impl Router {
     ) -> Self {
         Self {
             table,
+            metrics,
             catalog,
             statics,
             forwarding,
             allow_transfer,
         }
+    }
+
+    /// Counters for a thread that alone answers with them (a UDP socket's thread).
+    pub fn exclusive_stats(&self) -> Arc<QueryStats> {
+        self.metrics.exclusive()
     }
 
     /// Answers one request, synchronously where it can and in this task where it cannot.
@@ -113,23 +148,59 @@ impl Router {
         src: SocketAddr,
         protocol: Protocol,
     ) -> Option<Vec<u8>> {
-        match self.answer_now(bytes, src, protocol, Vec::with_capacity(REPLY_CAPACITY)) {
+        let stats = self.metrics.shared();
+        match self.answer_now(
+            bytes,
+            src,
+            protocol,
+            Vec::with_capacity(REPLY_CAPACITY),
+            stats,
+        ) {
             Answer::Reply(reply) => Some(reply),
             Answer::Drop => None,
-            Answer::Later(route) => self.answer_later(bytes, src, protocol, route).await,
+            Answer::Later(pending) => self.answer_later(bytes, src, protocol, pending).await,
         }
     }
 
     /// The synchronous step: parse, place, and answer everything that needs neither the
     /// catalog nor a transfer, writing into `out` (emptied first) so that a loop can hand the
-    /// same buffers back query after query instead of allocating one each time.
+    /// same buffers back query after query instead of allocating one each time. Counts into
+    /// `stats` (the caller's own, or the shared set).
     pub fn answer_now(
         &self,
         bytes: &[u8],
         src: SocketAddr,
         protocol: Protocol,
         out: Vec<u8>,
+        stats: &QueryStats,
     ) -> Answer {
+        let received = Instant::now();
+        let (answer, route, qtype) = self.place_and_answer(bytes, src, protocol, out);
+        match answer {
+            Answer::Reply(ref reply) => {
+                stats.answered(route.path(), qtype, reply, received.elapsed());
+            }
+            Answer::Drop => stats.dropped(),
+            Answer::Later(_) => {}
+        }
+        match answer {
+            Answer::Later(_) => Answer::Later(Pending {
+                route,
+                qtype,
+                received,
+            }),
+            answer => answer,
+        }
+    }
+
+    /// [`Router::answer_now`] without the counting: the answer, its route and its QTYPE.
+    fn place_and_answer(
+        &self,
+        bytes: &[u8],
+        src: SocketAddr,
+        protocol: Protocol,
+        out: Vec<u8>,
+    ) -> (Answer, Route, u16) {
         let snapshot = self.table.load();
         // A plain IN query of EDNS version 0 (the common case) is read by the strict wire
         // parser and matched where it was parsed; anything else is read by hickory's parser.
@@ -138,7 +209,8 @@ impl Router {
                 if query.edns.is_none_or(|e| e.version == 0) && query.qclass == CLASS_IN =>
             {
                 let route = self.place(&snapshot, &query, src);
-                return answer_query(&snapshot, &query, route, protocol, out);
+                let answer = answer_query(&snapshot, &query, route, protocol, out);
+                return (answer, route, query.qtype);
             }
             _ => {}
         }
@@ -146,7 +218,8 @@ impl Router {
             Ok(message) => self.answer_message(&snapshot, bytes, &message, src, protocol, out),
             Err(error) => {
                 debug!(%error, "malformed query");
-                form_error(bytes).map_or(Answer::Drop, Answer::Reply)
+                let answer = form_error(bytes).map_or(Answer::Drop, Answer::Reply);
+                (answer, Route::Error(ResponseCode::FormErr), 0)
             }
         }
     }
@@ -157,8 +230,9 @@ impl Router {
         bytes: &[u8],
         src: SocketAddr,
         protocol: Protocol,
-        route: Route,
+        pending: Pending,
     ) -> Option<Vec<u8>> {
+        let route = pending.route;
         let reply = match route {
             Route::Static | Route::Forward => {
                 catalog::ask(&self.catalog, bytes, src, protocol).await
@@ -172,16 +246,26 @@ impl Router {
             },
             Route::Live(_) | Route::Error(_) | Route::Drop => None,
         };
-        if reply.is_none() {
+        let reply = reply.unwrap_or_else(|| {
             if let Some(suppressed) = UNANSWERED.allow() {
                 error!(?route, %src, suppressed, "bug: a routed request got no answer; sending SERVFAIL");
             }
-            return Some(fit(
-                server_failure(bytes.to_vec()),
-                Limit::new(None, protocol),
-            ));
+            fit(server_failure(bytes.to_vec()), Limit::new(None, protocol))
+        });
+        let stats = self.metrics.shared();
+        let servfail = reply
+            .get(3)
+            .is_some_and(|b| b & RCODE_BITS == ResponseCode::ServFail.low());
+        if route == Route::Forward && servfail {
+            stats.upstream_failed();
         }
-        reply
+        stats.answered(
+            route.path(),
+            pending.qtype,
+            &reply,
+            pending.received.elapsed(),
+        );
+        Some(reply)
     }
 
     /// The route of one question. Types and classes are compared as numbers: converting the
@@ -226,12 +310,16 @@ impl Router {
         src: SocketAddr,
         protocol: Protocol,
         out: Vec<u8>,
-    ) -> Answer {
+    ) -> (Answer, Route, u16) {
+        let qtype = message.queries.first().map_or(0, |q| q.query_type().into());
         if message.metadata.message_type == MessageType::Response {
-            return Answer::Drop;
+            return (Answer::Drop, Route::Drop, qtype);
         }
         let limit = Limit::new(message.edns.as_ref(), protocol);
-        let refuse = |code| Answer::Reply(error_reply(message, code, limit));
+        let refuse = |code| {
+            let answer = Answer::Reply(error_reply(message, code, limit));
+            (answer, Route::Error(code), qtype)
+        };
         if message.metadata.op_code != OpCode::Query {
             return refuse(ResponseCode::NotImp);
         }
@@ -272,7 +360,11 @@ impl Router {
         };
         match self.place(snapshot, &query, src) {
             Route::Error(code) => refuse(code),
-            route => answer_query(snapshot, &query, route, protocol, out),
+            route => (
+                answer_query(snapshot, &query, route, protocol, out),
+                route,
+                qtype,
+            ),
         }
     }
 }
@@ -312,7 +404,14 @@ fn answer_query(
             ..ReplyBody::default()
         },
         Route::Drop => return Answer::Drop,
-        Route::Transfer | Route::Static | Route::Forward => return Answer::Later(route),
+        // The caller fills in what the task needs.
+        Route::Transfer | Route::Static | Route::Forward => {
+            return Answer::Later(Pending {
+                route,
+                qtype: query.qtype,
+                received: Instant::now(),
+            })
+        }
     };
     let limit = Limit::from_wire(query.edns, protocol);
     wire::write_reply(

@@ -29,7 +29,8 @@ fn router(forwarding: bool) -> Router {
     table.store(registry.snapshot());
     let statics = vec![wire_name(&name("example.internal."))];
     let acl = Acl::parse("127.0.0.1").expect("acl");
-    Router::new(table, Catalog::new(), statics, forwarding, acl)
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    Router::new(table, metrics, Catalog::new(), statics, forwarding, acl)
 }
 
 #[test]
