@@ -174,23 +174,18 @@ impl Router {
         out: Vec<u8>,
         stats: &QueryStats,
     ) -> Answer {
-        let received = Instant::now();
+        let received = stats.time_this_one().then(Instant::now);
         let (answer, route, qtype) = self.place_and_answer(bytes, src, protocol, out);
-        match answer {
-            Answer::Reply(ref reply) => {
-                stats.answered(route.path(), qtype, reply, received.elapsed());
+        match &answer {
+            Answer::Reply(reply) => {
+                let elapsed = received.map(|r| r.elapsed());
+                stats.answered(route.path(), qtype, reply, elapsed);
             }
             Answer::Drop => stats.dropped(),
+            // Timed from when it was placed, in `answer_later`.
             Answer::Later(_) => {}
         }
-        match answer {
-            Answer::Later(_) => Answer::Later(Pending {
-                route,
-                qtype,
-                received,
-            }),
-            answer => answer,
-        }
+        answer
     }
 
     /// [`Router::answer_now`] without the counting: the answer, its route and its QTYPE.
@@ -263,7 +258,7 @@ impl Router {
             route.path(),
             pending.qtype,
             &reply,
-            pending.received.elapsed(),
+            Some(pending.received.elapsed()),
         );
         Some(reply)
     }
