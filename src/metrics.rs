@@ -98,7 +98,7 @@ impl QueryStats {
     pub fn time_this_one(&self) -> bool {
         let tick = self.ticks.load(Ordering::Relaxed);
         self.bump(&self.ticks, 1);
-        tick % TIMING_SAMPLE == 0
+        tick.is_multiple_of(TIMING_SAMPLE)
     }
 
     fn bump(&self, counter: &AtomicU64, n: u64) {
