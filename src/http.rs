@@ -237,7 +237,10 @@ impl std::fmt::Debug for TableGauges {
     }
 }
 
-fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> std::fmt::Result {
+fn gauge<N>(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: N) -> std::fmt::Result
+where
+    ConstGauge<N>: EncodeMetric,
+{
     let gauge = ConstGauge::new(value);
     let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
     gauge.encode(metric)
@@ -246,42 +249,38 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) ->
 impl Collector for TableGauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let snapshot = self.table.load();
-        let age = self.table.age().map_or(f64::NAN, |a| a.as_secs_f64());
-        let gauges: [(&str, &str, f64); 6] = [
+        let counts: [(&str, &str, i64); 5] = [
             (
                 "etcd_dns_ready",
                 "1 when the registry is loaded and fresh enough (/ready)",
-                f64::from(u8::from(self.ready)),
+                i64::from(self.ready),
             ),
             (
                 "etcd_dns_instances",
                 "Live instances in the table",
-                snapshot.instances as f64,
+                snapshot.instances as i64,
             ),
             (
                 "etcd_dns_names",
                 "DNS names in the live table (with records or empty non-terminals)",
-                snapshot.names.len() as f64,
+                snapshot.names.len() as i64,
             ),
             (
                 "etcd_dns_rejected_keys",
                 "Registry keys skipped as invalid",
-                snapshot.rejected.len() as f64,
+                snapshot.rejected.len() as i64,
             ),
             (
                 "etcd_dns_revision",
                 "etcd revision the table reflects (the SOA serial)",
-                snapshot.revision as f64,
-            ),
-            (
-                "etcd_dns_table_age_seconds",
-                "Seconds since etcd last confirmed the table (NaN before the first read)",
-                age,
+                snapshot.revision,
             ),
         ];
-        for (name, help, value) in gauges {
+        for (name, help, value) in counts {
             gauge(&mut encoder, name, help, value)?;
         }
-        Ok(())
+        let age = self.table.age().map_or(f64::NAN, |a| a.as_secs_f64());
+        let help = "Seconds since etcd last confirmed the table (NaN before the first read)";
+        gauge(&mut encoder, "etcd_dns_table_age_seconds", help, age)
     }
 }
