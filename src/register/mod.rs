@@ -5,21 +5,23 @@
 //! granted again and the key put again, with backoff, forever. Only a key held by somebody
 //! else's live lease, or invalid input, ends it with an error.
 
+mod claim;
+mod list;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use etcd_client::{
-    Client, Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
-};
+use etcd_client::{EventType, WatchOptions};
 use hickory_proto::rr::Name;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
-use crate::etcd::{read_prefix, EtcdConfig, EtcdError};
+use crate::etcd::{EtcdConfig, EtcdError};
 use crate::key::{parse_key, KeyError};
-use crate::service::{parse_entry, Invalid};
+use claim::{claim, revoke};
+pub use list::{list, Listing};
 
 /// Default lease TTL in seconds: a crashed service disappears within this (plus etcd's own
 /// expiry check, about half a second).
@@ -269,100 +271,4 @@ async fn session(
             }
         }
     }
-}
-
-/// Puts the key with `lease` unless another live lease holds it. Returns the put's revision.
-async fn claim(
-    client: &mut Client,
-    etcd: &EtcdConfig,
-    spec: &RegisterSpec,
-    lease: i64,
-    ours: &[i64],
-) -> Result<i64, RegisterError> {
-    let key = spec.key();
-    let put = TxnOp::put(
-        key.as_str(),
-        spec.value(),
-        Some(PutOptions::new().with_lease(lease)),
-    );
-    let txn = Txn::new()
-        .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-        .and_then([put.clone()])
-        .or_else([TxnOp::get(key.as_str(), None)]);
-    let response = etcd.timed(client.txn(txn)).await?;
-    let revision =
-        |r: &etcd_client::TxnResponse| r.header().map(|h| h.revision()).unwrap_or_default();
-    if response.succeeded() {
-        return Ok(revision(&response));
-    }
-    let existing = response.op_responses().into_iter().find_map(|op| match op {
-        TxnOpResponse::Get(get) => get.kvs().first().map(|kv| (kv.lease(), kv.mod_revision())),
-        _ => None,
-    });
-    let Some((holder, mod_revision)) = existing else {
-        return Err(RegisterError::Raced(key));
-    };
-    if holder != 0 && !ours.contains(&holder) {
-        let left = etcd
-            .timed(client.lease_time_to_live(holder, None))
-            .await?
-            .ttl();
-        if left > 0 {
-            return Err(RegisterError::Conflict {
-                key,
-                lease: holder,
-                ttl: left,
-            });
-        }
-    }
-    // The key is unleased, ours, or its lease just died: take it, unless it changes meanwhile.
-    let txn = Txn::new()
-        .when([Compare::mod_revision(
-            key.as_str(),
-            CompareOp::Equal,
-            mod_revision,
-        )])
-        .and_then([put]);
-    let response = etcd.timed(client.txn(txn)).await?;
-    if response.succeeded() {
-        Ok(revision(&response))
-    } else {
-        Err(RegisterError::Raced(key))
-    }
-}
-
-async fn revoke(client: &mut Client, etcd: &EtcdConfig, lease: i64) {
-    if let Err(error) = etcd.timed(client.lease_revoke(lease)).await {
-        // Not fatal: an unrevoked lease still expires after its TTL.
-        warn!(lease = format!("{lease:x}"), %error, "could not revoke lease");
-    }
-}
-
-/// What `register list` prints: every valid instance with its address or host name, and the
-/// keys the server skips with the reason, both in key order, read at one revision.
-#[derive(Debug, Default)]
-pub struct Listing {
-    /// `(etcd key, address or host)`.
-    pub instances: Vec<(String, String)>,
-    /// `(etcd key, why it is skipped)`.
-    pub rejected: Vec<(String, Invalid)>,
-}
-
-/// Reads the registry under `prefix` (keys and values parsed as the server parses them).
-pub async fn list(etcd: &EtcdConfig, prefix: &str) -> Result<Listing, RegisterError> {
-    let client = etcd.connect().await?;
-    let mut listing = Listing::default();
-    read_prefix(&client, etcd, prefix.as_bytes(), |kvs| {
-        for kv in kvs {
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            match parse_entry(prefix, &Name::root(), kv.key(), kv.value()) {
-                Ok((_, registration)) => listing
-                    .instances
-                    .push((key, registration.target.to_string())),
-                Err(reason) => listing.rejected.push((key, reason)),
-            }
-        }
-    })
-    .await?;
-    Ok(listing)
 }
