@@ -21,7 +21,8 @@
 //! - [`metrics`], [`http`]: per-thread query counters; `/metrics`, `/health`, `/ready`,
 //!   `/services`.
 //! - [`server`]: the watcher, the DNS server and the HTTP endpoints assembled.
-//! - [`register`]: lease grant, claim, keep-alive, revoke, re-register; `register list`.
+//! - [`register`]: lease grant, claim, keep-alive, revoke, re-register; health checks that gate
+//!   the registration; `register list`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

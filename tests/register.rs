@@ -249,3 +249,16 @@ async fn invalid_name_fails_before_touching_etcd() {
         .expect("read");
     assert!(stderr.contains("invalid label"), "{stderr}");
 }
+
+#[test]
+fn version_names_each_binary() {
+    for name in ["etcd-dns", "register"] {
+        let output = std::process::Command::new(bin(name))
+            .arg("--version")
+            .output()
+            .expect("run --version");
+        assert!(output.status.success());
+        let want = format!("{name} {}\n", env!("CARGO_PKG_VERSION"));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), want);
+    }
+}

@@ -2,10 +2,12 @@
 
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use etcd_dns::etcd::EtcdConfig;
+use etcd_dns::register::check::{self, Check, Gate, HttpTarget, DEFAULT_CHECK_INTERVAL};
 use etcd_dns::register::{self, RegisterSpec, DEFAULT_LEASE_TTL};
 use tokio_util::sync::CancellationToken;
 
@@ -13,8 +15,18 @@ etcd_dns::etcd_args!(EtcdArgs, "REGISTER_");
 
 /// Registers a service instance in etcd and keeps it alive until SIGINT/SIGTERM, which revoke
 /// the lease so the name disappears at once.
+///
+/// With --check-http or --check-cmd the instance is registered only while the check passes:
+/// when it fails the lease is revoked (the name stops answering), when it passes again a new
+/// lease is granted and the key put back.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about, subcommand_negates_reqs = true)]
+#[command(
+    name = "register",
+    version,
+    about,
+    long_about,
+    subcommand_negates_reqs = true
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -36,6 +48,31 @@ struct Args {
     /// TXT string, k=v (repeatable; commas are kept, so REGISTER_TXT holds one string)
     #[arg(long = "txt", env = "REGISTER_TXT")]
     txt: Vec<String>,
+    /// Registered only while GET URL answers 2xx within the check timeout (http:// only)
+    #[arg(
+        long,
+        env = "REGISTER_CHECK_HTTP",
+        value_name = "URL",
+        conflicts_with = "check_cmd"
+    )]
+    check_http: Option<HttpTarget>,
+    /// Registered only while `sh -c CMD` exits 0 within the check timeout (killed past it)
+    #[arg(
+        long,
+        env = "REGISTER_CHECK_CMD",
+        value_name = "CMD",
+        value_parser = check::parse_command
+    )]
+    check_cmd: Option<String>,
+    /// Time between two checks (500ms, 5s, 1m); the timeout of one check is this, at most 2s
+    #[arg(
+        long,
+        env = "REGISTER_CHECK_INTERVAL",
+        value_name = "DURATION",
+        default_value = DEFAULT_CHECK_INTERVAL,
+        value_parser = check::parse_interval
+    )]
+    check_interval: Duration,
     #[command(flatten)]
     etcd: EtcdArgs,
     /// etcd key prefix of the registry
@@ -107,6 +144,15 @@ async fn run(args: Args) -> Result<()> {
         txt: args.txt,
     };
     let shutdown = CancellationToken::new();
+    let check = match (args.check_http, args.check_cmd) {
+        (Some(target), _) => Some(Check::Http(target)),
+        (None, Some(command)) => Some(Check::Command(command)),
+        (None, None) => None,
+    };
+    let gate = match check {
+        Some(check) => Gate::spawn(check, args.check_interval, shutdown.clone()),
+        None => Gate::open(),
+    };
     let signal = shutdown.clone();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;
@@ -117,7 +163,7 @@ async fn run(args: Args) -> Result<()> {
         }
         signal.cancel();
     });
-    register::run(&etcd, &spec, shutdown)
+    register::run(&etcd, &spec, gate, shutdown)
         .await
         .with_context(|| format!("cannot register {}", spec.key()))
 }

@@ -4,7 +4,12 @@
 //! shutdown. A lost lease (etcd restarted, partition longer than the TTL, key deleted) is
 //! granted again and the key put again, with backoff, forever. Only a key held by somebody
 //! else's live lease, or invalid input, ends it with an error.
+//!
+//! With a health check ([`check`]) the instance is registered only while the check passes:
+//! when it starts failing the lease is revoked (the key, and the DNS name, go at once); when it
+//! passes again a new lease is granted and the key claimed as at start.
 
+pub mod check;
 mod claim;
 mod list;
 
@@ -20,6 +25,7 @@ use tracing::{info, warn};
 use crate::backoff::Backoff;
 use crate::etcd::{EtcdConfig, EtcdError};
 use crate::key::{parse_key, KeyError};
+use check::Gate;
 use claim::{claim, revoke};
 pub use list::{list, Listing};
 
@@ -160,11 +166,22 @@ pub fn default_ip() -> Option<IpAddr> {
         .copied()
 }
 
-/// Keeps `spec` registered until `shutdown`, then revokes the lease. Returns an error only for
-/// what retrying cannot fix.
+/// How a session ended without an error.
+#[derive(Debug)]
+enum Ended {
+    /// Shutdown: the lease is revoked (or never granted); stop.
+    Shutdown,
+    /// The health check failed: the lease is revoked; register again once it passes.
+    CheckFailing,
+}
+
+/// Keeps `spec` registered until `shutdown`, then revokes the lease; while `gate` is closed
+/// (the health check fails) it holds no lease and no key. Returns an error only for what
+/// retrying cannot fix.
 pub async fn run(
     etcd: &EtcdConfig,
     spec: &RegisterSpec,
+    mut gate: Gate,
     shutdown: CancellationToken,
 ) -> Result<(), RegisterError> {
     spec.validate()?;
@@ -172,8 +189,13 @@ pub async fn run(
     // Leases this process granted earlier: a key still bound to one of them is ours to take back.
     let mut ours: Vec<i64> = Vec::new();
     loop {
-        match session(etcd, spec, &shutdown, &mut ours, &mut backoff).await {
-            Ok(()) => return Ok(()),
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            () = gate.passing() => {}
+        }
+        match session(etcd, spec, &mut gate, &shutdown, &mut ours, &mut backoff).await {
+            Ok(Ended::Shutdown) => return Ok(()),
+            Ok(Ended::CheckFailing) => {}
             Err(e) if e.is_fatal() => return Err(e),
             Err(error) => {
                 let delay = backoff.next_delay();
@@ -188,17 +210,18 @@ pub async fn run(
     }
 }
 
-/// One lease's life: grant, claim, keep alive; `Ok` only after a shutdown revoked it.
+/// One lease's life: grant, claim, keep alive, until shutdown or a failing check revokes it.
 async fn session(
     etcd: &EtcdConfig,
     spec: &RegisterSpec,
+    gate: &mut Gate,
     shutdown: &CancellationToken,
     ours: &mut Vec<i64>,
     backoff: &mut Backoff,
-) -> Result<(), RegisterError> {
+) -> Result<Ended, RegisterError> {
     let key = spec.key();
     let mut client = tokio::select! {
-        _ = shutdown.cancelled() => return Ok(()),
+        _ = shutdown.cancelled() => return Ok(Ended::Shutdown),
         client = etcd.connect() => client?,
     };
     let lease = etcd.timed(client.lease_grant(spec.ttl, None)).await?.id();
@@ -212,7 +235,7 @@ async fn session(
         Err(error) => {
             revoke(&mut client, etcd, lease).await;
             ours.retain(|l| *l != lease);
-            return error.map_or(Ok(()), Err);
+            return error.map_or(Ok(Ended::Shutdown), Err);
         }
     };
     // Older leases of ours no longer hold the key: let them go.
@@ -242,7 +265,16 @@ async fn session(
             _ = shutdown.cancelled() => {
                 revoke(&mut client, etcd, lease).await;
                 info!(key = %key, "lease revoked; unregistered");
-                return Ok(());
+                return Ok(Ended::Shutdown);
+            }
+            () = gate.failing() => {
+                // A lease whose revocation etcd did not confirm stays ours: if it still holds
+                // the key when the check passes again, the claim takes the key back from it.
+                if revoke(&mut client, etcd, lease).await {
+                    ours.retain(|l| *l != lease);
+                }
+                info!(key = %key, "lease revoked; unregistered until the health check passes");
+                return Ok(Ended::CheckFailing);
             }
             _ = tick.tick() => {
                 if last_ack.elapsed() > lease_ttl {
