@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs what building and testing etcd-dns need, from Debian's packages, if missing:
 #   protoc and its well-known types (etcd-client's build), etcd + etcdctl (tests, demo), dig (demo).
-# Sourced by scripts/demo.sh and scripts/test.sh; safe to run again.
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run again. With DEPS=build (as
+# scripts/install.sh sources it) only what building needs: no etcd, etcdctl or dig.
 set -euo pipefail
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 # protoc's well-known types (google/protobuf/descriptor.proto), only a Recommends of protoc.
 [ -e /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
-command -v etcd >/dev/null 2>&1 || [ -n "${ETCD_BIN:-}" ] || need+=(etcd-server)
-command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
-command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+if [ "${DEPS:-}" != build ]; then
+  command -v etcd >/dev/null 2>&1 || [ -n "${ETCD_BIN:-}" ] || need+=(etcd-server)
+  command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+  command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+fi
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 
 if [ ${#need[@]} -gt 0 ]; then
