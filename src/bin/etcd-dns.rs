@@ -60,11 +60,7 @@ struct Args {
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
     /// Log level (trace, debug, info, warn, error) or a tracing filter; RUST_LOG wins
-    #[arg(
-        long,
-        env = "ETCD_DNS_LOG_LEVEL",
-        default_value = "info,hickory_server=warn"
-    )]
+    #[arg(long, env = "ETCD_DNS_LOG_LEVEL", default_value = etcd_dns::logging::DEFAULT_FILTER)]
     log_level: String,
 }
 

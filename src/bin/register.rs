@@ -50,7 +50,7 @@ struct Args {
     #[arg(
         long,
         env = "REGISTER_LOG_LEVEL",
-        default_value = "info,hickory_server=warn",
+        default_value = etcd_dns::logging::DEFAULT_FILTER,
         global = true
     )]
     log_level: String,
