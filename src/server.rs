@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
 use crate::etcd::EtcdConfig;
 use crate::table::Table;
-use crate::watch;
+use crate::watch::{self, WatchError};
 use crate::zone::ZoneConfig;
 
 /// Everything the server needs besides its sockets.
@@ -26,13 +26,22 @@ pub struct ServerConfig {
 pub struct Running {
     /// The live table the DNS answers from.
     pub table: Arc<Table>,
-    tasks: JoinSet<()>,
+    tasks: JoinSet<Result<(), WatchError>>,
 }
 
 impl Running {
-    /// Waits until every task has stopped (after the shutdown token fired).
-    pub async fn wait(mut self) {
-        while self.tasks.join_next().await.is_some() {}
+    /// Waits until every task has stopped: after the shutdown token fired, or after the
+    /// watcher met a permanent failure before its first read (wrong credentials, missing
+    /// permission, a certificate that does not verify), which fires the token itself and is
+    /// returned.
+    pub async fn wait(mut self) -> Result<(), WatchError> {
+        let mut result = Ok(());
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Ok(Err(error)) = joined {
+                result = Err(error);
+            }
+        }
+        result
     }
 }
 
@@ -46,12 +55,16 @@ pub fn start(
     let table = Arc::new(Table::new(&zone));
     let router = Arc::new(dns::router(table.clone(), &config.catalog)?);
     let mut tasks = JoinSet::new();
-    tasks.spawn(watch::run(
-        config.etcd,
-        zone.clone(),
-        table.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(transport::serve(listeners, router, shutdown));
+    let watcher = watch::run(config.etcd, zone.clone(), table.clone(), shutdown.clone());
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        // Answering SERVFAIL for the whole zone forever would look healthy to a supervisor.
+        watcher.await.inspect_err(|_| stop.cancel())
+    });
+    let serve = transport::serve(listeners, router, shutdown);
+    tasks.spawn(async move {
+        serve.await;
+        Ok(())
+    });
     Ok(Running { table, tasks })
 }

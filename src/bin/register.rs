@@ -77,6 +77,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<()> {
     let etcd: EtcdConfig = args.etcd.clone().into();
+    etcd.validate()?;
     if let Some(Command::List) = args.command {
         let listing = register::list(&etcd, &args.prefix)
             .await
