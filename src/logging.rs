@@ -1,24 +1,56 @@
 //! Logging set-up shared by both binaries: `tracing` to stderr, level from `RUST_LOG` or the
-//! `--log-level` flag, colours only on a terminal; and a rate limit for lines that remote
-//! packets can trigger.
+//! `--log-level` flag, colours only on a terminal; a rate limit for lines that remote packets
+//! can trigger; and [`clip`], which bounds what an etcd key or value adds to a line.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing_subscriber::EnvFilter;
 
-/// Default filter: our own info logs, hickory's per-query info lines silenced.
-pub const DEFAULT_FILTER: &str = "info,hickory_server=warn";
+/// Default filter: our own info logs, and nothing from hickory.
+pub const DEFAULT_FILTER: &str = "info";
+/// Added to a `--log-level` that does not name a hickory target: hickory logs per packet (a
+/// malformed EDNS option, a failed send, a stray upstream reply), at warn and error too, and
+/// those lines cannot be rate-limited from here. `RUST_LOG` (or naming a hickory target in
+/// `--log-level`) turns them back on.
+pub const QUIET_DEPENDENCIES: &str =
+    "hickory_proto=off,hickory_net=off,hickory_server=off,hickory_resolver=off";
+/// Longest etcd key or value text a log line carries; the rest is cut (see [`clip`]).
+pub const LOG_TEXT_MAX: usize = 256;
+
+/// The filter for `--log-level LEVEL`: `LEVEL` plus [`QUIET_DEPENDENCIES`], unless it
+/// already says something about hickory.
+pub fn filter_for(level: &str) -> String {
+    if level.contains("hickory") {
+        level.to_string()
+    } else {
+        format!("{level},{QUIET_DEPENDENCIES}")
+    }
+}
+
+/// `text` cut to at most [`LOG_TEXT_MAX`] bytes (on a character boundary) followed by
+/// "…(N bytes)" when longer: an etcd key is up to 1.5 MiB, and a log line is no place for it.
+pub fn clip(text: &str) -> Cow<'_, str> {
+    if text.len() <= LOG_TEXT_MAX {
+        return Cow::Borrowed(text);
+    }
+    let mut end = LOG_TEXT_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…({} bytes)", &text[..end], text.len()))
+}
 
 /// Installs the global subscriber. `RUST_LOG` wins over `level`; an invalid filter falls back
 /// to [`DEFAULT_FILTER`] with a warning.
 pub fn init(level: &str) {
     let (filter, bad) = match EnvFilter::try_from_default_env() {
         Ok(filter) => (filter, None),
-        Err(_) => match EnvFilter::try_new(level) {
+        Err(_) => match EnvFilter::try_new(filter_for(level)) {
             Ok(filter) => (filter, None),
-            Err(e) => (EnvFilter::new(DEFAULT_FILTER), Some(e)),
+            Err(e) => (EnvFilter::new(filter_for(DEFAULT_FILTER)), Some(e)),
         },
     };
     tracing_subscriber::fmt()
@@ -93,5 +125,31 @@ mod tests {
         // As if the interval had passed.
         limit.last.store(0, Ordering::Relaxed);
         assert_eq!(limit.allow(), Some(2));
+    }
+
+    #[test]
+    fn long_keys_are_clipped_with_their_length() {
+        assert_eq!(clip("services/web"), "services/web");
+        let long = format!("services/{}", "a".repeat(100_000));
+        let clipped = clip(&long);
+        assert_eq!(clipped.len(), LOG_TEXT_MAX + "…(100009 bytes)".len());
+        assert!(clipped.ends_with("aaa…(100009 bytes)"), "{clipped}");
+        // Never cut inside a character.
+        let wide = "é".repeat(200);
+        assert!(clip(&wide).starts_with(&"é".repeat(LOG_TEXT_MAX / 2)));
+        let odd = format!("a{wide}");
+        assert_eq!(clip(&odd), format!("a{}…(401 bytes)", "é".repeat(127)));
+    }
+
+    #[test]
+    fn hickory_is_quiet_unless_named() {
+        assert_eq!(filter_for("warn"), format!("warn,{QUIET_DEPENDENCIES}"));
+        assert_eq!(
+            filter_for("info,hickory_server=debug"),
+            "info,hickory_server=debug"
+        );
+        for level in ["info", "debug", "etcd_dns=trace"] {
+            assert!(EnvFilter::try_new(filter_for(level)).is_ok(), "{level}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::etcd::EtcdConfig;
 use crate::http::{self, Http};
 use crate::metrics::Metrics;
 use crate::table::Table;
-use crate::watch;
+use crate::watch::{self, WatchError};
 use crate::zone::ZoneConfig;
 
 /// Everything the server needs besides its sockets.
@@ -33,13 +33,22 @@ pub struct Running {
     pub table: Arc<Table>,
     /// Query and watch counters.
     pub metrics: Arc<Metrics>,
-    tasks: JoinSet<()>,
+    tasks: JoinSet<Result<(), WatchError>>,
 }
 
 impl Running {
-    /// Waits until every task has stopped (after the shutdown token fired).
-    pub async fn wait(mut self) {
-        while self.tasks.join_next().await.is_some() {}
+    /// Waits until every task has stopped: after the shutdown token fired, or after the
+    /// watcher met a permanent failure before its first read (wrong credentials, missing
+    /// permission, a certificate that does not verify), which fires the token itself and is
+    /// returned.
+    pub async fn wait(mut self) -> Result<(), WatchError> {
+        let mut result = Ok(());
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Ok(Err(error)) = joined {
+                result = Err(error);
+            }
+        }
+        result
     }
 }
 
@@ -59,13 +68,18 @@ pub fn start(
         &config.catalog,
     )?);
     let mut tasks = JoinSet::new();
-    tasks.spawn(watch::run(
+    let watcher = watch::run(
         config.etcd,
         zone.clone(),
         table.clone(),
         metrics.clone(),
         shutdown.clone(),
-    ));
+    );
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        // Answering SERVFAIL for the whole zone forever would look healthy to a supervisor.
+        watcher.await.inspect_err(|_| stop.cancel())
+    });
     let mut listeners = listeners;
     if let Some(listener) = listeners.http.take() {
         let endpoints = Http {
@@ -73,9 +87,17 @@ pub fn start(
             metrics: metrics.clone(),
             max_stale: config.max_stale,
         };
-        tasks.spawn(http::serve(listener, endpoints, shutdown.clone()));
+        let serve = http::serve(listener, endpoints, shutdown.clone());
+        tasks.spawn(async move {
+            serve.await;
+            Ok(())
+        });
     }
-    tasks.spawn(transport::serve(listeners, router, shutdown));
+    let serve = transport::serve(listeners, router, shutdown);
+    tasks.spawn(async move {
+        serve.await;
+        Ok(())
+    });
     Ok(Running {
         table,
         metrics,

@@ -1,7 +1,9 @@
 //! etcd → table: read the prefix at revision R, watch from R+1, apply events, publish
 //! snapshots; on any break, reconnect with capped jittered backoff, re-read and swap the whole
-//! table at once.
+//! table at once. What retrying cannot fix (credentials, permission, TLS) before the first
+//! read ends the watcher with an error; an outage is logged once, then summarised.
 
+use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +13,9 @@ use futures_util::FutureExt;
 use thiserror::Error;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Report, Retry};
 use crate::etcd::{read_prefix, EtcdConfig, EtcdError};
 use crate::metrics::Metrics;
 use crate::table::{Registry, Table};
@@ -45,32 +47,63 @@ pub enum WatchError {
     Closed,
 }
 
-/// Keeps `table` in step with etcd until `shutdown`.
+impl WatchError {
+    /// True for what retrying cannot fix (see [`EtcdError::is_permanent`]).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Etcd(e) if e.is_permanent())
+    }
+}
+
+/// Keeps `table` in step with etcd until `shutdown`. Returns an error only for a permanent
+/// failure (see [`WatchError::is_permanent`]) before the registry was first read: after that,
+/// every failure is retried and the last table served meanwhile.
 pub async fn run(
     etcd: EtcdConfig,
     config: Arc<ZoneConfig>,
     table: Arc<Table>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-) {
-    let mut backoff = Backoff::default();
+) -> Result<(), WatchError> {
+    let mut retry = Retry::default();
     loop {
-        let session = sync(&etcd, &config, &table, &metrics, &mut backoff)
+        let session = sync(&etcd, &config, &table, &metrics, &mut retry)
             .instrument(info_span!("watch", etcd = %etcd.endpoints_text()));
         let result = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             result = session => result,
         };
-        let delay = backoff.next_delay();
-        if let Err(error) = result {
-            let age = table.load().published.elapsed().as_secs();
-            warn!(%error, retry_in_ms = delay.as_millis() as u64, serving_table_age_s = age,
-                "etcd sync interrupted; serving the last table");
+        let Err(error) = result;
+        if error.is_permanent() && !retry.has_succeeded() {
+            return Err(error);
         }
+        let (delay, report) = retry.failed();
+        log_failure(&table, &error, report, delay);
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+/// Logs a failed session as `report` says: the first of a run, then a summary per interval.
+/// A permanent failure (after a first success: a changed password, a revoked role) is an error.
+fn log_failure(table: &Table, error: &WatchError, report: Report, delay: std::time::Duration) {
+    let snapshot = table.load();
+    let (first, serving, age) = if snapshot.ready {
+        let age = snapshot.published.elapsed().as_secs();
+        ("etcd sync interrupted", "serving the last table", Some(age))
+    } else {
+        let serving = "no table loaded yet: names under the zone answer SERVFAIL";
+        ("etcd sync failed", serving, None)
+    };
+    let Some(what) = report.line(first) else {
+        return;
+    };
+    let retry_in_ms = delay.as_millis() as u64;
+    if error.is_permanent() {
+        error!(%error, retry_in_ms, serving_table_age_s = age, "{what}; {serving}");
+    } else {
+        warn!(%error, retry_in_ms, serving_table_age_s = age, "{what}; {serving}");
     }
 }
 
@@ -80,8 +113,11 @@ async fn read_registry(
     client: &Client,
     etcd: &EtcdConfig,
     config: &Arc<ZoneConfig>,
+    table: &Table,
 ) -> Result<(Registry, i64), EtcdError> {
-    let mut registry = Registry::new(config.clone());
+    // Keys the last table already rejected for the same reason are not logged again.
+    let mut registry =
+        Registry::new(config.clone()).with_known_rejected(table.load().rejected.clone());
     let revision = read_prefix(client, etcd, config.prefix.as_bytes(), |kvs| {
         for kv in kvs {
             registry.put(kv.key(), kv.value());
@@ -93,17 +129,18 @@ async fn read_registry(
     Ok((registry, revision))
 }
 
-/// One session: connect, read, publish, then follow the watch until it breaks.
+/// One session: connect, read, publish, then follow the watch until it breaks (a session only
+/// ends with an error).
 async fn sync(
     etcd: &EtcdConfig,
     config: &Arc<ZoneConfig>,
     table: &Table,
     metrics: &Metrics,
-    backoff: &mut Backoff,
-) -> Result<(), WatchError> {
+    retry: &mut Retry,
+) -> Result<Infallible, WatchError> {
     let mut client = etcd.connect().await?;
     let started = std::time::Instant::now();
-    let (mut registry, revision) = read_registry(&client, etcd, config).await?;
+    let (mut registry, revision) = read_registry(&client, etcd, config, table).await?;
     let read_ms = started.elapsed().as_millis() as u64;
     let options = WatchOptions::new()
         .with_prefix()
@@ -121,7 +158,13 @@ async fn sync(
     }
     table.store(snapshot);
     table.confirm();
-    backoff.reset();
+    if let Some(outage) = retry.succeeded() {
+        info!(
+            attempts = outage.attempts,
+            over_s = outage.over.as_secs(),
+            "etcd reachable again"
+        );
+    }
     info!(
         revision,
         instances = registry.len(),

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
+use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::http;
 use etcd_dns::server::{self, ServerConfig};
 use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
@@ -72,11 +73,7 @@ struct Args {
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
     /// Log level (trace, debug, info, warn, error) or a tracing filter; RUST_LOG wins
-    #[arg(
-        long,
-        env = "ETCD_DNS_LOG_LEVEL",
-        default_value = "info,hickory_server=warn"
-    )]
+    #[arg(long, env = "ETCD_DNS_LOG_LEVEL", default_value = etcd_dns::logging::DEFAULT_FILTER)]
     log_level: String,
 }
 
@@ -89,6 +86,8 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 async fn main() -> Result<()> {
     let args = Args::parse();
     etcd_dns::logging::init(&args.log_level);
+    let etcd: EtcdConfig = args.etcd.clone().into();
+    etcd.validate()?;
     let mut zone = args.zone.clone();
     zone.set_fqdn(true);
     let required = args.zones != Path::new(DEFAULT_ZONES);
@@ -115,7 +114,7 @@ async fn main() -> Result<()> {
             negative_ttl: args.negative_ttl,
             statics: statics.map(Arc::new),
         },
-        etcd: args.etcd.clone().into(),
+        etcd,
         catalog: CatalogConfig {
             zone_files,
             upstreams,
@@ -135,12 +134,19 @@ async fn main() -> Result<()> {
         info!(%addr, zone = %config.zone.zone, prefix = %config.zone.prefix, "listening");
     }
     let shutdown = CancellationToken::new();
+    let prefix = config.zone.prefix.clone();
     let running = server::start(config, listeners, shutdown.clone())?;
-    wait_for_signal().await?;
+    let stopped = running.wait();
+    tokio::pin!(stopped);
+    let fatal = || format!("cannot read the registry {prefix:?} from etcd");
+    tokio::select! {
+        // Only a failure that retrying cannot fix stops the server on its own.
+        result = &mut stopped => return result.with_context(fatal),
+        signal = wait_for_signal() => signal?,
+    }
     info!("shutting down");
     shutdown.cancel();
-    running.wait().await;
-    Ok(())
+    stopped.await.with_context(fatal)
 }
 
 async fn wait_for_signal() -> Result<()> {

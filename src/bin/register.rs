@@ -87,7 +87,7 @@ struct Args {
     #[arg(
         long,
         env = "REGISTER_LOG_LEVEL",
-        default_value = "info,hickory_server=warn",
+        default_value = etcd_dns::logging::DEFAULT_FILTER,
         global = true
     )]
     log_level: String,
@@ -114,6 +114,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<()> {
     let etcd: EtcdConfig = args.etcd.clone().into();
+    etcd.validate()?;
     if let Some(Command::List) = args.command {
         let listing = register::list(&etcd, &args.prefix)
             .await

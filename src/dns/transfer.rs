@@ -9,8 +9,12 @@ use tracing::info;
 
 use super::live::in_zone;
 use super::reply::{error_reply, fit, reply_to, Limit};
+use crate::logging::LogLimit;
 use crate::table::Snapshot;
 use crate::wire::name_from_wire;
+
+/// Transfers are logged, but an allowed client asking in a loop must not flood the log.
+static TRANSFERS: LogLimit = LogLimit::new();
 
 /// The AXFR reply to `request` from `snapshot`; SERVFAIL until the registry was first read.
 /// Slow (every record is decoded and encoded again): never on the query path.
@@ -34,6 +38,9 @@ pub fn axfr(request: &Message, snapshot: &Snapshot, src: SocketAddr, limit: Limi
         }
     }
     reply.answers.push(soa);
-    info!(%src, records = reply.answers.len(), serial = snapshot.revision, "zone transfer");
+    if let Some(suppressed) = TRANSFERS.allow() {
+        info!(%src, records = reply.answers.len(), serial = snapshot.revision, suppressed,
+            "zone transfer");
+    }
     fit(reply, limit)
 }

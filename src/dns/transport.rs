@@ -17,7 +17,12 @@ use tracing::{debug, info, warn};
 
 use super::reply::REPLY_CAPACITY;
 use super::router::{Answer, Pending, Router};
+use crate::logging::LogLimit;
 use crate::wire;
+
+/// Failed accepts (out of file descriptors: each retry fails again, ~90 a second) and
+/// oversized TCP replies (a client can ask for them) share one log line per interval.
+static TCP_TROUBLE: LogLimit = LogLimit::new();
 
 /// Idle TCP connections are closed after this long (Knot's default idle timeout is 10 s too).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -303,7 +308,9 @@ async fn tcp_accept(listener: TcpListener, router: Arc<Router>, shutdown: Cancel
                 ));
             }
             Err(error) => {
-                warn!(%error, "TCP accept");
+                if let Some(suppressed) = TCP_TROUBLE.allow() {
+                    warn!(%error, suppressed, "TCP accept");
+                }
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
             }
         }
@@ -339,7 +346,9 @@ async fn tcp_connection(
             continue;
         };
         let Ok(len) = u16::try_from(reply.len()) else {
-            warn!(%peer, bytes = reply.len(), "reply too large for TCP; closing");
+            if let Some(suppressed) = TCP_TROUBLE.allow() {
+                warn!(%peer, bytes = reply.len(), suppressed, "reply too large for TCP; closing");
+            }
             return;
         };
         let mut framed = Vec::with_capacity(reply.len() + 2);

@@ -3,7 +3,8 @@
 //! Grant a lease, claim the key with it, keep it alive about every TTL/3, revoke it on
 //! shutdown. A lost lease (etcd restarted, partition longer than the TTL, key deleted) is
 //! granted again and the key put again, with backoff, forever. Only a key held by somebody
-//! else's live lease, or invalid input, ends it with an error.
+//! else's live lease, invalid input, or etcd refusing us (credentials, permission, TLS) before
+//! the first registration ends it with an error.
 //!
 //! With a health check ([`check`]) the instance is registered only while the check passes:
 //! when it starts failing the lease is revoked (the key, and the DNS name, go at once); when it
@@ -20,11 +21,12 @@ use etcd_client::{EventType, WatchOptions};
 use hickory_proto::rr::Name;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::backoff::Backoff;
+use crate::backoff::Retry;
 use crate::etcd::{EtcdConfig, EtcdError};
 use crate::key::{parse_key, KeyError};
+use crate::logging::clip;
 use check::Gate;
 use claim::{claim, revoke};
 pub use list::{list, Listing};
@@ -99,12 +101,15 @@ pub enum RegisterError {
 }
 
 impl RegisterError {
-    /// Errors that retrying cannot fix.
+    /// Errors that retrying cannot fix: bad input, a key another live lease holds, and etcd
+    /// refusing us (wrong credentials, missing permission, a certificate that does not
+    /// verify; see [`EtcdError::is_permanent`]).
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            Self::Ttl(_) | Self::Key { .. } | Self::Conflict { .. }
-        )
+        match self {
+            Self::Ttl(_) | Self::Key { .. } | Self::Conflict { .. } => true,
+            Self::Etcd(error) => error.is_permanent(),
+            Self::LeaseLost(_) | Self::KeyChanged(_) | Self::Raced(_) => false,
+        }
     }
 }
 
@@ -185,7 +190,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RegisterError> {
     spec.validate()?;
-    let mut backoff = Backoff::default();
+    let mut retry = Retry::default();
     // Leases this process granted earlier: a key still bound to one of them is ours to take back.
     let mut ours: Vec<i64> = Vec::new();
     loop {
@@ -193,19 +198,29 @@ pub async fn run(
             _ = shutdown.cancelled() => return Ok(()),
             () = gate.passing() => {}
         }
-        match session(etcd, spec, &mut gate, &shutdown, &mut ours, &mut backoff).await {
+        let error = match session(etcd, spec, &mut gate, &shutdown, &mut ours, &mut retry).await {
             Ok(Ended::Shutdown) => return Ok(()),
-            Ok(Ended::CheckFailing) => {}
-            Err(e) if e.is_fatal() => return Err(e),
-            Err(error) => {
-                let delay = backoff.next_delay();
-                warn!(key = %spec.key(), %error, retry_in_ms = delay.as_millis() as u64,
-                    "registration interrupted; registering again");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(delay) => {}
-                }
+            Ok(Ended::CheckFailing) => continue,
+            Err(error) => error,
+        };
+        // etcd refusing us after a first registration (a changed password, a revoked role) is
+        // logged as an error and retried; before it, it ends the program.
+        let etcd_refused = matches!(error, RegisterError::Etcd(_));
+        if error.is_fatal() && !(etcd_refused && retry.has_succeeded()) {
+            return Err(error);
+        }
+        let (delay, report) = retry.failed();
+        if let Some(what) = report.line("registration interrupted") {
+            let (key, retry_in_ms) = (spec.key(), delay.as_millis() as u64);
+            if error.is_fatal() {
+                error!(key = %clip(&key), %error, retry_in_ms, "{what}; registering again");
+            } else {
+                warn!(key = %clip(&key), %error, retry_in_ms, "{what}; registering again");
             }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
         }
     }
 }
@@ -217,7 +232,7 @@ async fn session(
     gate: &mut Gate,
     shutdown: &CancellationToken,
     ours: &mut Vec<i64>,
-    backoff: &mut Backoff,
+    retry: &mut Retry,
 ) -> Result<Ended, RegisterError> {
     let key = spec.key();
     let mut client = tokio::select! {
@@ -248,9 +263,15 @@ async fn session(
         revoke(&mut client, etcd, old).await;
     }
     ours.retain(|l| *l == lease);
-    info!(key = %key, value = %spec.value(), lease = format!("{lease:x}"), ttl = spec.ttl,
+    info!(key = %clip(&key), value = %clip(&spec.value()), lease = format!("{lease:x}"), ttl = spec.ttl,
         "registered");
-    backoff.reset();
+    if let Some(outage) = retry.succeeded() {
+        info!(
+            attempts = outage.attempts,
+            over_s = outage.over.as_secs(),
+            "etcd reachable again"
+        );
+    }
 
     let (mut keeper, mut alive) = etcd.timed(client.lease_keep_alive(lease)).await?;
     let watch_options = WatchOptions::new().with_start_revision(revision + 1);
@@ -264,7 +285,7 @@ async fn session(
         tokio::select! {
             _ = shutdown.cancelled() => {
                 revoke(&mut client, etcd, lease).await;
-                info!(key = %key, "lease revoked; unregistered");
+                info!(key = %clip(&key), "lease revoked; unregistered");
                 return Ok(Ended::Shutdown);
             }
             () = gate.failing() => {
@@ -273,7 +294,7 @@ async fn session(
                 if revoke(&mut client, etcd, lease).await {
                     ours.retain(|l| *l != lease);
                 }
-                info!(key = %key, "lease revoked; unregistered until the health check passes");
+                info!(key = %clip(&key), "lease revoked; unregistered until the health check passes");
                 return Ok(Ended::CheckFailing);
             }
             _ = tick.tick() => {

@@ -12,6 +12,7 @@ use super::contributors::Contributors;
 use super::names::{shard_of, FastHash, Group, Names, Node, GROUPS, PER_GROUP};
 use super::{Rejected, Snapshot};
 use crate::key::ServiceKey;
+use crate::logging::clip;
 use crate::records::{instance_names, static_names, RecordsBuilder, Roles};
 use crate::service::{parse_entry, Invalid, Registration};
 use crate::wire::{name_from_wire, wire_name, WireName};
@@ -52,6 +53,9 @@ pub struct Registry {
     /// Keys skipped as invalid, shared with the snapshots until it changes again (so
     /// publishing stays O(1); a change copies the map).
     rejected: Arc<Rejected>,
+    /// The previous table's rejected keys, while a re-read rebuilds the registry: a key
+    /// rejected there for the same reason is not logged again (cleared at the first snapshot).
+    known_rejected: Arc<Rejected>,
     /// Names whose entries are out of date, by their current node (repeats are dropped at the
     /// next snapshot): rebuilt once each then, so a batch of events (or the initial read) costs
     /// O(changes), not O(changes × instances per name).
@@ -75,6 +79,7 @@ impl Registry {
                 .collect(),
             hasher: FastHash::default(),
             rejected: Arc::default(),
+            known_rejected: Arc::default(),
             dirty: Vec::new(),
             zone_name: wire_name(&config.zone),
             apex: Arc::new(Apex::new(&config)),
@@ -88,6 +93,13 @@ impl Registry {
             }
         }
         registry
+    }
+
+    /// The same registry, told which keys the previous table rejected (and why), so that a
+    /// re-read logs only the keys that are newly invalid or invalid for another reason.
+    pub fn with_known_rejected(mut self, previous: Arc<Rejected>) -> Self {
+        self.known_rejected = previous;
+        self
     }
 
     /// Number of valid instances.
@@ -106,7 +118,8 @@ impl Registry {
     }
 
     /// Applies a put of `value` at `key`. An invalid key or value is skipped with a warning
-    /// naming the key; an invalid new value removes the key's old records.
+    /// naming the key (once per key and reason); an invalid new value removes the key's old
+    /// records.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Applied {
         let key_text = String::from_utf8_lossy(key).into_owned();
         let parsed = parse_entry(&self.config.prefix, &self.config.zone, key, value);
@@ -118,8 +131,13 @@ impl Registry {
                 Applied::Registered
             }
             Err(reason) => {
-                warn!(key = %key_text, error = %reason, "skipping invalid registration");
-                if self.rejected.get(key_text.as_str()) != Some(&reason) {
+                let known = |map: &Rejected| map.get(key_text.as_str()) == Some(&reason);
+                if !known(&self.rejected) {
+                    if !known(&self.known_rejected) {
+                        let error = reason.to_string();
+                        warn!(key = %clip(&key_text), error = %clip(&error),
+                            "skipping invalid registration");
+                    }
                     Arc::make_mut(&mut self.rejected).insert(key_text.into(), reason.clone());
                 }
                 Applied::Rejected(reason)
@@ -152,6 +170,8 @@ impl Registry {
     /// one, then shares the groups of shards (one pointer copy each).
     pub fn snapshot(&mut self) -> Snapshot {
         self.flush();
+        // The re-read is over: from now on a rejected key is compared with this table only.
+        self.known_rejected = Arc::default();
         let names = Names {
             hasher: self.hasher.clone(),
             groups: self.groups.iter().cloned().collect(),

@@ -6,6 +6,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::{Applied, Registry, Snapshot};
 use crate::service::Invalid;
+use crate::testing::captured_logs;
 use crate::wire::{rr_tail, wire_name, WireName};
 use crate::zone::ZoneConfig;
 
@@ -136,5 +137,43 @@ fn host_targets_are_cnames_only_where_nothing_else_is() {
     assert_eq!(
         records(&snap, "n1.cache.services.local.", RecordType::CNAME),
         vec!["5 cache.example.com."]
+    );
+}
+
+#[test]
+fn a_rejected_key_is_logged_once_per_reason_even_across_re_reads() {
+    let long = format!("services/{}", "a".repeat(100_000));
+    let logs = captured_logs(|| {
+        let mut registry = Registry::new(config());
+        registry.put(b"services/bad", b"{broken"); // logged
+        registry.put(b"services/bad", b"{broken"); // the same reason: not again
+        registry.put(b"services/bad", b"[1]"); // another reason: logged
+        let first = registry.snapshot();
+        // A resync reads everything into a new registry: what the last table rejected for
+        // the same reason is not news.
+        let mut reread = Registry::new(config()).with_known_rejected(first.rejected.clone());
+        reread.put(b"services/bad", b"[1]");
+        reread.put(b"services/new", b"{x"); // logged
+        let second = reread.snapshot();
+        assert_eq!(second.rejected.len(), 2, "both still listed");
+        // After the read, a key deleted and put again is news again.
+        reread.delete(b"services/bad");
+        reread.put(b"services/bad", b"[1]"); // logged
+        reread.put(long.as_bytes(), b"{x"); // logged, clipped
+    });
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("skipping invalid registration"))
+        .collect();
+    assert_eq!(lines.len(), 5, "{logs}");
+    assert!(lines[0].contains("key=services/bad") && lines[0].contains("not JSON"));
+    assert!(lines[1].contains("key=services/bad") && lines[1].contains("JSON object"));
+    assert!(lines[2].contains("key=services/new"));
+    assert!(lines[3].contains("key=services/bad"));
+    assert!(lines[4].contains("…(100009 bytes)"), "{}", lines[4]);
+    assert!(
+        lines[4].len() < 1_000,
+        "a clipped line: {} bytes",
+        lines[4].len()
     );
 }

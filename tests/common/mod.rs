@@ -2,11 +2,15 @@
 //! an in-process etcd-dns on port 0, a small DNS client, and polling with deadlines.
 #![allow(dead_code)]
 
+mod pki;
+pub use pki::Pki;
+
 use std::future::Future;
-use std::io;
+use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_dns::dns::Listeners;
@@ -59,23 +63,72 @@ pub fn free_port() -> u16 {
 /// A real single-member etcd, killed on drop.
 pub struct Etcd {
     child: Child,
-    /// Client URL, `http://127.0.0.1:PORT`.
+    /// Client URL, `http://127.0.0.1:PORT` (`https://` with TLS).
     pub endpoint: String,
     dir: TempDir,
+    /// The certificates, when clients must use mutual TLS.
+    tls: Option<TlsFiles>,
+    /// The root user's credentials, once authentication is enabled.
+    root: Option<(String, String)>,
 }
+
+/// The files a client needs for mutual TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA that signed the server's and the client's certificates.
+    pub ca: PathBuf,
+    /// The client certificate.
+    pub cert: PathBuf,
+    /// The client key.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The client flags for these files.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (flag, path) in [
+            ("--etcd-ca", &self.ca),
+            ("--etcd-cert", &self.cert),
+            ("--etcd-key", &self.key),
+        ] {
+            flags.push(flag.to_string());
+            flags.push(path.display().to_string());
+        }
+        flags
+    }
+}
+
+/// Password of the `root` user of an etcd with authentication enabled.
+pub const ROOT_PASSWORD: &str = "root-secret";
 
 impl Etcd {
     /// Starts etcd and waits until it answers.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts etcd, serving clients over mutual TLS with `pki`'s certificates when given, and
+    /// waits until it answers.
+    pub async fn start_with(pki: Option<&Pki>) -> Self {
         let bin = etcd_bin();
         let mut last = String::new();
+        let scheme = if pki.is_some() { "https" } else { "http" };
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("temp dir");
             let (client, peer) = (free_port(), free_port());
-            let endpoint = format!("http://127.0.0.1:{client}");
+            let endpoint = format!("{scheme}://127.0.0.1:{client}");
             let peer_url = format!("http://127.0.0.1:{peer}");
             let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
-            let child = Command::new(&bin)
+            let mut command = Command::new(&bin);
+            if let Some(pki) = pki {
+                command
+                    .arg(format!("--cert-file={}", pki.server_cert.display()))
+                    .arg(format!("--key-file={}", pki.server_key.display()))
+                    .arg(format!("--trusted-ca-file={}", pki.client.ca.display()))
+                    .arg("--client-cert-auth");
+            }
+            let child = command
                 .arg("--name=test")
                 .arg(format!("--data-dir={}", dir.path().join("data").display()))
                 .arg(format!("--listen-client-urls={endpoint}"))
@@ -91,6 +144,8 @@ impl Etcd {
                 child,
                 endpoint,
                 dir,
+                tls: pki.map(|pki| pki.client.clone()),
+                root: None,
             };
             match etcd.wait_ready().await {
                 Ok(()) => return etcd,
@@ -124,9 +179,66 @@ impl Etcd {
         log.lines().rev().take(10).collect::<Vec<_>>().join("\n")
     }
 
-    /// Connection settings for this etcd.
+    /// Connection settings for this etcd (as root once authentication is enabled).
     pub fn config(&self) -> EtcdConfig {
-        EtcdConfig::from_list(&self.endpoint)
+        let mut config = EtcdConfig::from_list(&self.endpoint);
+        if let Some(tls) = &self.tls {
+            config.ca = Some(tls.ca.clone());
+            config.cert = Some(tls.cert.clone());
+            config.key = Some(tls.key.clone());
+        }
+        if let Some((user, password)) = &self.root {
+            config.user = Some(user.clone());
+            config.password = Some(password.clone());
+        }
+        config
+    }
+
+    /// The client TLS flags for the binaries (none without TLS).
+    pub fn tls_flags(&self) -> Vec<String> {
+        self.tls.as_ref().map(TlsFiles::flags).unwrap_or_default()
+    }
+
+    /// Adds `user` with `password` and a role of the same name granted `permissions`
+    /// (`Permission::read("services/").with_prefix()`, …).
+    pub async fn add_user(
+        &self,
+        user: &str,
+        password: &str,
+        permissions: Vec<etcd_client::Permission>,
+    ) {
+        let mut client = self.client().await;
+        client.role_add(user).await.expect("role add");
+        for permission in permissions {
+            client
+                .role_grant_permission(user, permission)
+                .await
+                .expect("grant permission");
+        }
+        client
+            .user_add(user, password, None)
+            .await
+            .expect("user add");
+        client
+            .user_grant_role(user, user)
+            .await
+            .expect("grant role");
+    }
+
+    /// Turns authentication on, with a `root` user (password [`ROOT_PASSWORD`]) that this
+    /// harness uses from then on.
+    pub async fn enable_auth(&mut self) {
+        let mut client = self.client().await;
+        client
+            .user_add("root", ROOT_PASSWORD, None)
+            .await
+            .expect("add root");
+        client
+            .user_grant_role("root", "root")
+            .await
+            .expect("grant root");
+        client.auth_enable().await.expect("auth enable");
+        self.root = Some(("root".into(), ROOT_PASSWORD.into()));
     }
 
     /// A client connected to this etcd.
@@ -604,4 +716,119 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
     (status, body.to_string())
+}
+
+/// A binary of this crate started by a test, its stderr collected as it runs (for the log
+/// lines and the exit message); killed on drop.
+pub struct Daemon {
+    /// The process.
+    pub proc: Proc,
+    log: Arc<Mutex<String>>,
+    /// The thread copying stderr into `log`; it ends when the process does.
+    reader: Option<std::thread::JoinHandle<()>>,
+    started: Instant,
+    /// An empty zone directory for etcd-dns (the repository's `zones/` would be loaded).
+    _zones: TempDir,
+}
+
+impl Daemon {
+    /// Starts `etcd-dns` on a free port against `endpoint`, no static zones, no forwarding.
+    pub fn etcd_dns(endpoint: &str, args: &[String]) -> Self {
+        let zones = tempfile::tempdir().expect("temp dir");
+        let mut all: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--no-forward",
+            "--zones",
+        ]
+        .map(String::from)
+        .into();
+        all.push(zones.path().display().to_string());
+        all.extend(["--etcd".to_string(), endpoint.to_string()]);
+        all.extend(args.iter().cloned());
+        Self::start("etcd-dns", &all, zones)
+    }
+
+    /// Starts `register` against `endpoint` with `args`.
+    pub fn register(endpoint: &str, args: &[String]) -> Self {
+        let mut all = vec!["--etcd".to_string(), endpoint.to_string()];
+        all.extend(args.iter().cloned());
+        Self::start("register", &all, tempfile::tempdir().expect("temp dir"))
+    }
+
+    fn start(name: &str, args: &[String], zones: TempDir) -> Self {
+        let mut child = Command::new(bin(name))
+            .args(args)
+            // A backtrace would bury the message under test.
+            .env("RUST_BACKTRACE", "0")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self {
+            proc: Proc(child),
+            log,
+            reader: Some(reader),
+            started: Instant::now(),
+            _zones: zones,
+        }
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Waits until its stderr holds `text`; returns the log.
+    pub async fn wait_log(&self, text: &str, limit: Duration) -> String {
+        let what = format!("{text:?} in the log");
+        let (log, _) = eventually(&what, limit, || {
+            let log = self.log();
+            async move { log.contains(text).then_some(log) }
+        })
+        .await;
+        log
+    }
+
+    /// The DNS address etcd-dns logged ("listening addr=…").
+    pub async fn dns_addr(&self) -> SocketAddr {
+        let log = self
+            .wait_log("listening addr=", Duration::from_secs(10))
+            .await;
+        log.split("listening addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {log}"))
+    }
+
+    /// Waits for the exit; returns the exit code, the time since the start and the log.
+    pub async fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration, String) {
+        let code = self.proc.wait_exit(limit).await;
+        let took = self.started.elapsed();
+        if let Some(reader) = self.reader.take() {
+            // The pipe is closed: the thread has at most the last lines left to copy.
+            reader.join().expect("stderr reader");
+        }
+        (code, took, self.log())
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.proc.0.try_wait(), Ok(None))
+    }
 }
