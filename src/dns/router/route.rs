@@ -1,0 +1,58 @@
+//! The router's decision and what the synchronous step hands back.
+
+use std::time::Instant;
+
+use hickory_server::proto::op::ResponseCode;
+
+/// Where one request goes: the decision every request passes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Answered from the live table: a name of the live zone (with the offset at which the
+    /// zone starts in the name), or, with `None`, the reverse name of a registered address.
+    Live(Option<usize>),
+    /// AXFR of the live zone by a client in `--allow-transfer`.
+    Transfer,
+    /// A name of a static zone file: hickory's catalog.
+    Static,
+    /// Any other name: the forwarder, in hickory's catalog.
+    Forward,
+    /// An error answered here: FORMERR, NOTIMP, BADVERS, REFUSED.
+    Error(ResponseCode),
+    /// Nothing to send: a response, or bytes too short to answer.
+    Drop,
+}
+
+/// What the synchronous step made of a request.
+#[derive(Debug)]
+pub enum Answer {
+    /// Send these bytes.
+    Reply(Vec<u8>),
+    /// Send nothing.
+    Drop,
+    /// The catalog or a zone transfer has to answer: run [`super::Router::answer_later`] in a task.
+    Later(Pending),
+}
+
+/// A request the synchronous step placed but could not answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    /// Where it goes.
+    pub route: Route,
+    /// Its QTYPE, for the metrics.
+    pub(super) qtype: u16,
+    /// When the router got it.
+    pub(super) received: Instant,
+}
+
+impl Route {
+    /// The `path` label of this route's answers (an index into [`crate::metrics::PATHS`]).
+    pub(super) fn path(self) -> usize {
+        match self {
+            Route::Live(_) => 0,
+            Route::Transfer => 1,
+            Route::Static => 2,
+            Route::Forward => 3,
+            Route::Error(_) | Route::Drop => 4,
+        }
+    }
+}
