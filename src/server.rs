@@ -23,7 +23,8 @@ pub struct ServerConfig {
     pub etcd: EtcdConfig,
     /// Static zones, forwarding, zone transfers.
     pub catalog: CatalogConfig,
-    /// `--max-stale`: how long the table may go unconfirmed by etcd before `/ready` fails.
+    /// `--max-stale`: how long the table may go unconfirmed by etcd before names under the
+    /// zone answer SERVFAIL and `/ready` fails.
     pub max_stale: Option<Duration>,
 }
 
@@ -93,6 +94,13 @@ pub fn start(
             Ok(())
         });
     }
+    if let Some(max) = config.max_stale {
+        let guard = guard_staleness(table.clone(), max, shutdown.clone());
+        tasks.spawn(async move {
+            guard.await;
+            Ok(())
+        });
+    }
     let serve = transport::serve(listeners, router, shutdown);
     tasks.spawn(async move {
         serve.await;
@@ -103,4 +111,22 @@ pub fn start(
         metrics,
         tasks,
     })
+}
+
+/// Shortest interval between two comparisons of the table's age with `--max-stale`.
+const STALE_CHECK_MIN: Duration = Duration::from_millis(100);
+/// Longest interval between two comparisons.
+const STALE_CHECK_MAX: Duration = Duration::from_secs(1);
+
+/// Marks the table stale (names under the zone answer SERVFAIL) once etcd has not confirmed it
+/// for longer than `max`; the watcher unmarks it when etcd confirms it again. Checks a tenth
+/// of `max` apart, within [`STALE_CHECK_MIN`]..[`STALE_CHECK_MAX`].
+async fn guard_staleness(table: Arc<Table>, max: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval((max / 10).clamp(STALE_CHECK_MIN, STALE_CHECK_MAX));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => table.mark_stale(max),
+        }
+    }
 }

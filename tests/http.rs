@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 #[tokio::test]
@@ -105,4 +106,38 @@ async fn ready_fails_past_max_stale_when_etcd_goes_away() {
     // The last table still answers DNS (SPEC §4: keep answering from the last table).
     let (status, _) = http_get(dns.http, "/health").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn past_max_stale_the_zone_answers_servfail_until_etcd_confirms_it_again() {
+    let etcd = Etcd::start().await;
+    etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
+        .await;
+    let dns = DnsServer::start_with(&etcd.endpoint, |config| {
+        config.max_stale = Some(Duration::from_secs(2));
+    })
+    .await;
+    let name = "s-test.services.local.";
+    wait_answers(dns.addr, name, RecordType::A, 1, Duration::from_secs(10)).await;
+    // A frozen etcd keeps its connections open but confirms nothing.
+    etcd.signal("STOP");
+    let (_, stale_after) = wait_rcode(
+        dns.addr,
+        name,
+        RecordType::A,
+        ResponseCode::ServFail,
+        Duration::from_secs(10),
+    )
+    .await;
+    let (status, body) = http_get(dns.http, "/ready").await;
+    etcd.signal("CONT");
+    assert!(
+        stale_after >= Duration::from_secs(1),
+        "SERVFAIL after only {stale_after:?}"
+    );
+    assert_eq!(status, 503, "{body}");
+    // Thawed: etcd confirms the table again and the last view answers at once.
+    wait_answers(dns.addr, name, RecordType::A, 1, Duration::from_secs(20)).await;
+    let (status, body) = http_get(dns.http, "/ready").await;
+    assert_eq!(status, 200, "{body}");
 }

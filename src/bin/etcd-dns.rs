@@ -65,8 +65,8 @@ struct Args {
     /// Serve no HTTP endpoints
     #[arg(long, env = "ETCD_DNS_NO_HTTP")]
     no_http: bool,
-    /// How long the table may go without etcd confirming it before /ready fails, e.g. 30s or
-    /// 5m [default: unlimited]
+    /// How long the table may go without etcd confirming it before names under the zone answer
+    /// SERVFAIL and /ready fails, e.g. 30s or 5m [default: unlimited]
     #[arg(long, env = "ETCD_DNS_MAX_STALE", value_parser = humantime::parse_duration)]
     max_stale: Option<Duration>,
     /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated

@@ -21,7 +21,7 @@ pub fn live_body<'a>(
         authoritative: true,
         ..ReplyBody::default()
     };
-    if !snapshot.ready {
+    if !snapshot.ready || snapshot.stale {
         body.authoritative = false;
         body.rcode = ResponseCode::ServFail.low();
         return body;

@@ -16,10 +16,11 @@ use crate::wire::name_from_wire;
 /// Transfers are logged, but an allowed client asking in a loop must not flood the log.
 static TRANSFERS: LogLimit = LogLimit::new();
 
-/// The AXFR reply to `request` from `snapshot`; SERVFAIL until the registry was first read.
+/// The AXFR reply to `request` from `snapshot`; SERVFAIL until the registry was first read
+/// and while the table is stale (`--max-stale`).
 /// Slow (every record is decoded and encoded again): never on the query path.
 pub fn axfr(request: &Message, snapshot: &Snapshot, src: SocketAddr, limit: Limit) -> Vec<u8> {
-    if !snapshot.ready {
+    if !snapshot.ready || snapshot.stale {
         return error_reply(request, ResponseCode::ServFail, limit);
     }
     let mut reply = reply_to(request);

@@ -41,6 +41,9 @@ pub struct Snapshot {
     pub revision: i64,
     /// False until the first full read of the registry completed.
     pub ready: bool,
+    /// True while etcd has not confirmed this view for longer than `--max-stale`: names under
+    /// the zone then answer SERVFAIL (a copy of the last view marked so; see [`Table::mark_stale`]).
+    pub stale: bool,
     /// Live instances (valid keys).
     pub instances: usize,
     /// Keys skipped as invalid, with the reason.
@@ -79,6 +82,7 @@ impl Snapshot {
             apex,
             revision,
             ready,
+            stale: false,
             instances,
             rejected,
             published: Instant::now(),
@@ -132,10 +136,29 @@ impl Table {
         }
     }
 
-    /// Records that etcd just confirmed the table is current.
+    /// Records that etcd just confirmed the table is current (a view marked stale is
+    /// published again unmarked). Called by the watcher, the only writer of new views.
     pub fn confirm(&self) {
         let now = self.created.elapsed().as_nanos() as u64;
         self.confirmed.store(now, Ordering::Relaxed);
+        let current = self.current.load_full();
+        if current.stale {
+            let mut fresh = (*current).clone();
+            fresh.stale = false;
+            self.current.compare_and_swap(&current, Arc::new(fresh));
+        }
+    }
+
+    /// Marks the current view stale when etcd has not confirmed it for longer than `max`
+    /// (`--max-stale`). The swap only happens if no newer view was published meanwhile.
+    pub fn mark_stale(&self, max: Duration) {
+        let current = self.current.load_full();
+        if !current.ready || current.stale || self.age().is_none_or(|age| age <= max) {
+            return;
+        }
+        let mut stale = (*current).clone();
+        stale.stale = true;
+        self.current.compare_and_swap(&current, Arc::new(stale));
     }
 
     /// How long ago etcd last confirmed the table; `None` before the first read.

@@ -271,6 +271,16 @@ impl Etcd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Sends etcd `signal` (a `kill` signal name: STOP freezes it, CONT thaws it).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} etcd failed");
+    }
 }
 
 impl Drop for Etcd {
