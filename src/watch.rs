@@ -126,6 +126,10 @@ async fn read_registry(
     })
     .await?;
     registry.set_revision(revision);
+    let last = table.load();
+    if last.ready {
+        registry.continue_serial(last.serial, last.serial.wrapping_sub(last.revision as u32));
+    }
     Ok((registry, revision))
 }
 

@@ -54,12 +54,12 @@ impl ZoneConfig {
             .unwrap_or_else(|_| self.zone.clone())
     }
 
-    /// The SOA record at the apex; the serial is the etcd revision of the last applied change.
-    pub fn soa(&self, revision: i64) -> Record {
+    /// The SOA record at the apex with `serial` (derived from the etcd revision of the last
+    /// applied change).
+    pub fn soa(&self, serial: u32) -> Record {
         let rname = Name::from_ascii("hostmaster")
             .and_then(|n| n.append_domain(&self.zone))
             .unwrap_or_else(|_| self.zone.clone());
-        let serial = serial(revision);
         let soa = match self.statics.as_ref().and_then(|s| s.soa.as_ref()) {
             Some(file) => SOA::new(
                 file.mname.clone(),
@@ -154,8 +154,25 @@ impl Apex {
     }
 }
 
-/// The SOA serial of etcd revision `revision`: serial arithmetic (RFC 1982) wraps at 2^32, so
-/// truncation keeps the order.
-pub fn serial(revision: i64) -> u32 {
-    revision as u32
+/// The SOA serial of etcd revision `revision` shifted by `offset`: serial arithmetic (RFC 1982)
+/// wraps at 2^32, so truncation keeps the order. The offset is 0 until etcd's revision goes
+/// backwards (a wiped or restored etcd); see [`serial_offset_after`].
+pub fn serial(revision: i64, offset: u32) -> u32 {
+    (revision as u32).wrapping_add(offset)
+}
+
+/// True when serial `a` comes after `b` in RFC 1982 arithmetic.
+pub fn serial_after(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
+/// The offset that keeps the serial of `revision` from going backwards after a table that
+/// published `previous`: `offset` as it is when that serial is not before `previous`, else one
+/// that makes it `previous + 1`.
+pub fn serial_offset_after(previous: u32, revision: i64, offset: u32) -> u32 {
+    if serial_after(previous, serial(revision, offset)) {
+        previous.wrapping_add(1).wrapping_sub(revision as u32)
+    } else {
+        offset
+    }
 }

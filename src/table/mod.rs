@@ -25,7 +25,7 @@ pub use registry::{Applied, Registry};
 
 use crate::service::Invalid;
 use crate::wire::RRsetRef;
-use crate::zone::{serial, Apex, ZoneConfig};
+use crate::zone::{Apex, ZoneConfig};
 
 /// Registry keys skipped as invalid, with the reason, sorted by key.
 pub type Rejected = BTreeMap<Box<str>, Invalid>;
@@ -39,6 +39,9 @@ pub struct Snapshot {
     pub apex: Arc<Apex>,
     /// The etcd revision this view reflects.
     pub revision: i64,
+    /// The SOA serial: the revision, shifted when etcd's revision went backwards so that the
+    /// serial never does (RFC 1982).
+    pub serial: u32,
     /// False until the first full read of the registry completed.
     pub ready: bool,
     /// True while etcd has not confirmed this view for longer than `--max-stale`: names under
@@ -61,7 +64,7 @@ impl Snapshot {
         Self::new(
             Arc::new(Apex::new(config)),
             Names::default(),
-            0,
+            (0, 0),
             0,
             Arc::default(),
             false,
@@ -71,16 +74,17 @@ impl Snapshot {
     fn new(
         apex: Arc<Apex>,
         names: Names,
-        revision: i64,
+        (revision, serial): (i64, u32),
         instances: usize,
         rejected: Arc<Rejected>,
         ready: bool,
     ) -> Self {
         Self {
             names,
-            soa_tail: apex.soa_tail(serial(revision)),
+            soa_tail: apex.soa_tail(serial),
             apex,
             revision,
+            serial,
             ready,
             stale: false,
             instances,
@@ -94,9 +98,9 @@ impl Snapshot {
         &self.apex.zone_name
     }
 
-    /// The apex SOA record with the current serial (the serial is the etcd revision).
+    /// The apex SOA record with the current serial.
     pub fn soa(&self) -> Record {
-        self.apex.soa(serial(self.revision))
+        self.apex.soa(self.serial)
     }
 
     /// The apex NS records.

@@ -16,7 +16,7 @@ use crate::logging::clip;
 use crate::records::{instance_names, static_names, RecordsBuilder, Roles};
 use crate::service::{parse_entry, Invalid, Registration};
 use crate::wire::{name_from_wire, wire_name, WireName};
-use crate::zone::{Apex, ZoneConfig};
+use crate::zone::{serial, serial_offset_after, Apex, ZoneConfig};
 
 /// One valid registration, under its etcd key as written (its DNS names are derived from the
 /// key when needed rather than stored).
@@ -64,6 +64,8 @@ pub struct Registry {
     zone_name: WireName,
     apex: Arc<Apex>,
     revision: i64,
+    /// What the SOA serial adds to the revision (see [`crate::zone::serial_offset_after`]).
+    serial_offset: u32,
 }
 
 impl Registry {
@@ -84,6 +86,7 @@ impl Registry {
             zone_name: wire_name(&config.zone),
             apex: Arc::new(Apex::new(&config)),
             revision: 0,
+            serial_offset: 0,
             config,
         };
         let statics = registry.config.statics.clone();
@@ -110,6 +113,12 @@ impl Registry {
     /// True when no instance is registered.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Keeps the SOA serial from going backwards after a table that published `previous`
+    /// (etcd wiped or restored to an older revision), carrying that table's offset along.
+    pub fn continue_serial(&mut self, previous: u32, offset: u32) {
+        self.serial_offset = serial_offset_after(previous, self.revision, offset);
     }
 
     /// Records that the registry now reflects etcd revision `revision`.
@@ -179,7 +188,7 @@ impl Registry {
         Snapshot::new(
             self.apex.clone(),
             names,
-            self.revision,
+            (self.revision, serial(self.revision, self.serial_offset)),
             self.ids.len(),
             self.rejected.clone(),
             true,

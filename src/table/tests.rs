@@ -113,13 +113,51 @@ fn the_soa_serial_is_the_revision() {
     let config = config();
     let mut registry = Registry::new(config.clone());
     registry.put(b"services/a", br#"{"IP":"10.0.0.1"}"#);
-    for revision in [7, 1 << 33] {
+    for (revision, serial) in [(7, 7), (1 << 33, 0), ((1 << 33) + 5, 5)] {
         registry.set_revision(revision);
         let snap = registry.snapshot();
-        let want = config.soa(revision);
-        assert_eq!(snap.soa(), want);
+        let want = config.soa(serial);
+        assert_eq!(snap.soa(), want, "{revision}");
         assert_eq!(&*snap.soa_tail, rr_tail(&want).as_slice(), "{revision}");
     }
+}
+
+#[test]
+fn the_soa_serial_never_goes_backwards_when_etcds_revision_does() {
+    // A table at revision 51, then etcd wiped: the re-read sees revision 2.
+    let mut before = Registry::new(config());
+    before.set_revision(51);
+    let old = before.snapshot();
+    let mut after = Registry::new(config());
+    after.set_revision(2);
+    after.continue_serial(old.serial, 0);
+    let new = after.snapshot();
+    assert_eq!((new.revision, new.serial), (2, 52));
+    // Changes go on from there, and a later re-read carries the offset along.
+    after.set_revision(5);
+    let later = after.snapshot();
+    assert_eq!(later.serial, 55);
+    let mut reread = Registry::new(config());
+    reread.set_revision(5);
+    reread.continue_serial(later.serial, later.serial.wrapping_sub(5));
+    assert_eq!(reread.snapshot().serial, 55, "same revision, same serial");
+    // Across the 2^32 wrap "after" is RFC 1982's: 3 already comes after 2^32 - 2.
+    let mut wrapped = Registry::new(config());
+    wrapped.set_revision(3);
+    wrapped.continue_serial(u32::MAX - 1, 0);
+    assert_eq!(wrapped.snapshot().serial, 3);
+    let mut behind = Registry::new(config());
+    behind.set_revision(3);
+    behind.continue_serial(1 << 30, 0);
+    assert_eq!(behind.snapshot().serial, (1 << 30) + 1);
+    let mut ahead = Registry::new(config());
+    ahead.set_revision(60);
+    ahead.continue_serial(old.serial, 0);
+    assert_eq!(
+        ahead.snapshot().serial,
+        60,
+        "a revision ahead keeps its own serial"
+    );
 }
 
 #[test]
