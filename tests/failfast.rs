@@ -266,3 +266,54 @@ async fn an_unreachable_etcd_is_retried_and_logged_once_per_interval() {
         dns.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_revokes_even_after_the_auth_token_expired() {
+    // etcd forgets an idle client's token after --auth-token-ttl; register's revoke on SIGTERM
+    // must authenticate again rather than fail and leave the name until the lease expires.
+    let mut etcd = Etcd::start_with_args(None, &["--auth-token-ttl=1"]).await;
+    let services = Permission::read("services/").with_prefix();
+    etcd.add_user("dns", "dns-secret", vec![services]).await;
+    let read_write = Permission::read_write("services/").with_prefix();
+    etcd.add_user("reg", "reg-secret", vec![read_write]).await;
+    etcd.enable_auth().await;
+    let dns = Daemon::etcd_dns(
+        &etcd.endpoint,
+        &strings(&["--etcd-user", "dns", "--etcd-password", "dns-secret"]),
+    );
+    let mut reg = Daemon::register(
+        &etcd.endpoint,
+        &register_args(&strings(&[
+            "--etcd-user",
+            "reg",
+            "--etcd-password",
+            "reg-secret",
+        ])),
+    );
+    let addr = dns.dns_addr().await;
+    wait_rcode(addr, NAME, RecordType::A, ResponseCode::NoError, SETTLE).await;
+    // Idle (keep-alives only) for well over the token's TTL, the name answering throughout.
+    let idle = Instant::now();
+    eventually("token TTL passed", Duration::from_secs(10), || async {
+        let m = query(addr, NAME, RecordType::A, Transport::Udp).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        (idle.elapsed() > Duration::from_millis(2500)).then_some(())
+    })
+    .await;
+    reg.proc.signal("TERM");
+    let (_, gone) = wait_rcode(
+        addr,
+        NAME,
+        RecordType::A,
+        ResponseCode::NXDomain,
+        Duration::from_secs(10),
+    )
+    .await;
+    let (code, _, log) = reg.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        gone < Duration::from_secs(2),
+        "name gone {gone:?} after SIGTERM: the lease was not revoked (it expired)\n{log}"
+    );
+    assert!(log.contains("lease revoked"), "{log}");
+}

@@ -111,6 +111,11 @@ impl Etcd {
     /// Starts etcd, serving clients over mutual TLS with `pki`'s certificates when given, and
     /// waits until it answers.
     pub async fn start_with(pki: Option<&Pki>) -> Self {
+        Self::start_with_args(pki, &[]).await
+    }
+
+    /// [`Etcd::start_with`] with `extra` command-line flags for etcd.
+    pub async fn start_with_args(pki: Option<&Pki>, extra: &[&str]) -> Self {
         let bin = etcd_bin();
         let mut last = String::new();
         let scheme = if pki.is_some() { "https" } else { "http" };
@@ -129,6 +134,7 @@ impl Etcd {
                     .arg("--client-cert-auth");
             }
             let child = command
+                .args(extra)
                 .arg("--name=test")
                 .arg(format!("--data-dir={}", dir.path().join("data").display()))
                 .arg(format!("--listen-client-urls={endpoint}"))
