@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
 use futures_util::FutureExt;
@@ -25,8 +25,13 @@ use crate::zone::ZoneConfig;
 /// long burst can delay its first changes.
 pub const MAX_BATCH: usize = 1_000;
 /// How often the watcher asks etcd to confirm that the table is current (a progress request),
-/// which keeps the table's age (`/metrics`, `/ready`) accurate when nothing changes.
-pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// which keeps the table's age (`/metrics`, `/ready`) accurate when nothing changes and shows
+/// a stalled member.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+/// A watch that has answered nothing, not even a progress request, for this long is on a
+/// stalled member (frozen, partitioned, overloaded): the session ends and the next endpoint is
+/// tried, so that updates reach DNS at most about 2 s late.
+pub const WATCH_STALL: Duration = Duration::from_millis(1500);
 
 /// Why one sync session ended.
 #[derive(Debug, Error)]
@@ -45,6 +50,9 @@ pub enum WatchError {
     /// The watch stream closed.
     #[error("watch stream closed")]
     Closed,
+    /// The member answered nothing for [`WATCH_STALL`].
+    #[error("etcd answered no watch progress request for {0:?}: leaving this endpoint")]
+    Stalled(Duration),
 }
 
 impl WatchError {
@@ -65,9 +73,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WatchError> {
     let mut retry = Retry::default();
+    // One endpoint per session, the next one after any failure: a frozen member that still
+    // holds its connections open is left, not picked again by the client's balancer.
+    let mut endpoint = 0;
     loop {
-        let session = sync(&etcd, &config, &table, &metrics, &mut retry)
-            .instrument(info_span!("watch", etcd = %etcd.endpoints_text()));
+        let one = etcd.only(endpoint);
+        endpoint += 1;
+        let session = sync(&one, &config, &table, &metrics, &mut retry)
+            .instrument(info_span!("watch", etcd = %one.endpoints_text()));
         let result = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             result = session => result,
@@ -178,16 +191,22 @@ async fn sync(
     );
     let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
     loop {
         let response = tokio::select! {
             response = stream.message() => response,
             _ = progress.tick() => {
+                let silent = heard.elapsed();
+                if silent > WATCH_STALL {
+                    return Err(WatchError::Stalled(silent));
+                }
                 // etcd answers with an empty response at its current revision: proof that
                 // the table is current even when nothing changes.
                 etcd.timed(requests.request_progress()).await?;
                 continue;
             }
         };
+        heard = Instant::now();
         let response = response
             .map_err(|e| WatchError::Etcd(etcd.client_error(e)))?
             .ok_or(WatchError::Closed)?;

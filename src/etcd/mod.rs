@@ -135,6 +135,17 @@ impl EtcdConfig {
         Ok(options)
     }
 
+    /// This configuration with only its endpoint number `index` (mod the count): a session
+    /// that found its endpoint stalled moves on to the next one instead of letting the
+    /// client's balancer pick the frozen member again.
+    pub fn only(&self, index: usize) -> Self {
+        let mut one = self.clone();
+        if let Some(endpoint) = self.endpoints.get(index % self.endpoints.len().max(1)) {
+            one.endpoints = vec![endpoint.clone()];
+        }
+        one
+    }
+
     /// Connects to the endpoints (the client balances across them).
     pub async fn connect(&self) -> Result<Client, EtcdError> {
         if self.endpoints.is_empty() {

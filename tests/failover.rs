@@ -1,0 +1,58 @@
+//! etcd members that stop answering without closing their connections (frozen, partitioned):
+//! the watcher leaves them within seconds, as it leaves a dead one.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::rr::RecordType;
+
+/// How long the cluster and the server may take to come up.
+const SETTLE: Duration = Duration::from_secs(15);
+/// The contract: with a member frozen, updates reach DNS at most 3 s late. This bound leaves
+/// room for a loaded CI machine and still fails the old behaviour (the watch stayed on the
+/// frozen member until gRPC keep-alive gave up, about 14 s). The measured time is printed.
+const FAILOVER: Duration = Duration::from_secs(6);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_member_holding_the_watch_is_left_and_updates_keep_arriving() {
+    let cluster = Cluster::start(3).await;
+    cluster
+        .put(2, "services/s-test", r#"{"IP":"192.168.1.26"}"#)
+        .await;
+    // The watcher starts on the first endpoint.
+    let dns = DnsServer::start(&cluster.endpoints()).await;
+    wait_answers(
+        dns.addr,
+        "s-test.services.local.",
+        RecordType::A,
+        1,
+        FAILOVER,
+    )
+    .await;
+    cluster.signal(0, "STOP");
+    let frozen = Instant::now();
+    cluster
+        .put(1, "services/after", r#"{"IP":"10.0.0.7"}"#)
+        .await;
+    let changed = Instant::now();
+    eprintln!("etcd took the put {:?} after the freeze", changed - frozen);
+    let answer = wait_answers(
+        dns.addr,
+        "after.services.local.",
+        RecordType::A,
+        1,
+        FAILOVER,
+    )
+    .await;
+    let late = changed.elapsed();
+    eprintln!("update answered {late:?} after the put, with the watching member frozen");
+    assert_eq!(addresses(&answer), vec!["10.0.0.7"]);
+    // The name registered before the freeze never stopped answering.
+    assert_eq!(
+        lookup_a(dns.addr, "s-test.services.local.", Transport::Udp).await,
+        vec!["192.168.1.26"]
+    );
+    cluster.signal(0, "CONT");
+}
