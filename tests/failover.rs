@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::*;
 use hickory_proto::rr::RecordType;
 

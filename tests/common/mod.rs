@@ -2,9 +2,8 @@
 //! an in-process etcd-dns on port 0, a small DNS client, and polling with deadlines.
 #![allow(dead_code)]
 
-mod cluster;
+pub mod cluster;
 mod pki;
-pub use cluster::Cluster;
 pub use pki::Pki;
 
 use std::future::Future;
