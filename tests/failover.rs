@@ -24,14 +24,7 @@ async fn a_frozen_member_holding_the_watch_is_left_and_updates_keep_arriving() {
         .await;
     // The watcher starts on the first endpoint.
     let dns = DnsServer::start(&cluster.endpoints()).await;
-    wait_answers(
-        dns.addr,
-        "s-test.services.local.",
-        RecordType::A,
-        1,
-        FAILOVER,
-    )
-    .await;
+    wait_answers(dns.addr, "s-test.services.local.", RecordType::A, 1, SETTLE).await;
     cluster.signal(0, "STOP");
     let frozen = Instant::now();
     cluster
