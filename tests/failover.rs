@@ -50,3 +50,37 @@ async fn a_frozen_member_holding_the_watch_is_left_and_updates_keep_arriving() {
     );
     cluster.signal(0, "CONT");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_member_holding_the_keep_alive_never_costs_the_name() {
+    let cluster = Cluster::start(3).await;
+    // register starts on the first endpoint; the server watches through the other two.
+    let mut reg = register(
+        &cluster.endpoints(),
+        &["--name", "s-test", "--ip", "192.168.1.26", "--ttl", "5"],
+    );
+    let others: Vec<&str> = cluster.members[1..]
+        .iter()
+        .map(|m| m.endpoint.as_str())
+        .collect();
+    let dns = DnsServer::start(&others.join(",")).await;
+    let name = "s-test.services.local.";
+    wait_answers(dns.addr, name, RecordType::A, 1, SETTLE).await;
+    cluster.signal(0, "STOP");
+    // Longer than the lease's TTL and then some: the name must answer at every poll.
+    let frozen = Instant::now();
+    eventually("two lease TTLs with the member frozen", SETTLE, || async {
+        let m = query(dns.addr, name, RecordType::A, Transport::Udp).await;
+        assert_eq!(
+            addresses(&m),
+            vec!["192.168.1.26"],
+            "{:?} after the freeze: {m:?}",
+            frozen.elapsed()
+        );
+        (frozen.elapsed() > Duration::from_secs(10)).then_some(())
+    })
+    .await;
+    cluster.signal(0, "CONT");
+    reg.signal("TERM");
+    assert_eq!(reg.wait_exit(SETTLE).await, Some(0));
+}

@@ -31,6 +31,10 @@ use check::Gate;
 use claim::{claim, revoke};
 pub use list::{list, Listing};
 
+/// How long past a keep-alive's interval its acknowledgement may take before the member is
+/// taken for stalled (frozen, partitioned) and left: with the default TTL of 5 s a stall is
+/// noticed about 2.7 s after the last acknowledgement, while the lease still has 2 s to live.
+const KEEPALIVE_ACK_GRACE: Duration = Duration::from_secs(1);
 /// Default lease TTL in seconds: a crashed service disappears within this (plus etcd's own
 /// expiry check, about half a second).
 pub const DEFAULT_LEASE_TTL: i64 = 5;
@@ -92,6 +96,9 @@ pub enum RegisterError {
     /// The lease expired or was revoked under us.
     #[error("lease {0:x} lost")]
     LeaseLost(i64),
+    /// The member acknowledged no keep-alive for this long: the next endpoint is tried.
+    #[error("etcd acknowledged no keep-alive for {0:?}: leaving this endpoint")]
+    Stalled(Duration),
     /// The key was deleted or overwritten by someone else.
     #[error("key {0} was deleted or overwritten")]
     KeyChanged(String),
@@ -108,7 +115,7 @@ impl RegisterError {
         match self {
             Self::Ttl(_) | Self::Key { .. } | Self::Conflict { .. } => true,
             Self::Etcd(error) => error.is_permanent(),
-            Self::LeaseLost(_) | Self::KeyChanged(_) | Self::Raced(_) => false,
+            Self::LeaseLost(_) | Self::Stalled(_) | Self::KeyChanged(_) | Self::Raced(_) => false,
         }
     }
 }
@@ -193,16 +200,22 @@ pub async fn run(
     let mut retry = Retry::default();
     // Leases this process granted earlier: a key still bound to one of them is ours to take back.
     let mut ours: Vec<i64> = Vec::new();
+    // One endpoint per session, the next one after any failure: a frozen member that still
+    // holds its connections open is left, not picked again by the client's balancer.
+    let mut endpoint = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             () = gate.passing() => {}
         }
-        let error = match session(etcd, spec, &mut gate, &shutdown, &mut ours, &mut retry).await {
+        let one = etcd.only(endpoint);
+        let ended = session(&one, spec, &mut gate, &shutdown, &mut ours, &mut retry).await;
+        let error = match ended {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::CheckFailing) => continue,
             Err(error) => error,
         };
+        endpoint += 1;
         // etcd refusing us after a first registration (a changed password, a revoked role) is
         // logged as an error and retried; before it, it ends the program.
         let etcd_refused = matches!(error, RegisterError::Etcd(_));
@@ -300,6 +313,12 @@ async fn session(
             _ = tick.tick() => {
                 if last_ack.elapsed() > lease_ttl {
                     return Err(RegisterError::LeaseLost(lease));
+                }
+                // A member that stopped acknowledging is left while the lease still lives: the
+                // next session claims the key with a new lease, the name never lapses.
+                let silent = last_ack.elapsed();
+                if silent > spec.keepalive_interval() + KEEPALIVE_ACK_GRACE {
+                    return Err(RegisterError::Stalled(silent));
                 }
                 etcd.timed(keeper.keep_alive()).await?;
             }
