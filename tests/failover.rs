@@ -1,5 +1,7 @@
-//! etcd members that stop answering without closing their connections (frozen, partitioned):
-//! the watcher leaves them within seconds, as it leaves a dead one.
+//! etcd failing for real: members that stop answering without closing their connections
+//! (frozen), members killed, etcd restarted, etcd wiped. The watcher leaves a stalled member
+//! within seconds, as it leaves a dead one; the last table answers meanwhile; the SOA serial
+//! never goes backwards.
 
 mod common;
 
@@ -83,4 +85,82 @@ async fn a_frozen_member_holding_the_keep_alive_never_costs_the_name() {
     cluster.signal(0, "CONT");
     reg.signal("TERM");
     assert_eq!(reg.wait_exit(SETTLE).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_member_holding_the_watch_is_left_too() {
+    let cluster = Cluster::start(3).await;
+    let dns = DnsServer::start(&cluster.endpoints()).await;
+    dns.wait_ready().await;
+    cluster.signal(0, "KILL");
+    cluster
+        .put(1, "services/after", r#"{"IP":"10.0.0.8"}"#)
+        .await;
+    let changed = Instant::now();
+    let answer = wait_answers(
+        dns.addr,
+        "after.services.local.",
+        RecordType::A,
+        1,
+        FAILOVER,
+    )
+    .await;
+    eprintln!(
+        "update answered {:?} after the put, with the watching member killed",
+        changed.elapsed()
+    );
+    assert_eq!(addresses(&answer), vec!["10.0.0.8"]);
+}
+
+/// The SOA serial at the zone's apex.
+async fn serial(dns: &DnsServer) -> u32 {
+    let m = query(dns.addr, "services.local.", RecordType::SOA, Transport::Udp).await;
+    match m.answers.first().map(|r| &r.data) {
+        Some(hickory_proto::rr::RData::SOA(soa)) => soa.serial,
+        other => panic!("no SOA at the apex: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn etcd_restarted_then_wiped_the_last_table_answers_and_the_serial_goes_on() {
+    let mut etcd = Etcd::start().await;
+    for i in 0..20 {
+        etcd.put("services/s-test", &format!(r#"{{"IP":"192.168.1.{i}"}}"#))
+            .await;
+    }
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    let name = "s-test.services.local.";
+    wait_answers(dns.addr, name, RecordType::A, 1, SETTLE).await;
+    let before = serial(&dns).await;
+
+    // Restarted with its data: answering all along from the last table, then following etcd.
+    etcd.kill();
+    assert_eq!(
+        lookup_a(dns.addr, name, Transport::Udp).await,
+        vec!["192.168.1.19"],
+        "etcd down: the last table answers"
+    );
+    etcd.restart(false).await;
+    etcd.put("services/after", r#"{"IP":"10.0.0.9"}"#).await;
+    wait_answers(dns.addr, "after.services.local.", RecordType::A, 1, SETTLE).await;
+    let restarted = serial(&dns).await;
+    assert!(restarted > before, "serial {before} → {restarted}");
+
+    // Wiped: etcd's revision starts over at 1, the serial must not.
+    etcd.restart(true).await;
+    etcd.put("services/fresh", r#"{"IP":"10.0.0.10"}"#).await;
+    wait_answers(dns.addr, "fresh.services.local.", RecordType::A, 1, SETTLE).await;
+    wait_rcode(
+        dns.addr,
+        name,
+        RecordType::A,
+        hickory_proto::op::ResponseCode::NXDomain,
+        SETTLE,
+    )
+    .await;
+    let wiped = serial(&dns).await;
+    assert!(
+        wiped > restarted && wiped.wrapping_sub(restarted) < 1 << 31,
+        "serial went from {restarted} to {wiped} across the wipe"
+    );
 }

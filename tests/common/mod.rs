@@ -64,6 +64,8 @@ pub fn free_port() -> u16 {
 /// A real single-member etcd, killed on drop.
 pub struct Etcd {
     child: Child,
+    /// The command-line it was started with, to start it again.
+    args: Vec<String>,
     /// Client URL, `http://127.0.0.1:PORT` (`https://` with TLS).
     pub endpoint: String,
     dir: TempDir,
@@ -100,6 +102,16 @@ impl TlsFiles {
     }
 }
 
+/// Starts etcd with `args`, its output to `log`.
+fn spawn_etcd(bin: &std::path::Path, args: &[String], log: std::fs::File) -> Child {
+    Command::new(bin)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}\n{INSTALL_HINT}", bin.display()))
+}
+
 /// Password of the `root` user of an etcd with authentication enabled.
 pub const ROOT_PASSWORD: &str = "root-secret";
 
@@ -126,29 +138,27 @@ impl Etcd {
             let endpoint = format!("{scheme}://127.0.0.1:{client}");
             let peer_url = format!("http://127.0.0.1:{peer}");
             let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
-            let mut command = Command::new(&bin);
+            let mut args: Vec<String> = Vec::new();
             if let Some(pki) = pki {
-                command
-                    .arg(format!("--cert-file={}", pki.server_cert.display()))
-                    .arg(format!("--key-file={}", pki.server_key.display()))
-                    .arg(format!("--trusted-ca-file={}", pki.client.ca.display()))
-                    .arg("--client-cert-auth");
+                args.push(format!("--cert-file={}", pki.server_cert.display()));
+                args.push(format!("--key-file={}", pki.server_key.display()));
+                args.push(format!("--trusted-ca-file={}", pki.client.ca.display()));
+                args.push("--client-cert-auth".into());
             }
-            let child = command
-                .args(extra)
-                .arg("--name=test")
-                .arg(format!("--data-dir={}", dir.path().join("data").display()))
-                .arg(format!("--listen-client-urls={endpoint}"))
-                .arg(format!("--advertise-client-urls={endpoint}"))
-                .arg(format!("--listen-peer-urls={peer_url}"))
-                .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-                .arg(format!("--initial-cluster=test={peer_url}"))
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}\n{INSTALL_HINT}", bin.display()));
+            args.extend(extra.iter().map(|a| a.to_string()));
+            args.extend([
+                "--name=test".to_string(),
+                format!("--data-dir={}", dir.path().join("data").display()),
+                format!("--listen-client-urls={endpoint}"),
+                format!("--advertise-client-urls={endpoint}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=test={peer_url}"),
+            ]);
+            let child = spawn_etcd(&bin, &args, log);
             let mut etcd = Etcd {
                 child,
+                args,
                 endpoint,
                 dir,
                 tls: pki.map(|pki| pki.client.clone()),
@@ -277,6 +287,23 @@ impl Etcd {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills etcd and starts it again on the same ports: with its data when `wipe` is false,
+    /// empty (a wiped or replaced etcd: revisions start over) when true.
+    pub async fn restart(&mut self, wipe: bool) {
+        self.kill();
+        if wipe {
+            std::fs::remove_dir_all(self.dir.path().join("data")).expect("wipe etcd data");
+        }
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("etcd.log"))
+            .expect("etcd log");
+        self.child = spawn_etcd(&etcd_bin(), &self.args, log);
+        if let Err(error) = self.wait_ready().await {
+            panic!("etcd did not restart: {error}");
+        }
     }
 
     /// Sends etcd `signal` (a `kill` signal name: STOP freezes it, CONT thaws it).
