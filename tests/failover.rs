@@ -5,9 +5,12 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
+use common::proxy::Proxy;
 use common::*;
 use hickory_proto::rr::RecordType;
 
@@ -163,4 +166,84 @@ async fn etcd_restarted_then_wiped_the_last_table_answers_and_the_serial_goes_on
         wiped > restarted && wiped.wrapping_sub(restarted) < 1 << 31,
         "serial went from {restarted} to {wiped} across the wipe"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_while_etcd_changes_and_compacts_then_one_swap_with_no_wrong_answer() {
+    let etcd = Etcd::start().await;
+    etcd.put("services/keep", r#"{"IP":"10.1.0.1"}"#).await;
+    etcd.put("services/gone", r#"{"IP":"10.1.0.2"}"#).await;
+    let upstream = etcd
+        .endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("etcd address");
+    let proxy = Proxy::start(upstream).await;
+    let dns = DnsServer::start(&proxy.endpoint()).await;
+    wait_answers(dns.addr, "gone.services.local.", RecordType::A, 1, SETTLE).await;
+
+    // A querier that runs through the cut and the swap: "keep" is registered throughout.
+    let addr = dns.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let querier = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut asked, mut wrong) = (0u32, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let answer = lookup_a(addr, "keep.services.local.", Transport::Udp).await;
+                asked += 1;
+                if answer != vec!["10.1.0.1"] {
+                    wrong.push(answer);
+                }
+            }
+            (asked, wrong)
+        })
+    };
+
+    proxy.cut();
+    let mut client = etcd.client().await;
+    client.delete("services/gone", None).await.expect("delete");
+    client
+        .put("services/new", r#"{"IP":"10.1.0.3"}"#, None)
+        .await
+        .expect("put");
+    let revision = client
+        .put("services/keep", r#"{"IP":"10.1.0.1"}"#, None)
+        .await
+        .expect("put")
+        .header()
+        .map(|h| h.revision())
+        .expect("revision");
+    client
+        .compact(
+            revision,
+            Some(etcd_client::CompactionOptions::new().with_physical()),
+        )
+        .await
+        .expect("compact");
+    proxy.restore();
+
+    let reconnected = Instant::now();
+    wait_answers(dns.addr, "new.services.local.", RecordType::A, 1, SETTLE).await;
+    wait_rcode(
+        dns.addr,
+        "gone.services.local.",
+        RecordType::A,
+        hickory_proto::op::ResponseCode::NXDomain,
+        SETTLE,
+    )
+    .await;
+    eprintln!(
+        "re-read and swapped {:?} after the path came back",
+        reconnected.elapsed()
+    );
+    stop.store(true, Ordering::SeqCst);
+    let (asked, wrong) = querier.await.expect("querier");
+    assert!(asked > 10, "only {asked} queries ran through the swap");
+    assert!(
+        wrong.is_empty(),
+        "{} wrong answers of {asked}: {wrong:?}",
+        wrong.len()
+    );
+    eprintln!("{asked} queries through the cut and the swap, 0 wrong");
 }

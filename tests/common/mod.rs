@@ -4,6 +4,7 @@
 
 pub mod cluster;
 mod pki;
+pub mod proxy;
 pub use pki::Pki;
 
 use std::future::Future;
