@@ -114,28 +114,27 @@ async fn bad_flags_and_unreadable_files_exit_at_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_auth_read_only_for_dns_read_write_for_register() {
-    let mut etcd = Etcd::start().await;
-    let services = || Permission::read("services/").with_prefix();
-    etcd.add_user("dns", "dns-secret", vec![services()]).await;
+/// Turns authentication on with a read-only user for etcd-dns and a read-write one for
+/// register, and starts both with them.
+async fn with_roles(etcd: &mut Etcd) -> (Daemon, Daemon) {
+    let services = Permission::read("services/").with_prefix();
+    etcd.add_user("dns", "dns-secret", vec![services]).await;
     let read_write = Permission::read_write("services/").with_prefix();
     etcd.add_user("reg", "reg-secret", vec![read_write]).await;
     etcd.enable_auth().await;
-
     let dns = Daemon::etcd_dns(
         &etcd.endpoint,
         &strings(&["--etcd-user", "dns", "--etcd-password", "dns-secret"]),
     );
-    let reg = Daemon::register(
-        &etcd.endpoint,
-        &register_args(&strings(&[
-            "--etcd-user",
-            "reg",
-            "--etcd-password",
-            "reg-secret",
-        ])),
-    );
+    let reg_flags = ["--etcd-user", "reg", "--etcd-password", "reg-secret"];
+    let reg = Daemon::register(&etcd.endpoint, &register_args(&strings(&reg_flags)));
+    (dns, reg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_auth_read_only_for_dns_read_write_for_register() {
+    let mut etcd = Etcd::start().await;
+    let (dns, reg) = with_roles(&mut etcd).await;
     let addr = dns.dns_addr().await;
     let (m, took) = wait_rcode(addr, NAME, RecordType::A, ResponseCode::NoError, SETTLE).await;
     assert_eq!(addresses(&m), vec!["192.168.1.26"]);
@@ -272,24 +271,7 @@ async fn sigterm_revokes_even_after_the_auth_token_expired() {
     // etcd forgets an idle client's token after --auth-token-ttl; register's revoke on SIGTERM
     // must authenticate again rather than fail and leave the name until the lease expires.
     let mut etcd = Etcd::start_with_args(None, &["--auth-token-ttl=1"]).await;
-    let services = Permission::read("services/").with_prefix();
-    etcd.add_user("dns", "dns-secret", vec![services]).await;
-    let read_write = Permission::read_write("services/").with_prefix();
-    etcd.add_user("reg", "reg-secret", vec![read_write]).await;
-    etcd.enable_auth().await;
-    let dns = Daemon::etcd_dns(
-        &etcd.endpoint,
-        &strings(&["--etcd-user", "dns", "--etcd-password", "dns-secret"]),
-    );
-    let mut reg = Daemon::register(
-        &etcd.endpoint,
-        &register_args(&strings(&[
-            "--etcd-user",
-            "reg",
-            "--etcd-password",
-            "reg-secret",
-        ])),
-    );
+    let (dns, mut reg) = with_roles(&mut etcd).await;
     let addr = dns.dns_addr().await;
     wait_rcode(addr, NAME, RecordType::A, ResponseCode::NoError, SETTLE).await;
     // Idle (keep-alives only) for well over the token's TTL, the name answering throughout.
