@@ -16,8 +16,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -25,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::logging::LogLimit;
-use crate::metrics::Metrics;
+use crate::metrics::{gauge, Metrics};
 use crate::table::Table;
 use crate::wire::name_from_wire;
 
@@ -235,15 +234,6 @@ impl std::fmt::Debug for TableGauges {
             .field("ready", &self.ready)
             .finish()
     }
-}
-
-fn gauge<N>(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: N) -> std::fmt::Result
-where
-    ConstGauge<N>: EncodeMetric,
-{
-    let gauge = ConstGauge::new(value);
-    let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
-    gauge.encode(metric)
 }
 
 impl Collector for TableGauges {

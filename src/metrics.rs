@@ -14,6 +14,7 @@ use std::time::Duration;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 /// How a request was answered, as the `path` label says it.
@@ -43,6 +44,42 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 ];
 /// One in this many answers made on the spot is timed.
 pub const TIMING_SAMPLE: u64 = 16;
+/// What remote clients can make happen that is counted rather than logged line by line
+/// (a flood of packets must not become a flood of log lines), as `etcd_dns_client_events_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A request that does not parse (FORMERR, or dropped when too short to answer).
+    Malformed = 0,
+    /// A UDP datagram longer than we read (no DNS query is that long), dropped.
+    Oversized,
+    /// AXFR asked by a client outside `--allow-transfer` (REFUSED).
+    TransferRefused,
+    /// A UDP reply withheld by response rate limiting.
+    RateLimited,
+    /// A UDP reply sent truncated by response rate limiting (the client retries over TCP).
+    Slipped,
+    /// An idle TCP connection closed to admit a new one (`--tcp-max-clients` reached).
+    TcpEvicted,
+    /// A TCP connection closed at once: every slot busy mid-request.
+    TcpRefused,
+    /// A TCP connection closed because it went idle, or a message did not arrive in time.
+    TcpTimedOut,
+    /// A TCP connection closed because its client sent something that is not a DNS message.
+    TcpGarbage,
+}
+
+/// The `event` label of each [`ClientEvent`], in order.
+pub const CLIENT_EVENTS: [&str; 9] = [
+    "malformed",
+    "oversized",
+    "transfer_refused",
+    "rate_limited",
+    "slipped",
+    "tcp_evicted",
+    "tcp_refused",
+    "tcp_timed_out",
+    "tcp_garbage",
+];
 /// Counters per (path, qtype, rcode).
 const QUERY_COUNTERS: usize = PATHS.len() * (QTYPES.len() + 1) * (RCODES.len() + 1);
 /// Buckets per path, the last one above every bound.
@@ -58,6 +95,8 @@ pub struct QueryStats {
     latency_ns: [AtomicU64; PATHS.len()],
     dropped: AtomicU64,
     upstream_failures: AtomicU64,
+    /// Per [`ClientEvent`].
+    events: [AtomicU64; CLIENT_EVENTS.len()],
     /// Answers seen, for choosing which to time.
     ticks: AtomicU64,
 }
@@ -90,6 +129,7 @@ impl QueryStats {
             latency_ns: Default::default(),
             dropped: AtomicU64::new(0),
             upstream_failures: AtomicU64::new(0),
+            events: Default::default(),
             ticks: AtomicU64::new(0),
         }
     }
@@ -148,6 +188,13 @@ impl QueryStats {
     pub fn upstream_failed(&self) {
         self.bump(&self.upstream_failures, 1);
     }
+
+    /// Counts one thing a client made happen.
+    pub fn event(&self, event: ClientEvent) {
+        if let Some(counter) = self.events.get(event as usize) {
+            self.bump(counter, 1);
+        }
+    }
 }
 
 /// Everything `/metrics` reports that the table and the watcher do not.
@@ -161,6 +208,10 @@ pub struct Metrics {
     pub watch_events: AtomicU64,
     /// Full reads of the registry after the first one.
     pub resyncs: AtomicU64,
+    /// TCP connections open now.
+    pub tcp_connections: AtomicU64,
+    /// `--tcp-max-clients` in effect.
+    pub tcp_max_connections: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -171,6 +222,8 @@ impl Default for Metrics {
             shared,
             watch_events: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            tcp_connections: AtomicU64::new(0),
+            tcp_max_connections: AtomicU64::new(0),
         }
     }
 }
@@ -211,6 +264,9 @@ impl Metrics {
             }
             sums.dropped += load(&stats.dropped);
             sums.upstream_failures += load(&stats.upstream_failures);
+            for (sum, counter) in sums.events.iter_mut().zip(&stats.events) {
+                *sum += load(counter);
+            }
         }
         sums
     }
@@ -227,6 +283,7 @@ struct Sums {
     latency_ns: [u64; PATHS.len()],
     dropped: u64,
     upstream_failures: u64,
+    events: [u64; CLIENT_EVENTS.len()],
 }
 
 /// Writes one counter family with a single value.
@@ -239,6 +296,21 @@ pub fn counter(
     let counter = ConstCounter::new(value);
     let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
     counter.encode(metric)
+}
+
+/// Writes one gauge family with a single value.
+pub fn gauge<N>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> std::fmt::Result
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    let gauge = ConstGauge::new(value);
+    let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+    gauge.encode(metric)
 }
 
 impl Collector for Metrics {
@@ -298,6 +370,27 @@ impl Collector for Metrics {
             "etcd_dns_upstream_failures",
             "Forwarded queries that no upstream answered (SERVFAIL to the client)",
             sums.upstream_failures,
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "etcd_dns_client_events",
+            "What clients made happen that is counted instead of logged: malformed requests, oversized datagrams, refused transfers, replies rate-limited or slipped, TCP connections evicted, refused, timed out or closed for garbage",
+            None,
+            MetricType::Counter,
+        )?;
+        for (event, value) in CLIENT_EVENTS.iter().zip(sums.events) {
+            ConstCounter::new(value).encode(family.encode_family(&[("event", *event)])?)?;
+        }
+        gauge(
+            &mut encoder,
+            "etcd_dns_tcp_connections",
+            "TCP connections open now",
+            self.tcp_connections.load(Ordering::Relaxed) as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "etcd_dns_tcp_max_connections",
+            "Most TCP connections kept open at once (--tcp-max-clients); the idlest is closed for a new one",
+            self.tcp_max_connections.load(Ordering::Relaxed) as i64,
         )?;
         counter(
             &mut encoder,

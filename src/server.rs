@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
+use crate::dns::rrl::{RateLimiter, RrlConfig};
+use crate::dns::tcp::TcpLimits;
 use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
 use crate::etcd::EtcdConfig;
 use crate::http::{self, Http};
@@ -26,6 +29,10 @@ pub struct ServerConfig {
     /// `--max-stale`: how long the table may go unconfirmed by etcd before names under the
     /// zone answer SERVFAIL and `/ready` fails.
     pub max_stale: Option<Duration>,
+    /// Response rate limiting of UDP replies (`--rrl-*`); `None` is off.
+    pub rate_limit: Option<RrlConfig>,
+    /// How many TCP clients at once, and their timeouts.
+    pub tcp: TcpLimits,
 }
 
 /// A started server: its table (for inspection) and its tasks.
@@ -63,11 +70,21 @@ pub fn start(
     let zone = Arc::new(config.zone);
     let table = Arc::new(Table::new(&zone));
     let metrics = Arc::new(Metrics::default());
-    let router = Arc::new(dns::router(
-        table.clone(),
-        metrics.clone(),
-        &config.catalog,
-    )?);
+    let mut router = dns::router(table.clone(), metrics.clone(), &config.catalog)?;
+    match &config.rate_limit {
+        Some(rrl) => {
+            info!(
+                rate = rrl.rate,
+                slip = rrl.slip,
+                ipv4_prefix = rrl.ipv4_prefix,
+                ipv6_prefix = rrl.ipv6_prefix,
+                "response rate limiting on: replies per second per client network and answer"
+            );
+            router = router.with_rate_limit(RateLimiter::new(rrl));
+        }
+        None => info!("response rate limiting off"),
+    }
+    let router = Arc::new(router);
     let mut tasks = JoinSet::new();
     let watcher = watch::run(
         config.etcd,
@@ -101,7 +118,7 @@ pub fn start(
             Ok(())
         });
     }
-    let serve = transport::serve(listeners, router, shutdown);
+    let serve = transport::serve(listeners, router, config.tcp, shutdown);
     tasks.spawn(async move {
         serve.await;
         Ok(())

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use etcd_dns::dns::acl::Acl;
+use etcd_dns::dns::rrl::{self, RrlConfig};
+use etcd_dns::dns::tcp::{self, TcpLimits};
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
 use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::http;
@@ -72,6 +74,34 @@ struct Args {
     /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
+    /// Most TCP connections open at once; when full, the one idle the longest is closed for a
+    /// new one [default: half the open-file limit, at most 10000]
+    #[arg(long, env = "ETCD_DNS_TCP_MAX_CLIENTS", value_parser = clap::value_parser!(u32).range(1..))]
+    tcp_max_clients: Option<u32>,
+    /// How long a TCP connection may wait for its next query before it is closed
+    #[arg(long, env = "ETCD_DNS_TCP_IDLE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    tcp_idle_timeout: Duration,
+    /// How long the rest of a TCP query may take once its length has arrived, and a reply's
+    /// sending
+    #[arg(long, env = "ETCD_DNS_TCP_IO_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    tcp_io_timeout: Duration,
+    /// Response rate limiting: UDP replies per second per client network and answer; 0 turns
+    /// it off [default: 200 when a --listen address is not loopback, else off]
+    #[arg(long, env = "ETCD_DNS_RRL_RATE")]
+    rrl_rate: Option<u32>,
+    /// Every Nth rate-limited reply goes out truncated (TC) so that a real client retries over
+    /// TCP; 0 sends none
+    #[arg(long, env = "ETCD_DNS_RRL_SLIP", default_value_t = rrl::DEFAULT_SLIP)]
+    rrl_slip: u32,
+    /// Length of the IPv4 network whose clients share a rate limit
+    #[arg(long, env = "ETCD_DNS_RRL_IPV4_PREFIX", default_value_t = rrl::DEFAULT_IPV4_PREFIX, value_parser = clap::value_parser!(u8).range(0..=32))]
+    rrl_ipv4_prefix: u8,
+    /// Length of the IPv6 network whose clients share a rate limit
+    #[arg(long, env = "ETCD_DNS_RRL_IPV6_PREFIX", default_value_t = rrl::DEFAULT_IPV6_PREFIX, value_parser = clap::value_parser!(u8).range(0..=128))]
+    rrl_ipv6_prefix: u8,
+    /// Clients never rate-limited: IP or IP/LEN, comma separated
+    #[arg(long, env = "ETCD_DNS_RRL_EXEMPT", default_value = "")]
+    rrl_exempt: String,
     /// Log level (trace, debug, info, warn, error) or a tracing filter; RUST_LOG wins
     #[arg(long, env = "ETCD_DNS_LOG_LEVEL", default_value = etcd_dns::logging::DEFAULT_FILTER)]
     log_level: String,
@@ -86,6 +116,16 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 async fn main() -> Result<()> {
     let args = Args::parse();
     etcd_dns::logging::init(&args.log_level);
+    match tcp::raise_fd_limit() {
+        Ok((before, after)) if after > before => {
+            info!(
+                before,
+                after, "raised the open-file limit to its hard limit"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => warn!(%error, "cannot raise the open-file limit"),
+    }
     let etcd: EtcdConfig = args.etcd.clone().into();
     etcd.validate()?;
     let mut zone = args.zone.clone();
@@ -121,6 +161,14 @@ async fn main() -> Result<()> {
             allow_transfer: Acl::parse(&args.allow_transfer).context("bad --allow-transfer")?,
         },
         max_stale: args.max_stale,
+        rate_limit: rate_limit(&args)?,
+        tcp: TcpLimits {
+            max_clients: args
+                .tcp_max_clients
+                .map_or_else(tcp::default_max_clients, |n| n as usize),
+            idle_timeout: args.tcp_idle_timeout,
+            io_timeout: args.tcp_io_timeout,
+        },
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut listeners = Listeners::bind(&args.listen, threads)
@@ -147,6 +195,24 @@ async fn main() -> Result<()> {
     info!("shutting down");
     shutdown.cancel();
     stopped.await.with_context(fatal)
+}
+
+/// The `--rrl-*` settings; on by default when a listener is reachable from other hosts.
+fn rate_limit(args: &Args) -> Result<Option<RrlConfig>> {
+    let exposed = args.listen.iter().any(|addr| !addr.ip().is_loopback());
+    let rate = match args.rrl_rate {
+        Some(0) => return Ok(None),
+        Some(rate) => rate,
+        None if exposed => rrl::DEFAULT_RATE,
+        None => return Ok(None),
+    };
+    Ok(Some(RrlConfig {
+        rate,
+        slip: args.rrl_slip,
+        ipv4_prefix: args.rrl_ipv4_prefix,
+        ipv6_prefix: args.rrl_ipv6_prefix,
+        exempt: Acl::parse(&args.rrl_exempt).context("bad --rrl-exempt")?,
+    }))
 }
 
 async fn wait_for_signal() -> Result<()> {

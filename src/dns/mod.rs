@@ -9,6 +9,8 @@ pub mod live;
 mod mmsg;
 pub mod reply;
 pub mod router;
+pub mod rrl;
+pub mod tcp;
 pub mod transfer;
 pub mod transport;
 pub mod zones;

@@ -1,6 +1,6 @@
 //! Sockets: UDP served by one blocking thread per socket (SO_REUSEPORT spreads them over the
 //! cores; on Linux each system call takes or sends a whole batch of datagrams), TCP by a tokio
-//! task per connection. Both hand each message to the [`Router`].
+//! task per connection ([`super::tcp`]). Both hand each message to the [`Router`].
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
@@ -9,30 +9,22 @@ use std::time::Duration;
 
 use hickory_server::net::xfer::Protocol;
 use socket2::{Domain, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::reply::REPLY_CAPACITY;
 use super::router::{Answer, Pending, Router};
+use super::tcp::{self, TcpLimits};
 use crate::logging::LogLimit;
-use crate::wire;
+use crate::metrics::ClientEvent;
 
-/// Failed accepts (out of file descriptors: each retry fails again, ~90 a second) and
-/// oversized TCP replies (a client can ask for them) share one log line per interval.
-static TCP_TROUBLE: LogLimit = LogLimit::new();
-
-/// Idle TCP connections are closed after this long (Knot's default idle timeout is 10 s too).
-pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Once a message's length has arrived, its body must follow within this (Knot waits 0.5 s):
-/// a client that stalls mid-message does not hold a connection for the idle timeout.
-pub const TCP_IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// UDP receive and send errors (ICMP reports of earlier sends concern one client) and
+/// oversized datagrams, which a remote sender can cause at will: one debug line per interval.
+static UDP_TROUBLE: LogLimit = LogLimit::new();
 /// How often a UDP thread wakes up to check for shutdown when no query arrives.
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
-/// Pause after a failed accept (typically out of file descriptors), so the loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const BIND_ATTEMPTS: usize = 50;
 /// Largest UDP datagram we read (without recvmmsg; with it, [`super::mmsg::SLOT`]).
@@ -122,7 +114,12 @@ fn bind_addr(addr: SocketAddr, per_addr: usize) -> io::Result<(Vec<UdpSocket>, S
 
 /// Serves every listener until `shutdown`. UDP threads answer the live zone inline and pass
 /// the rest to tasks on `runtime`.
-pub async fn serve(listeners: Listeners, router: Arc<Router>, shutdown: CancellationToken) {
+pub async fn serve(
+    listeners: Listeners,
+    router: Arc<Router>,
+    tcp_limits: TcpLimits,
+    shutdown: CancellationToken,
+) {
     let Listeners { udp, tcp, .. } = listeners;
     let runtime = Handle::current();
     let mut threads = Vec::new();
@@ -156,7 +153,12 @@ pub async fn serve(listeners: Listeners, router: Arc<Router>, shutdown: Cancella
                 continue;
             }
         };
-        tasks.spawn(tcp_accept(listener, router.clone(), shutdown.clone()));
+        tasks.spawn(tcp::accept(
+            listener,
+            router.clone(),
+            tcp_limits,
+            shutdown.clone(),
+        ));
     }
     shutdown.cancelled().await;
     while tasks.join_next().await.is_some() {}
@@ -187,7 +189,7 @@ fn udp_loop(
             Ok(received) => received,
             Err(error) if quiet_receive_error(&error) => continue,
             Err(error) => {
-                debug!(%error, "UDP receive");
+                udp_trouble(|suppressed| debug!(%error, suppressed, "UDP receive"));
                 continue;
             }
         };
@@ -195,7 +197,10 @@ fn udp_loop(
             let query = batch.get(i);
             let Some(src) = query.src else { continue };
             if query.truncated {
-                debug!(%src, "UDP query longer than {} bytes dropped", mmsg::SLOT);
+                stats.event(ClientEvent::Oversized);
+                udp_trouble(
+                    |suppressed| debug!(%src, suppressed, "UDP query longer than {} bytes dropped", mmsg::SLOT),
+                );
                 continue;
             }
             let buffer = spare
@@ -209,11 +214,9 @@ fn udp_loop(
                 }
             }
         }
-        batch.send_all(
-            &socket,
-            &replies,
-            |error, dst| debug!(%error, %dst, "UDP send"),
-        );
+        batch.send_all(&socket, &replies, |error, dst| {
+            udp_trouble(|suppressed| debug!(%error, %dst, suppressed, "UDP send"))
+        });
         spare.extend(replies.drain(..).map(|(buffer, _)| buffer));
     }
 }
@@ -233,7 +236,7 @@ fn udp_loop(
             Ok(received) => received,
             Err(error) if quiet_receive_error(&error) => continue,
             Err(error) => {
-                debug!(%error, "UDP receive");
+                udp_trouble(|suppressed| debug!(%error, suppressed, "UDP receive"));
                 continue;
             }
         };
@@ -285,77 +288,15 @@ fn later_udp(
 
 fn send(socket: &UdpSocket, reply: &[u8], dst: SocketAddr) {
     if let Err(error) = socket.send_to(reply, dst) {
-        debug!(%error, %dst, "UDP send");
+        udp_trouble(|suppressed| debug!(%error, %dst, suppressed, "UDP send"));
     }
 }
 
-async fn tcp_accept(listener: TcpListener, router: Arc<Router>, shutdown: CancellationToken) {
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "answering DNS over TCP");
-    }
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                tokio::spawn(tcp_connection(
-                    stream,
-                    peer,
-                    router.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            Err(error) => {
-                if let Some(suppressed) = TCP_TROUBLE.allow() {
-                    warn!(%error, suppressed, "TCP accept");
-                }
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-            }
-        }
-    }
-}
-
-/// Answers length-prefixed messages in order until the client closes, goes idle, or sends
-/// garbage.
-async fn tcp_connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    router: Arc<Router>,
-    shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    loop {
-        let len = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            len = tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_u16()) => match len {
-                Ok(Ok(len)) => len as usize,
-                _ => return,
-            },
-        };
-        if len < wire::HEADER_LEN {
-            return; // not a DNS message: close, as Knot does
-        }
-        let mut message = vec![0u8; len];
-        match tokio::time::timeout(TCP_IO_TIMEOUT, stream.read_exact(&mut message)).await {
-            Ok(Ok(_)) => {}
-            _ => return,
-        }
-        let Some(reply) = router.answer(&message, peer, Protocol::Tcp).await else {
-            continue;
-        };
-        let Ok(len) = u16::try_from(reply.len()) else {
-            if let Some(suppressed) = TCP_TROUBLE.allow() {
-                warn!(%peer, bytes = reply.len(), suppressed, "reply too large for TCP; closing");
-            }
-            return;
-        };
-        let mut framed = Vec::with_capacity(reply.len() + 2);
-        framed.extend_from_slice(&len.to_be_bytes());
-        framed.extend_from_slice(&reply);
-        if stream.write_all(&framed).await.is_err() {
-            return;
+/// Runs `log` (given the count of lines held back) when a UDP trouble line may go out now.
+fn udp_trouble(log: impl FnOnce(u64)) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        if let Some(suppressed) = UDP_TROUBLE.allow() {
+            log(suppressed);
         }
     }
 }

@@ -365,6 +365,8 @@ impl DnsServer {
             etcd: EtcdConfig::from_list(endpoint),
             catalog: Default::default(),
             max_stale: None,
+            rate_limit: None,
+            tcp: Default::default(),
         };
         edit(&mut config);
         let loopback_any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");

@@ -23,9 +23,10 @@ use super::acl::Acl;
 use super::reply::{
     error_reply, fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY,
 };
+use super::rrl::{self, RateLimiter, Verdict};
 use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
-use crate::metrics::{Metrics, QueryStats};
+use crate::metrics::{ClientEvent, Metrics, QueryStats};
 use crate::table::{Snapshot, Table};
 use crate::wire::{self, zone_offset, QueryEdns, ReplyBody, WireName, WireQuery, RCODE_BITS};
 
@@ -41,6 +42,8 @@ pub struct Router {
     forwarding: bool,
     /// Who may transfer the live zone.
     allow_transfer: Acl,
+    /// Response rate limiting of UDP replies, when on.
+    rate_limit: Option<RateLimiter>,
 }
 
 /// QCLASS IN as a number. hickory's `u16::from(DNSClass)` is not inlined: a call per query.
@@ -50,6 +53,10 @@ const CLASS_ANY: u16 = 255;
 
 /// Requests the router could not answer, logged at most once per interval.
 static UNANSWERED: LogLimit = LogLimit::new();
+/// Requests that do not parse (counted as [`ClientEvent::Malformed`]).
+static MALFORMED: LogLimit = LogLimit::new();
+/// Transfers asked from outside `--allow-transfer` ([`ClientEvent::TransferRefused`]).
+static TRANSFERS_REFUSED: LogLimit = LogLimit::new();
 
 thread_local! {
     /// Where the next multi-record answer starts. Per thread rather than one shared atomic:
@@ -84,7 +91,19 @@ impl Router {
             statics,
             forwarding,
             allow_transfer,
+            rate_limit: None,
         }
+    }
+
+    /// The same router with UDP replies rate-limited by `limiter`.
+    pub fn with_rate_limit(mut self, limiter: RateLimiter) -> Self {
+        self.rate_limit = Some(limiter);
+        self
+    }
+
+    /// Its counters: the transport counts connection events into them.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Counters for a thread that alone answers with them (a UDP socket's thread).
@@ -127,16 +146,57 @@ impl Router {
     ) -> Answer {
         let received = stats.time_this_one().then(Instant::now);
         let (answer, route, qtype) = self.place_and_answer(bytes, src, protocol, out);
-        match &answer {
+        count_events(route, qtype, stats);
+        match answer {
             Answer::Reply(reply) => {
+                let Some(reply) = self.rate_limited(reply, route, src, protocol, stats) else {
+                    return Answer::Drop;
+                };
                 let elapsed = received.map(|r| r.elapsed());
-                stats.answered(route.path(), qtype, reply, elapsed);
+                stats.answered(route.path(), qtype, &reply, elapsed);
+                Answer::Reply(reply)
             }
-            Answer::Drop => stats.dropped(),
+            Answer::Drop => {
+                stats.dropped();
+                Answer::Drop
+            }
             // Timed from when it was placed, in `answer_later`.
-            Answer::Later(_) => {}
+            later => later,
         }
-        answer
+    }
+
+    /// `reply` as response rate limiting lets it go out to `src`: whole, truncated (slipped),
+    /// or not at all (`None`). Only UDP is limited.
+    fn rate_limited(
+        &self,
+        mut reply: Vec<u8>,
+        route: Route,
+        src: SocketAddr,
+        protocol: Protocol,
+        stats: &QueryStats,
+    ) -> Option<Vec<u8>> {
+        let Some(limiter) = &self.rate_limit else {
+            return Some(reply);
+        };
+        if protocol != Protocol::Udp {
+            return Some(reply);
+        }
+        let zone_at = match route {
+            Route::Live(zone_at) => zone_at,
+            _ => None,
+        };
+        match limiter.check(&reply, src.ip(), zone_at, rrl::now_micros()) {
+            Verdict::Send => Some(reply),
+            Verdict::Slip => {
+                stats.event(ClientEvent::Slipped);
+                rrl::truncate(&mut reply);
+                Some(reply)
+            }
+            Verdict::Drop => {
+                stats.event(ClientEvent::RateLimited);
+                None
+            }
+        }
     }
 
     /// [`Router::answer_now`] without the counting: the answer, its route and its QTYPE.
@@ -163,7 +223,9 @@ impl Router {
         match Message::from_vec(bytes) {
             Ok(message) => self.answer_message(&snapshot, bytes, &message, src, protocol, out),
             Err(error) => {
-                debug!(%error, "malformed query");
+                if let Some(suppressed) = MALFORMED.allow() {
+                    debug!(%error, %src, suppressed, "malformed query");
+                }
                 let answer = form_error(bytes).map_or(Answer::Drop, Answer::Reply);
                 (answer, Route::Error(ResponseCode::FormErr), 0)
             }
@@ -199,6 +261,7 @@ impl Router {
             fit(server_failure(bytes.to_vec()), Limit::new(None, protocol))
         });
         let stats = self.metrics.shared();
+        let reply = self.rate_limited(reply, route, src, protocol, stats)?;
         let servfail = reply
             .get(3)
             .is_some_and(|b| b & RCODE_BITS == ResponseCode::ServFail.low());
@@ -231,7 +294,9 @@ impl Router {
                 if self.allow_transfer.contains(src.ip()) {
                     Route::Transfer
                 } else {
-                    debug!(%src, "zone transfer refused");
+                    if let Some(suppressed) = TRANSFERS_REFUSED.allow() {
+                        debug!(%src, suppressed, "zone transfer refused");
+                    }
                     Route::Error(ResponseCode::Refused)
                 }
             }
@@ -312,6 +377,17 @@ impl Router {
                 qtype,
             ),
         }
+    }
+}
+
+/// Counts what the client's request made happen, from where it was placed.
+fn count_events(route: Route, qtype: u16, stats: &QueryStats) {
+    match route {
+        Route::Error(ResponseCode::FormErr) => stats.event(ClientEvent::Malformed),
+        Route::Error(ResponseCode::Refused) if qtype == u16::from(RecordType::AXFR) => {
+            stats.event(ClientEvent::TransferRefused)
+        }
+        _ => {}
     }
 }
 

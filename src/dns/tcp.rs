@@ -1,0 +1,382 @@
+//! DNS over TCP: a tokio task per connection, at most `--tcp-max-clients` of them. When full,
+//! the connection idle the longest is closed to admit the new one (as Knot does), so that
+//! thousands of idle or slow clients cannot lock real ones out; if every connection is in the
+//! middle of a request, the new one is closed instead. Idle connections close after
+//! `--tcp-idle-timeout`; once a message's length has arrived, its body must follow within
+//! `--tcp-io-timeout`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use hickory_server::net::xfer::Protocol;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::router::Router;
+use crate::logging::LogLimit;
+use crate::metrics::{ClientEvent, Metrics};
+use crate::wire;
+
+/// Idle TCP connections are closed after this long by default (Knot's default too).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once a message's length has arrived, its body must follow within this by default: a client
+/// that stalls mid-message does not hold a connection for the idle timeout.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// The default `--tcp-max-clients` is half the open-file limit (Knot's rule), at most this.
+pub const MAX_CLIENTS_CEILING: usize = 10_000;
+/// Pause after a failed accept (typically out of file descriptors), so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// Failed accepts (out of file descriptors: each retry fails again) and oversized TCP replies
+/// (a client can ask for them) share one log line per interval.
+static TCP_TROUBLE: LogLimit = LogLimit::new();
+
+/// `--tcp-max-clients`, `--tcp-idle-timeout`, `--tcp-io-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Most connections open at once.
+    pub max_clients: usize,
+    /// How long a connection may wait for its next message.
+    pub idle_timeout: Duration,
+    /// How long the rest of a message may take once its length has arrived.
+    pub io_timeout: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self {
+            max_clients: default_max_clients(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            io_timeout: DEFAULT_IO_TIMEOUT,
+        }
+    }
+}
+
+/// Half the process's open-file limit (after [`raise_fd_limit`]), within 1..=[`MAX_CLIENTS_CEILING`]:
+/// the other half stays for UDP, etcd, HTTP and the forwarder.
+pub fn default_max_clients() -> usize {
+    let limit = fd_limit().map_or(1024, |(soft, _)| soft);
+    usize::try_from(limit / 2).map_or(MAX_CLIENTS_CEILING, |n| n.clamp(1, MAX_CLIENTS_CEILING))
+}
+
+/// The open-file limit, soft and hard.
+#[cfg(target_os = "linux")]
+pub fn fd_limit() -> Option<(u64, u64)> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok()
+}
+
+/// The open-file limit, soft and hard (not read on this system).
+#[cfg(not(target_os = "linux"))]
+pub fn fd_limit() -> Option<(u64, u64)> {
+    None
+}
+
+/// Raises the soft open-file limit to the hard one (Knot, NSD and systemd services do the
+/// same: the soft default of 1,024 is there for programs that use select()). Returns the
+/// limit before and after; an error leaves it as it was.
+#[cfg(target_os = "linux")]
+pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok((soft, getrlimit(Resource::RLIMIT_NOFILE)?.0))
+}
+
+/// Raises the soft open-file limit to the hard one (not done on this system).
+#[cfg(not(target_os = "linux"))]
+pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
+    Err(std::io::Error::other("not supported on this system"))
+}
+
+/// The open connections, for closing the idlest when full.
+struct Clients {
+    max: usize,
+    open: Mutex<HashMap<u64, Arc<Client>>>,
+    next_id: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+/// One connection as the others see it.
+struct Client {
+    /// Milliseconds since [`epoch`] when it became idle; 0 while a request is in progress.
+    idle_since: AtomicU64,
+    /// Fired to close it.
+    close: CancellationToken,
+}
+
+/// Where a connection stands, for `Clients::admit`'s choice.
+impl Client {
+    fn idle(&self) {
+        self.idle_since.store(millis(), Ordering::Relaxed);
+    }
+
+    fn busy(&self) {
+        self.idle_since.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A time base for [`Client::idle_since`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Milliseconds since [`epoch`], at least 1 (0 means busy).
+fn millis() -> u64 {
+    (epoch().elapsed().as_millis() as u64).max(1)
+}
+
+/// A connection's place among the open ones; dropping it frees the place.
+struct Admitted {
+    clients: Arc<Clients>,
+    id: u64,
+    client: Arc<Client>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.clients.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.remove(&self.id);
+        self.clients
+            .metrics
+            .tcp_connections
+            .store(open.len() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Clients {
+    fn new(max: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+        metrics
+            .tcp_max_connections
+            .store(max as u64, Ordering::Relaxed);
+        Arc::new(Self {
+            max: max.max(1),
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            metrics,
+        })
+    }
+
+    /// A place for a new connection: a free one, or the idlest connection's (which is told to
+    /// close). `None` when every connection is mid-request.
+    fn admit(self: &Arc<Self>) -> Option<Admitted> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= self.max {
+            let idlest = open
+                .iter()
+                .map(|(id, client)| (client.idle_since.load(Ordering::Relaxed), *id))
+                .filter(|(since, _)| *since > 0)
+                .min();
+            let (_, id) = idlest?;
+            if let Some(evicted) = open.remove(&id) {
+                evicted.close.cancel();
+                self.metrics.shared().event(ClientEvent::TcpEvicted);
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let client = Arc::new(Client {
+            idle_since: AtomicU64::new(millis()),
+            close: CancellationToken::new(),
+        });
+        open.insert(id, client.clone());
+        self.metrics
+            .tcp_connections
+            .store(open.len() as u64, Ordering::Relaxed);
+        Some(Admitted {
+            clients: self.clone(),
+            id,
+            client,
+        })
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown`.
+pub async fn accept(
+    listener: TcpListener,
+    router: Arc<Router>,
+    limits: TcpLimits,
+    shutdown: CancellationToken,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, max_clients = limits.max_clients, "answering DNS over TCP");
+    }
+    let clients = Clients::new(limits.max_clients, router.metrics().clone());
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let Some(admitted) = clients.admit() else {
+                    router.metrics().shared().event(ClientEvent::TcpRefused);
+                    continue; // dropping the stream closes it
+                };
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    router.clone(),
+                    limits,
+                    admitted,
+                    shutdown.clone(),
+                ));
+            }
+            Err(error) => {
+                if let Some(suppressed) = TCP_TROUBLE.allow() {
+                    warn!(%error, suppressed, "TCP accept");
+                }
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Why a connection ended, when it was the client's doing.
+enum Closed {
+    /// The client closed, or we shut down, or it was evicted (counted where decided).
+    Quietly,
+    /// Idle too long, or a message that did not arrive in time.
+    TimedOut,
+    /// Not a DNS message.
+    Garbage,
+}
+
+/// Serves one connection, then counts why it ended.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Arc<Router>,
+    limits: TcpLimits,
+    admitted: Admitted,
+    shutdown: CancellationToken,
+) {
+    let close = admitted.client.close.clone();
+    let closed = tokio::select! {
+        _ = shutdown.cancelled() => Closed::Quietly,
+        _ = close.cancelled() => Closed::Quietly,
+        closed = messages(stream, peer, &router, limits, &admitted.client) => closed,
+    };
+    let stats = router.metrics().shared();
+    match closed {
+        Closed::Quietly => {}
+        Closed::TimedOut => stats.event(ClientEvent::TcpTimedOut),
+        Closed::Garbage => stats.event(ClientEvent::TcpGarbage),
+    }
+}
+
+/// Answers length-prefixed messages in order until the client closes, goes idle, or sends
+/// garbage.
+async fn messages(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    router: &Router,
+    limits: TcpLimits,
+    client: &Client,
+) -> Closed {
+    let _ = stream.set_nodelay(true);
+    loop {
+        client.idle();
+        let len = match tokio::time::timeout(limits.idle_timeout, stream.read_u16()).await {
+            Ok(Ok(len)) => usize::from(len),
+            Ok(Err(_)) => return Closed::Quietly,
+            Err(_) => return Closed::TimedOut,
+        };
+        client.busy();
+        if len < wire::HEADER_LEN {
+            return Closed::Garbage; // not a DNS message: close, as Knot does
+        }
+        let mut message = vec![0u8; len];
+        match tokio::time::timeout(limits.io_timeout, stream.read_exact(&mut message)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Closed::Quietly,
+            Err(_) => return Closed::TimedOut,
+        }
+        let Some(reply) = router.answer(&message, peer, Protocol::Tcp).await else {
+            continue;
+        };
+        let Ok(len) = u16::try_from(reply.len()) else {
+            if let Some(suppressed) = TCP_TROUBLE.allow() {
+                warn!(%peer, bytes = reply.len(), suppressed, "reply too large for TCP; closing");
+            }
+            return Closed::Quietly;
+        };
+        let mut framed = Vec::with_capacity(reply.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&reply);
+        match tokio::time::timeout(limits.io_timeout, stream.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Closed::Quietly,
+            Err(_) => return Closed::TimedOut,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clients(max: usize) -> Arc<Clients> {
+        Clients::new(max, Arc::new(Metrics::default()))
+    }
+
+    #[test]
+    fn when_full_the_idlest_connection_makes_room() {
+        let clients = clients(3);
+        let a = clients.admit().expect("room");
+        let b = clients.admit().expect("room");
+        let c = clients.admit().expect("room");
+        // b went idle first, then a; c is mid-request.
+        b.client.idle_since.store(5, Ordering::Relaxed);
+        a.client.idle_since.store(9, Ordering::Relaxed);
+        c.client.busy();
+        let d = clients.admit().expect("b's place");
+        assert!(b.client.close.is_cancelled());
+        assert!(!a.client.close.is_cancelled() && !c.client.close.is_cancelled());
+        d.client.busy();
+        let _e = clients.admit().expect("a's place");
+        assert!(a.client.close.is_cancelled());
+        assert_eq!(clients.metrics.tcp_connections.load(Ordering::Relaxed), 3);
+        drop((a, b));
+        assert_eq!(clients.open.lock().expect("lock").len(), 3);
+    }
+
+    #[test]
+    fn when_every_connection_is_busy_the_new_one_is_refused() {
+        let clients = clients(2);
+        let a = clients.admit().expect("room");
+        let b = clients.admit().expect("room");
+        a.client.busy();
+        b.client.busy();
+        assert!(clients.admit().is_none());
+        b.client.idle();
+        assert!(clients.admit().is_some());
+    }
+
+    #[test]
+    fn a_closed_connection_frees_its_place() {
+        let clients = clients(1);
+        let a = clients.admit().expect("room");
+        a.client.busy();
+        assert!(clients.admit().is_none());
+        drop(a);
+        assert!(clients.admit().is_some());
+        assert_eq!(
+            clients.metrics.tcp_max_connections.load(Ordering::Relaxed),
+            1
+        );
+    }
+
+    #[test]
+    fn the_default_cap_is_half_the_file_limit_within_bounds() {
+        let (soft, _) = fd_limit().expect("getrlimit");
+        let expected = (soft / 2).clamp(1, MAX_CLIENTS_CEILING as u64) as usize;
+        assert_eq!(default_max_clients(), expected);
+    }
+}
