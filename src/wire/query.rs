@@ -127,7 +127,7 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
             return None;
         }
         let rdlen = be16(bytes, at + 9)? as usize;
-        if at + 11 + rdlen != bytes.len() {
+        if at + 11 + rdlen != bytes.len() || !options_fit(&bytes[at + 11..]) {
             return None;
         }
         Some(QueryEdns {
@@ -148,6 +148,21 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
         qclass,
         edns,
     })
+}
+
+/// True when OPT RDATA is a whole number of options (code, length, data): a length that runs
+/// past the record is malformed (FORMERR, as Knot answers it).
+fn options_fit(mut rdata: &[u8]) -> bool {
+    while !rdata.is_empty() {
+        let Some(len) = be16(rdata, 2) else {
+            return false;
+        };
+        let Some(rest) = rdata.get(4 + len as usize..) else {
+            return false;
+        };
+        rdata = rest;
+    }
+    true
 }
 
 /// The question section at offset 12 when the header says there is exactly one and it reads
@@ -192,5 +207,15 @@ mod tests {
         let mut bytes = ok.to_vec().expect("encode");
         bytes.push(0); // trailing garbage
         assert!(parse_query(&bytes).is_none());
+    }
+
+    #[test]
+    fn edns_options_must_fit_their_record() {
+        assert!(options_fit(&[]));
+        assert!(options_fit(&[0, 10, 0, 2, 1, 2]));
+        assert!(options_fit(&[0, 10, 0, 0, 0, 8, 0, 1, 9]));
+        assert!(!options_fit(&[0, 10, 0, 40]), "length past the record");
+        assert!(!options_fit(&[0, 10, 0]), "cut header");
+        assert!(!options_fit(&[0, 10, 0, 2, 1]), "cut data");
     }
 }

@@ -740,6 +740,13 @@ pub fn register(endpoint: &str, args: &[&str]) -> Proc {
     Proc(child)
 }
 
+/// The value of the metric line starting with `series` (name and labels) in a /metrics body.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// GETs `path` from an HTTP server: the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let work = async {
@@ -781,6 +788,15 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `etcd-dns` on a free port against `endpoint`, no static zones, no forwarding.
     pub fn etcd_dns(endpoint: &str, args: &[String]) -> Self {
+        Self::etcd_dns_with_files(endpoint, args, None)
+    }
+
+    /// [`Daemon::etcd_dns`] with its open-file limit set to `(soft, hard)` before it starts.
+    pub fn etcd_dns_with_files(
+        endpoint: &str,
+        args: &[String],
+        open_files: Option<(u64, u64)>,
+    ) -> Self {
         let zones = tempfile::tempdir().expect("temp dir");
         let mut all: Vec<String> = [
             "--listen",
@@ -795,18 +811,32 @@ impl Daemon {
         all.push(zones.path().display().to_string());
         all.extend(["--etcd".to_string(), endpoint.to_string()]);
         all.extend(args.iter().cloned());
-        Self::start("etcd-dns", &all, zones)
+        Self::start("etcd-dns", &all, zones, open_files)
     }
 
     /// Starts `register` against `endpoint` with `args`.
     pub fn register(endpoint: &str, args: &[String]) -> Self {
         let mut all = vec!["--etcd".to_string(), endpoint.to_string()];
         all.extend(args.iter().cloned());
-        Self::start("register", &all, tempfile::tempdir().expect("temp dir"))
+        Self::start(
+            "register",
+            &all,
+            tempfile::tempdir().expect("temp dir"),
+            None,
+        )
     }
 
-    fn start(name: &str, args: &[String], zones: TempDir) -> Self {
-        let mut child = Command::new(bin(name))
+    fn start(name: &str, args: &[String], zones: TempDir, open_files: Option<(u64, u64)>) -> Self {
+        let mut command = Command::new(bin(name));
+        if let Some((soft, hard)) = open_files {
+            use nix::sys::resource::{setrlimit, Resource};
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child's limits.
+            unsafe {
+                command.pre_exec(move || Ok(setrlimit(Resource::RLIMIT_NOFILE, soft, hard)?));
+            }
+        }
+        let mut child = command
             .args(args)
             // A backtrace would bury the message under test.
             .env("RUST_BACKTRACE", "0")
@@ -861,6 +891,22 @@ impl Daemon {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("no address in {log}"))
+    }
+
+    /// The HTTP endpoints' address etcd-dns logged.
+    pub async fn http_addr(&self) -> SocketAddr {
+        let marker = "over HTTP addr=";
+        let log = self.wait_log(marker, Duration::from_secs(10)).await;
+        log.split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP address in {log}"))
+    }
+
+    /// Its process ID.
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
     }
 
     /// Waits for the exit; returns the exit code, the time since the start and the log.
