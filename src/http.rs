@@ -47,6 +47,8 @@ pub struct Http {
 
 /// Accept errors, logged at most once per interval.
 static ACCEPT_ERRORS: LogLimit = LogLimit::new();
+/// Connections that ended in an error (a client's doing: garbage, a slow header).
+static CONNECTION_ERRORS: LogLimit = LogLimit::new();
 
 /// Serves the endpoints on `listener` until `shutdown`.
 pub async fn serve(listener: StdTcpListener, http: Http, shutdown: CancellationToken) {
@@ -93,7 +95,9 @@ pub async fn serve(listener: StdTcpListener, http: Http, shutdown: CancellationT
                 _ = shutdown.cancelled() => {}
                 result = connection => {
                     if let Err(error) = result {
-                        debug!(%peer, %error, "HTTP connection");
+                        if let Some(suppressed) = CONNECTION_ERRORS.allow() {
+                            debug!(%peer, %error, suppressed, "HTTP connection");
+                        }
                     }
                 }
             }

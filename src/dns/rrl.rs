@@ -20,7 +20,7 @@ use std::time::Duration;
 use foldhash::fast::FixedState;
 
 use super::acl::Acl;
-use crate::wire::{FLAG_TC, HEADER_LEN, RCODE_BITS};
+use crate::wire::{FLAG_TC, HEADER_LEN, OPT_LEN, RCODE_BITS};
 
 /// Responses per second per client network and bucket by default (NSD's and Knot's examples).
 pub const DEFAULT_RATE: u32 = 200;
@@ -180,13 +180,6 @@ impl RateLimiter {
     /// (lower-cased; the zone's part for a negative live reply) and type for positive ones.
     fn key(&self, reply: &[u8], client: IpAddr, zone_at: Option<usize>) -> u64 {
         let mut hasher = self.hasher.build_hasher();
-        match client {
-            IpAddr::V4(v4) => hasher.write_u32(u32::from(v4) & self.ipv4_mask),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => hasher.write_u32(u32::from(v4) & self.ipv4_mask),
-                None => hasher.write_u128(u128::from(v6) & self.ipv6_mask),
-            },
-        }
         let rcode = reply.get(3).map_or(0, |b| b & RCODE_BITS);
         let answers = reply.get(6..8).is_some_and(|n| n != [0, 0]);
         let kind = match rcode {
@@ -194,25 +187,56 @@ impl RateLimiter {
             0 | 3 => Kind::Negative,
             _ => Kind::Error,
         };
-        hasher.write_u8(kind as u8);
-        if kind == Kind::Error {
-            return hasher.finish();
-        }
-        let Some((name, qtype)) = question(reply) else {
-            return hasher.finish();
+        let asked = match kind {
+            Kind::Error => None,
+            _ => question(reply),
         };
-        let name = match (kind, zone_at) {
-            (Kind::Negative, Some(at)) => name.get(at..).unwrap_or(name),
-            _ => name,
+        let qtype = match (kind, asked) {
+            (Kind::Positive, Some((_, qtype))) => qtype,
+            _ => 0,
         };
-        for byte in name {
-            hasher.write_u8(byte.to_ascii_lowercase());
+        // Network, kind and type in one word: one step of the hash.
+        let tag = u64::from(kind as u8) << 16 | u64::from(qtype);
+        match client {
+            IpAddr::V4(v4) => {
+                hasher.write_u64(u64::from(u32::from(v4) & self.ipv4_mask) << 32 | tag)
+            }
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => hasher.write_u64(u64::from(u32::from(v4) & self.ipv4_mask) << 32 | tag),
+                None => {
+                    hasher.write_u128(u128::from(v6) & self.ipv6_mask);
+                    hasher.write_u64(tag);
+                }
+            },
         }
-        if kind == Kind::Positive {
-            hasher.write_u16(qtype);
+        if let Some((name, _)) = asked {
+            let name = match (kind, zone_at) {
+                (Kind::Negative, Some(at)) => name.get(at..).unwrap_or(name),
+                _ => name,
+            };
+            hasher.write_u64(fold_name(name));
         }
         hasher.finish()
     }
+}
+
+/// `name` folded to one word eight bytes at a time, ignoring ASCII case: bit 5 of every byte
+/// is set first, which lower-cases letters (and merges a few other byte pairs, which only
+/// makes two odd names share a count). The result is mixed again by the keyed hasher.
+fn fold_name(name: &[u8]) -> u64 {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut folded = name.len() as u64;
+    let mut chunks = name.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        folded = ((folded ^ (u64::from_le_bytes(word) | CASE)).wrapping_mul(MIX)).rotate_left(29);
+    }
+    let rest = chunks.remainder();
+    let mut word = [0u8; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    ((folded ^ (u64::from_le_bytes(word) | CASE)).wrapping_mul(MIX)).rotate_left(29)
 }
 
 /// The question name (wire form, as asked) and type of a reply we made; `None` without one.
@@ -237,17 +261,32 @@ fn question(reply: &[u8]) -> Option<(&[u8], u16)> {
     Some((name, qtype))
 }
 
-/// `reply` cut to its header and question with TC set: what a slipped reply carries. The
-/// client retries over TCP.
+/// `reply` cut to its header, question and OPT record with TC set: what a slipped reply
+/// carries, as Knot's (the client retries over TCP).
 pub fn truncate(reply: &mut Vec<u8>) {
-    let end = question(reply).map_or(HEADER_LEN, |(name, _)| HEADER_LEN + name.len() + 4);
-    reply.truncate(end.min(reply.len()));
     if reply.len() < HEADER_LEN {
         return;
     }
+    let opt = trailing_opt(reply).map(<[u8]>::to_vec);
+    let end = question(reply).map_or(HEADER_LEN, |(name, _)| HEADER_LEN + name.len() + 4);
+    reply.truncate(end.min(reply.len()));
     reply[2] |= FLAG_TC;
-    let questions = if end > HEADER_LEN { 1 } else { 0 };
-    reply[4..12].copy_from_slice(&[0, questions, 0, 0, 0, 0, 0, 0]);
+    let questions = u8::from(end > HEADER_LEN);
+    let additional = u8::from(opt.is_some());
+    reply[4..12].copy_from_slice(&[0, questions, 0, 0, 0, 0, 0, additional]);
+    if let Some(opt) = opt {
+        reply.extend_from_slice(&opt);
+    }
+}
+
+/// The OPT record our replies end with (root owner, type 41, no options), if there is one.
+fn trailing_opt(reply: &[u8]) -> Option<&[u8]> {
+    if reply.get(10..12)? == [0, 0] {
+        return None;
+    }
+    let opt = reply.get(reply.len().checked_sub(OPT_LEN)?..)?;
+    let looks_like_opt = opt[0] == 0 && opt[1..3] == [0, 41] && opt[9..] == [0, 0];
+    (reply.len() >= HEADER_LEN + OPT_LEN && looks_like_opt).then_some(opt)
 }
 
 /// Microseconds on the coarse monotonic clock (a few ms resolution, a memory read; reading the

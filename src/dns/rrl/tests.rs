@@ -171,6 +171,18 @@ fn a_slipped_reply_is_header_and_question_with_tc() {
     assert_eq!(full[2] & FLAG_TC, FLAG_TC);
     assert_eq!(&full[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
     assert_eq!(&full[0..2], &[0x12, 0x34], "id kept");
+    // The OPT record of an EDNS reply stays, as Knot keeps it.
+    let mut edns = reply("web.services.local", 1, 0, 1);
+    edns[11] = 1;
+    let opt = [0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0];
+    edns.extend_from_slice(&opt);
+    truncate(&mut edns);
+    assert_eq!(&edns[4..12], &[0, 1, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(&edns[edns.len() - OPT_LEN..], &opt);
+    assert_eq!(
+        edns.len(),
+        HEADER_LEN + "web.services.local".len() + 2 + 4 + OPT_LEN
+    );
     // Without a question: the header alone.
     let mut bare = vec![0x12, 0x34, FLAG_QR, 1, 0, 0, 0, 0, 0, 0, 0, 0];
     truncate(&mut bare);
