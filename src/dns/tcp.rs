@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use hickory_server::net::xfer::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -29,6 +30,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(1);
 /// The default `--tcp-max-clients` is half the open-file limit (Knot's rule), at most this.
 pub const MAX_CLIENTS_CEILING: usize = 10_000;
+/// Longest wait for an evicted connection to close its socket before accepting the next.
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
 /// Pause after a failed accept (typically out of file descriptors), so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
@@ -109,6 +112,8 @@ struct Client {
     idle_since: AtomicU64,
     /// Fired to close it.
     close: CancellationToken,
+    /// Notified once its socket is closed.
+    closed: Notify,
 }
 
 /// Where a connection stands, for `Clients::admit`'s choice.
@@ -142,6 +147,7 @@ struct Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
+        self.client.closed.notify_one();
         let mut open = self.clients.open.lock().unwrap_or_else(|e| e.into_inner());
         open.remove(&self.id);
         self.clients
@@ -165,9 +171,11 @@ impl Clients {
     }
 
     /// A place for a new connection: a free one, or the idlest connection's (which is told to
-    /// close). `None` when every connection is mid-request.
-    fn admit(self: &Arc<Self>) -> Option<Admitted> {
+    /// close, and returned: wait for it to let go of its socket). `None` when every connection
+    /// is mid-request.
+    fn admit(self: &Arc<Self>) -> Option<(Admitted, Option<Arc<Client>>)> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut evicted = None;
         if open.len() >= self.max {
             let idlest = open
                 .iter()
@@ -175,7 +183,8 @@ impl Clients {
                 .filter(|(since, _)| *since > 0)
                 .min();
             let (_, id) = idlest?;
-            if let Some(evicted) = open.remove(&id) {
+            evicted = open.remove(&id);
+            if let Some(evicted) = &evicted {
                 evicted.close.cancel();
                 self.metrics.shared().event(ClientEvent::TcpEvicted);
             }
@@ -184,16 +193,18 @@ impl Clients {
         let client = Arc::new(Client {
             idle_since: AtomicU64::new(millis()),
             close: CancellationToken::new(),
+            closed: Notify::new(),
         });
         open.insert(id, client.clone());
         self.metrics
             .tcp_connections
             .store(open.len() as u64, Ordering::Relaxed);
-        Some(Admitted {
+        let admitted = Admitted {
             clients: self.clone(),
             id,
             client,
-        })
+        };
+        Some((admitted, evicted))
     }
 }
 
@@ -215,10 +226,16 @@ pub async fn accept(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Some(admitted) = clients.admit() else {
+                let Some((admitted, evicted)) = clients.admit() else {
                     router.metrics().shared().event(ClientEvent::TcpRefused);
                     continue; // dropping the stream closes it
                 };
+                if let Some(evicted) = evicted {
+                    // Its socket must be closed before the next accept takes another file
+                    // descriptor: accepting runs ahead of the connection tasks otherwise, and
+                    // near the open-file limit accepts would fail.
+                    let _ = tokio::time::timeout(EVICTION_WAIT, evicted.closed.notified()).await;
+                }
                 tokio::spawn(connection(
                     stream,
                     peer,
@@ -329,15 +346,16 @@ mod tests {
     #[test]
     fn when_full_the_idlest_connection_makes_room() {
         let clients = clients(3);
-        let a = clients.admit().expect("room");
-        let b = clients.admit().expect("room");
-        let c = clients.admit().expect("room");
+        let (a, _) = clients.admit().expect("room");
+        let (b, _) = clients.admit().expect("room");
+        let (c, _) = clients.admit().expect("room");
         // b went idle first, then a; c is mid-request.
         b.client.idle_since.store(5, Ordering::Relaxed);
         a.client.idle_since.store(9, Ordering::Relaxed);
         c.client.busy();
-        let d = clients.admit().expect("b's place");
+        let (d, evicted) = clients.admit().expect("b's place");
         assert!(b.client.close.is_cancelled());
+        assert!(evicted.is_some_and(|e| Arc::ptr_eq(&e, &b.client)));
         assert!(!a.client.close.is_cancelled() && !c.client.close.is_cancelled());
         d.client.busy();
         let _e = clients.admit().expect("a's place");
@@ -350,8 +368,8 @@ mod tests {
     #[test]
     fn when_every_connection_is_busy_the_new_one_is_refused() {
         let clients = clients(2);
-        let a = clients.admit().expect("room");
-        let b = clients.admit().expect("room");
+        let (a, _) = clients.admit().expect("room");
+        let (b, _) = clients.admit().expect("room");
         a.client.busy();
         b.client.busy();
         assert!(clients.admit().is_none());
@@ -362,7 +380,7 @@ mod tests {
     #[test]
     fn a_closed_connection_frees_its_place() {
         let clients = clients(1);
-        let a = clients.admit().expect("room");
+        let (a, _) = clients.admit().expect("room");
         a.client.busy();
         assert!(clients.admit().is_none());
         drop(a);

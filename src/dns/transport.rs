@@ -25,6 +25,8 @@ use crate::metrics::ClientEvent;
 static UDP_TROUBLE: LogLimit = LogLimit::new();
 /// How often a UDP thread wakes up to check for shutdown when no query arrives.
 const UDP_SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+/// Connections the kernel queues for `accept` (NSD's and Knot's are a few hundred to 1,024).
+const TCP_BACKLOG: i32 = 1024;
 /// How many times to look for a port free for both UDP and TCP when asked for port 0.
 const BIND_ATTEMPTS: usize = 50;
 /// Largest UDP datagram we read (without recvmmsg; with it, [`super::mmsg::SLOT`]).
@@ -87,6 +89,20 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// A TCP listener on `addr` with room for [`TCP_BACKLOG`] connections not yet accepted (the
+/// standard library's 128 overflows in a burst, and a client whose SYN is dropped waits a
+/// second to retry).
+fn tcp_listener(addr: SocketAddr) -> io::Result<StdTcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    Ok(socket.into())
+}
+
 fn bind_addr(addr: SocketAddr, per_addr: usize) -> io::Result<(Vec<UdpSocket>, StdTcpListener)> {
     let attempts = if addr.port() == 0 { BIND_ATTEMPTS } else { 1 };
     let context = |proto: &str, addr: SocketAddr, e: io::Error| {
@@ -96,7 +112,7 @@ fn bind_addr(addr: SocketAddr, per_addr: usize) -> io::Result<(Vec<UdpSocket>, S
     for _ in 0..attempts {
         let first = udp_socket(addr).map_err(|e| context("UDP", addr, e))?;
         let bound = first.local_addr()?;
-        let tcp = match StdTcpListener::bind(bound) {
+        let tcp = match tcp_listener(bound) {
             Ok(tcp) => tcp,
             Err(e) => {
                 last_error = Some(context("TCP", bound, e));
