@@ -166,7 +166,16 @@ impl EtcdConfig {
         &self,
         request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        self.timed_within(REQUEST_TIMEOUT, request).await
+    }
+
+    /// [`EtcdConfig::timed`] with its own bound, for requests whose size is known to be large.
+    pub async fn timed_within<T>(
+        &self,
+        limit: Duration,
+        request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, EtcdError> {
+        match tokio::time::timeout(limit, request).await {
             Ok(result) => result.map_err(|source| self.client_error(source)),
             Err(_) => Err(EtcdError::Timeout {
                 endpoints: self.endpoints_text(),
