@@ -362,6 +362,7 @@ impl DnsServer {
                 negative_ttl: 5,
                 statics: None,
             },
+            registries: Vec::new(),
             etcd: EtcdConfig::from_list(endpoint),
             catalog: Default::default(),
             max_stale: None,
