@@ -21,7 +21,7 @@ use std::str::FromStr;
 use hickory_proto::rr::Name;
 
 use crate::key::ServiceKey;
-use crate::records::Placement;
+use crate::records::{Placement, Shape};
 use crate::service::{parse_entry, Invalid, Registration};
 
 /// What one registry entry is: an instance, nothing to answer (`None`), or invalid.
@@ -109,6 +109,10 @@ impl Format {
         match self {
             Format::Native => ServiceKey::split(prefix, key).into(),
             Format::Skydns => skydns::place(prefix, zone_labels, key),
+            Format::Kratos => Placement {
+                shape: Shape::Endpoints,
+                ..common::two_last(key)
+            },
             _ => common::two_last(key),
         }
     }

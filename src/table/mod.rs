@@ -236,4 +236,6 @@ impl Table {
 }
 
 #[cfg(test)]
+mod sources_tests;
+#[cfg(test)]
 mod tests;

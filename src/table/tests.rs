@@ -10,7 +10,7 @@ use crate::testing::captured_logs;
 use crate::wire::{rr_tail, wire_name, WireName};
 use crate::zone::ZoneConfig;
 
-fn config() -> Arc<ZoneConfig> {
+pub(super) fn config() -> Arc<ZoneConfig> {
     Arc::new(ZoneConfig {
         zone: Name::from_ascii("services.local.").expect("zone"),
         prefix: "services/".into(),
@@ -25,7 +25,7 @@ fn wire(text: &str) -> WireName {
 }
 
 /// The records at `name` of type `rtype`, as text.
-fn records(snapshot: &Snapshot, name: &str, rtype: RecordType) -> Vec<String> {
+pub(super) fn records(snapshot: &Snapshot, name: &str, rtype: RecordType) -> Vec<String> {
     let owner = Name::from_ascii(name).expect("name");
     let mut out: Vec<String> = snapshot
         .names
