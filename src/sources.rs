@@ -81,9 +81,9 @@ pub enum SourceError {
     #[error("zone {inner} lies inside zone {outer}: live zones must not nest")]
     Nested {
         /// The enclosing zone.
-        outer: Name,
+        outer: String,
         /// The zone inside it.
-        inner: Name,
+        inner: String,
     },
 }
 
@@ -144,8 +144,8 @@ impl Live {
             for inner in &zones {
                 if outer.zone != inner.zone && outer.zone.zone_of(&inner.zone) {
                     return Err(SourceError::Nested {
-                        outer: outer.zone.clone(),
-                        inner: inner.zone.clone(),
+                        outer: outer.zone.to_ascii(),
+                        inner: inner.zone.to_ascii(),
                     });
                 }
             }
