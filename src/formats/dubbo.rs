@@ -40,3 +40,59 @@ fn flag(map: &Map<String, Value>, field: &'static str) -> Result<bool, ValueErro
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::formats::tests::{check, ZONE};
+    use crate::formats::Format;
+
+    #[test]
+    fn dubbo_go_application_level() {
+        // service_discovery.go: /services/<app>/<host>:<port> = json of DefaultServiceInstance.
+        let value = |enable: bool, healthy: bool| {
+            format!(
+                r#"{{"ID":"10.0.0.1:20000","ServiceName":"dubbo-go-app","Host":"10.0.0.1","Port":20000,"Enable":{enable},"Healthy":{healthy},"Metadata":{{"dubbo.endpoints":"[{{\"port\":20000,\"protocol\":\"tri\"}}]","dubbo.metadata.revision":"a1b2c3","dubbo.metadata.storage-type":"local"}},"ServiceMetadata":null,"Address":"10.0.0.1:20000","GroupName":"","Tag":""}}"#
+            )
+        };
+        let up = value(true, true);
+        let disabled = value(false, true);
+        let unhealthy = value(true, false);
+        check(
+            Format::Dubbo,
+            "/services/",
+            ZONE,
+            &[
+                (
+                    "/services/dubbo-go-app/10.0.0.1:20000",
+                    &up,
+                    "10-0-0-1-20000.dubbo-go-app.services.local. 10.0.0.1:20000",
+                ),
+                (
+                    "/services/dubbo-go-app/10.0.0.1:20000",
+                    &disabled,
+                    "ignored",
+                ),
+                (
+                    "/services/dubbo-go-app/10.0.0.1:20000",
+                    &unhealthy,
+                    "ignored",
+                ),
+                (
+                    "/services/org.apache.demo/10.0.0.2:20880",
+                    r#"{"Port":20880}"#,
+                    "10-0-0-2-20880.org.apache.demo.services.local. 10.0.0.2:20880",
+                ),
+                (
+                    "/services/dubbo-go-app/10.0.0.3:1",
+                    r#"{"Host":"10.0.0.3","Enable":"yes"}"#,
+                    "invalid: true or false",
+                ),
+                (
+                    "/services/dubbo-go-app/10.0.0.3:2",
+                    r#"{"Host":"10.0.0.3","Port":"2"}"#,
+                    "invalid: expected a number",
+                ),
+            ],
+        );
+    }
+}

@@ -34,3 +34,73 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
     registration.port = port;
     Ok(Some((placement, registration)))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::formats::tests::{check, ZONE};
+    use crate::formats::Format;
+
+    #[test]
+    fn etcd_naming_endpoints() {
+        // endpoints.Manager.AddEndpoint(target+"/"+key, Endpoint{Addr}) → internal.Update's JSON.
+        check(
+            Format::EtcdNaming,
+            "foo/bar/",
+            ZONE,
+            &[
+                (
+                    "foo/bar/my-service/e1",
+                    r#"{"Op":0,"Addr":"10.0.0.1:50051","Metadata":null}"#,
+                    "e1.my-service.services.local. 10.0.0.1:50051",
+                ),
+                // The old GRPCResolver: target + "/" + addr.
+                (
+                    "foo/bar/my-service/10.0.0.2:50051",
+                    r#"{"Op":0,"Addr":"10.0.0.2:50051","Metadata":""}"#,
+                    "10-0-0-2-50051.my-service.services.local. 10.0.0.2:50051",
+                ),
+                (
+                    "foo/bar/my-service/v6",
+                    r#"{"Op":0,"Addr":"[2001:db8::1]:50051"}"#,
+                    "v6.my-service.services.local. 2001:db8::1:50051",
+                ),
+                (
+                    "foo/bar/my-service/local",
+                    r#"{"Addr":"localhost:50051","Metadata":{"weight":2}}"#,
+                    "local.my-service.services.local. localhost.:50051",
+                ),
+                (
+                    "foo/bar/my-service/e3",
+                    r#"{"Op":0,"Addr":"10.0.0.3"}"#,
+                    "e3.my-service.services.local. 10.0.0.3",
+                ),
+                (
+                    "foo/bar/my-service/e4",
+                    r#"{"Op":1,"Addr":"10.0.0.4:1"}"#,
+                    "invalid: not 0 (Add)",
+                ),
+                ("foo/bar/my-service/e5", r#"{"Op":0}"#, "invalid: \"Addr\""),
+                (
+                    "foo/bar/my-service/e6",
+                    r#"{"Addr":":50051"}"#,
+                    "invalid: no host",
+                ),
+                (
+                    "foo/bar/my-service/e7",
+                    r#"{"Addr":"10.0.0.1:65536"}"#,
+                    "invalid: port",
+                ),
+                (
+                    "foo/bar/my-service/e8",
+                    "10.0.0.1:50051",
+                    "invalid: not JSON",
+                ),
+                (
+                    "foo/bar/",
+                    r#"{"Addr":"10.0.0.1:1"}"#,
+                    "invalid: <service>/<instance>",
+                ),
+            ],
+        );
+    }
+}

@@ -37,3 +37,47 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
     registration.txt = metadata_txt(string(&map, "version")?, node.get("metadata"));
     Ok(Some((placement, registration)))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::formats::tests::{check, ZONE};
+    use crate::formats::Format;
+
+    #[test]
+    fn go_micro_registry() {
+        // etcd.go: nodePath = /micro/registry/<service>/<node id>, value = json of the Service with
+        // one node; node id = server name + "-" + uuid.
+        let node = "helloworld-f6d5c9b4-7f5a-4a8e-9a8c-2b1e6f3d9c11";
+        let key = format!("/micro/registry/helloworld/{node}");
+        let value = format!(
+            r#"{{"name":"helloworld","version":"latest","metadata":null,"endpoints":[{{"name":"Helloworld.Call","request":{{"name":"Request","type":"Request","values":null}},"response":{{"name":"Response","type":"Response","values":null}},"metadata":{{}}}}],"nodes":[{{"id":"{node}","address":"10.0.0.8:8080","metadata":{{"broker":"http","protocol":"mucp","registry":"etcd","server":"mucp","transport":"http"}}}}]}}"#
+        );
+        let want = format!(
+            "{node}.helloworld.services.local. 10.0.0.8:8080 txt=version=latest;broker=http;protocol=mucp;registry=etcd;server=mucp;transport=http"
+        );
+        check(
+            Format::GoMicro,
+            "/micro/registry/",
+            ZONE,
+            &[
+                (&key, &value, &want),
+                // A dotted service name; the node id's dots become dashes in its label.
+                (
+                    "/micro/registry/go.micro.srv.greeter/go.micro.srv.greeter-1",
+                    r#"{"name":"go.micro.srv.greeter","version":"","nodes":[{"id":"go.micro.srv.greeter-1","address":"10.0.0.9:9090","metadata":null}]}"#,
+                    "go-micro-srv-greeter-1.go.micro.srv.greeter.services.local. 10.0.0.9:9090",
+                ),
+                (
+                    "/micro/registry/helloworld/n2",
+                    r#"{"nodes":[]}"#,
+                    "invalid: no node",
+                ),
+                (
+                    "/micro/registry/helloworld/n3",
+                    r#"{"nodes":[{"id":"n3"}]}"#,
+                    "invalid: \"address\"",
+                ),
+            ],
+        );
+    }
+}

@@ -20,3 +20,46 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
     registration.port = port;
     Ok(Some((placement, registration)))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::formats::tests::{check, ZONE};
+    use crate::formats::Format;
+
+    #[test]
+    fn go_zero_discov() {
+        // publisher.register: "<Key>/<lease id>" (or "<Key>/<ID>") = figureOutListenOn(ListenOn).
+        check(
+            Format::GoZero,
+            "",
+            ZONE,
+            &[
+                (
+                    "user.rpc/7587867307385737483",
+                    "10.0.0.5:8080",
+                    "7587867307385737483.user.rpc.services.local. 10.0.0.5:8080",
+                ),
+                // Re-registered after a lost lease: a new lease id, so a new key and instance.
+                (
+                    "user.rpc/7587867307385737499",
+                    "10.0.0.5:8080",
+                    "7587867307385737499.user.rpc.services.local. 10.0.0.5:8080",
+                ),
+                (
+                    "discov/order.rpc/3",
+                    "10.0.0.6:9090",
+                    "3.order.rpc.services.local. 10.0.0.6:9090",
+                ),
+                (
+                    "user.rpc/42",
+                    " user-svc:8080\n",
+                    "42.user.rpc.services.local. user-svc.:8080",
+                ),
+                ("user.rpc/43", "10.0.0.5:99999", "invalid: port"),
+                ("user.rpc/44", "", "invalid: no host"),
+                ("user.rpc", "10.0.0.5:8080", "invalid: <service>/<instance>"),
+                ("user rpc/45", "10.0.0.5:8080", "invalid: invalid label"),
+            ],
+        );
+    }
+}

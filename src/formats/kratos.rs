@@ -62,3 +62,56 @@ fn endpoint(url: &str) -> Result<(String, Target, u16), ValueError> {
         (_, None) => Err(bad("no port")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::formats::tests::{check, ZONE};
+    use crate::formats::Format;
+
+    #[test]
+    fn kratos_registry() {
+        // registry.go: "/microservices/<name>/<id>" = json of registry.ServiceInstance.
+        let id = "a9b3e1b0-8e0f-11ee-b9d1-0242ac120002";
+        let key = format!("/microservices/helloworld/{id}");
+        let value = format!(
+            r#"{{"id":"{id}","name":"helloworld","version":"v1.0.0","metadata":{{"region":"sh"}},"endpoints":["grpc://10.0.0.7:9000","http://10.0.0.7:8000"]}}"#
+        );
+        let want = format!(
+            "{id}.helloworld.services.local. 10.0.0.7 grpc=9000 http=8000 txt=version=v1.0.0;region=sh"
+        );
+        check(
+            Format::Kratos,
+            "/microservices/",
+            ZONE,
+            &[
+                (&key, &value, &want),
+                // The older endpoint form, with a query.
+                (
+                    "/microservices/helloworld/1",
+                    r#"{"id":"1","name":"helloworld","version":"","metadata":null,"endpoints":["grpcs://10.0.0.8:9000?isSecure=true"]}"#,
+                    "1.helloworld.services.local. 10.0.0.8 grpcs=9000",
+                ),
+                (
+                    "/microservices/helloworld/2",
+                    r#"{"endpoints":[]}"#,
+                    "invalid: no address",
+                ),
+                (
+                    "/microservices/helloworld/3",
+                    r#"{"id":"3"}"#,
+                    "invalid: \"endpoints\"",
+                ),
+                (
+                    "/microservices/helloworld/4",
+                    r#"{"endpoints":["grpc://10.0.0.7"]}"#,
+                    "invalid: no port",
+                ),
+                (
+                    "/microservices/helloworld/5",
+                    r#"{"endpoints":["10.0.0.7:9000"]}"#,
+                    "invalid: not a URL",
+                ),
+            ],
+        );
+    }
+}

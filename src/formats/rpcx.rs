@@ -44,3 +44,34 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
     registration.txt.sort();
     Ok(Some((placement, registration)))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::formats::tests::{check, ZONE};
+    use crate::formats::Format;
+
+    #[test]
+    fn rpcx_plugin() {
+        // EtcdV3RegisterPlugin.Register: two marker keys, then the service address key.
+        check(
+            Format::Rpcx,
+            "/rpcx_test/",
+            ZONE,
+            &[
+                ("/rpcx_test/Arith", "Arith", "ignored"),
+                ("/rpcx_test/Arith/tcp@127.0.0.1:8972", "", "tcp-127-0-0-1-8972.arith.services.local. 127.0.0.1:8972"),
+                (
+                    "/rpcx_test/Arith/tcp@10.0.0.10:8972",
+                    "group=test&state=active",
+                    "tcp-10-0-0-10-8972.arith.services.local. 10.0.0.10:8972 txt=group=test;state=active",
+                ),
+                ("/rpcx_test/Arith/quic@10.0.0.11:1234", "", "quic-10-0-0-11-1234.arith.services.local. 10.0.0.11:1234"),
+                // rpcx's way to take a server out of rotation.
+                ("/rpcx_test/Arith/tcp@10.0.0.12:8972", "state=inactive", "ignored"),
+                ("/rpcx_test/Arith/unix@/tmp/rpcx.sock", "", "ignored"),
+                ("/rpcx_test/Arith/pipe@x:1", "", "invalid: not a network"),
+                ("/rpcx_test/Arith/tcp@10.0.0.13", "", "tcp-10-0-0-13.arith.services.local. 10.0.0.13"),
+            ],
+        );
+    }
+}

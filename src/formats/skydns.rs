@@ -100,3 +100,110 @@ pub(super) fn place<'k>(prefix: &str, zone_labels: usize, key: &'k str) -> Place
         shape: Shape::Tree,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::formats::tests::check;
+    use crate::formats::Format;
+
+    #[test]
+    fn skydns_as_coredns_reads_it() {
+        // CoreDNS's etcd plugin tests (msg.Service as JSON) and external-dns's provider.
+        check(
+            Format::Skydns,
+            "/skydns/",
+            "skydns.test.",
+            &[
+                (
+                    "/skydns/test/skydns/east/web/x1",
+                    r#"{"host":"10.0.0.1"}"#,
+                    "x1.web.east.skydns.test. 10.0.0.1 srv=10/100",
+                ),
+                (
+                    "/skydns/test/skydns/bar/x",
+                    r#"{"host":"192.168.0.1","port":80,"targetstrip":1}"#,
+                    "x.bar.skydns.test. 192.168.0.1:80 srv=10/100",
+                ),
+                (
+                    "/skydns/test/skydns/bar/y",
+                    r#"{"host":"bar.skydns.local","port":443}"#,
+                    "y.bar.skydns.test. bar.skydns.local.:443 srv=10/100",
+                ),
+                (
+                    "/skydns/test/skydns/region5/server1/100",
+                    r#"{"host":"server1","weight":130}"#,
+                    "100.server1.region5.skydns.test. server1. srv=10/130",
+                ),
+                (
+                    "/skydns/test/skydns/region5/server4/104",
+                    r#"{"host":"server4","priority":30}"#,
+                    "104.server4.region5.skydns.test. server4. srv=30/100",
+                ),
+                (
+                    "/skydns/test/skydns/txt/a1",
+                    r#"{"text":"abc"}"#,
+                    "a1.txt.skydns.test. - srv=10/100 txt=abc",
+                ),
+                (
+                    "/skydns/test/skydns/ttl",
+                    r#"{"host":"10.0.0.2","ttl":360}"#,
+                    "ttl.skydns.test. 10.0.0.2 srv=10/100 ttl=360",
+                ),
+                (
+                    "/skydns/test/skydns/k8s/svc",
+                    r#"{"host":"10.0.0.3","port":-1}"#,
+                    "svc.k8s.skydns.test. 10.0.0.3 srv=10/100",
+                ),
+                // external-dns: a random last label, targetstrip 1, the owner in text (not served
+                // as TXT next to an address, as CoreDNS does).
+                (
+                    "/skydns/test/skydns/www/1a2b3c4d",
+                    r#"{"host":"10.0.0.4","text":"\"heritage=external-dns,external-dns/owner=default\"","targetstrip":1}"#,
+                    "1a2b3c4d.www.skydns.test. 10.0.0.4 srv=10/100",
+                ),
+                // A host name with text is TXT, not CNAME (CoreDNS's HostType).
+                (
+                    "/skydns/test/skydns/both",
+                    r#"{"host":"x.example.com","text":"t"}"#,
+                    "both.skydns.test. - srv=10/100 txt=t",
+                ),
+                (
+                    "/skydns/test/skydns/UPPER",
+                    r#"{"host":"127.0.0.1","port":443}"#,
+                    "upper.skydns.test. 127.0.0.1:443 srv=10/100",
+                ),
+                // Another zone's entry is not ours.
+                (
+                    "/skydns/com/example/www",
+                    r#"{"host":"10.0.0.5"}"#,
+                    "ignored",
+                ),
+                (
+                    "/skydns/test/skydnsx/www",
+                    r#"{"host":"10.0.0.5"}"#,
+                    "ignored",
+                ),
+                (
+                    "/skydns/test/skydns",
+                    r#"{"host":"10.0.0.6"}"#,
+                    "invalid: zone apex",
+                ),
+                (
+                    "/skydns/test/skydns/*/x",
+                    r#"{"host":"10.0.0.7"}"#,
+                    "invalid: invalid label",
+                ),
+                (
+                    "/skydns/test/skydns/empty",
+                    r#"{"port":80}"#,
+                    "invalid: no host and no text",
+                ),
+                (
+                    "/skydns/test/skydns/big",
+                    r#"{"host":"10.0.0.8","port":70000}"#,
+                    "invalid: above 65535",
+                ),
+            ],
+        );
+    }
+}
