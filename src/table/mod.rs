@@ -134,6 +134,7 @@ impl Snapshot {
 
     /// The zone `name` (lowercase wire form) lies in, with the offset at which the zone's
     /// name starts in it. A suffix match on a short list: one comparison for one zone.
+    #[inline]
     pub fn zone_of(&self, name: &[u8]) -> Option<(usize, &ZoneView)> {
         match &*self.zones {
             // The common case, kept as cheap as a single zone was.
@@ -145,6 +146,7 @@ impl Snapshot {
     }
 
     /// The zone whose name starts at `at` in `name`, as [`Snapshot::zone_of`] found it.
+    #[inline]
     pub fn zone_at(&self, name: &[u8], at: usize) -> Option<&ZoneView> {
         match &*self.zones {
             [one] => Some(one),

@@ -292,7 +292,7 @@ impl Registry {
         placement: &Placement<'_>,
         registration: Registration,
     ) {
-        let Some(zone) = self.zone_of(source) else {
+        let Some(names) = self.names_of(source, placement, &registration) else {
             return;
         };
         let id = match self.free.pop() {
@@ -302,7 +302,7 @@ impl Registry {
                 (self.slab.len() - 1) as u32
             }
         };
-        for (name, roles) in instance_names(placement, &registration, &zone) {
+        for (name, roles) in names {
             self.add_contributor(&name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
@@ -332,10 +332,10 @@ impl Registry {
         };
         self.free.push(id);
         // Only the etcd key is kept, so the names are derived again (without checking again).
-        let (Some(placement), Some(zone)) = (self.place(&old), self.zone_of(source)) else {
-            return;
-        };
-        for (name, _) in instance_names(&placement, &old.registration, &zone) {
+        let names = self
+            .place(&old)
+            .and_then(|placement| self.names_of(source, &placement, &old.registration));
+        for (name, _) in names.into_iter().flatten() {
             self.remove_contributor(&name, id);
         }
     }
@@ -347,10 +347,16 @@ impl Registry {
         Some(src.format.place(&src.prefix, labels, &inst.etcd_key))
     }
 
-    /// The wire name of registry `source`'s zone.
-    fn zone_of(&self, source: usize) -> Option<WireName> {
+    /// Every name an instance of registry `source` touches, with its roles.
+    fn names_of(
+        &self,
+        source: usize,
+        placement: &Placement<'_>,
+        registration: &Registration,
+    ) -> Option<Vec<(WireName, Roles)>> {
         let src = self.live.sources.get(source)?;
-        Some(self.zones.get(src.zone)?.name.clone())
+        let zone = &self.zones.get(src.zone)?.name;
+        Some(instance_names(placement, registration, zone))
     }
 }
 
