@@ -211,8 +211,16 @@ impl Http {
             .iter()
             .map(|(key, reason)| json!({"key": key, "reason": reason.to_string()}))
             .collect();
+        let zones: Vec<_> = snapshot
+            .zones
+            .iter()
+            .filter_map(|z| {
+                Some(json!({"zone": name_from_wire(z.name())?.to_ascii(), "serial": z.serial}))
+            })
+            .collect();
         let document = json!({
-            "zone": name_from_wire(snapshot.zone_name()).map(|n| n.to_ascii()),
+            "zone": snapshot.zones.first().and_then(|z| name_from_wire(z.name())).map(|n| n.to_ascii()),
+            "zones": zones,
             "ready": snapshot.ready,
             "revision": snapshot.revision,
             "instances": snapshot.instances,

@@ -35,6 +35,9 @@ pub enum KeyError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// The key does not have the layout its registry format writes.
+    #[error("{0}")]
+    Layout(&'static str),
     /// The DNS name the key maps to is longer than DNS allows.
     #[error("name {0:?} is longer than {MAX_NAME_LEN} characters")]
     TooLong(String),

@@ -10,6 +10,9 @@
 //! Modules, from the pure ones up:
 //! - [`key`]: etcd key ⇄ DNS names, label rules.
 //! - [`service`]: JSON value → registration.
+//! - [`formats`]: the other frameworks' registries: key and value → placement and
+//!   registration, one module per format.
+//! - [`sources`]: `--registry FORMAT=PREFIX[@ZONE]`: the registries and the zones they feed.
 //! - [`records`]: registration → the names it touches and their RRsets.
 //! - [`wire`]: DNS wire format: name keys, RRsets, the strict query parser, the reply writer.
 //! - [`zone`]: the live zone's configuration and its apex (SOA, NS).
@@ -30,6 +33,7 @@ pub mod backoff;
 pub mod dns;
 pub mod etcd;
 pub mod flags;
+pub mod formats;
 pub mod http;
 pub mod key;
 pub mod logging;
@@ -38,6 +42,7 @@ pub mod records;
 pub mod register;
 pub mod server;
 pub mod service;
+pub mod sources;
 pub mod table;
 pub mod watch;
 pub mod wire;

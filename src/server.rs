@@ -3,16 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use thiserror::Error;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::dns::rrl::{RateLimiter, RrlConfig};
 use crate::dns::tcp::TcpLimits;
-use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
+use crate::dns::{self, transport, zones, CatalogConfig, CatalogError, Listeners};
 use crate::etcd::EtcdConfig;
 use crate::http::{self, Http};
 use crate::metrics::Metrics;
+use crate::sources::{Live, RegistrySpec, SourceError};
 use crate::table::Table;
 use crate::watch::{self, WatchError};
 use crate::zone::ZoneConfig;
@@ -20,8 +22,11 @@ use crate::zone::ZoneConfig;
 /// Everything the server needs besides its sockets.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The live zone and its registry prefix.
+    /// The default live zone (`--zone`, its TTLs and zone file) and its native prefix.
     pub zone: ZoneConfig,
+    /// `--registry`: the registries and the zones they feed; empty for the native registry
+    /// `zone.prefix` alone.
+    pub registries: Vec<RegistrySpec>,
     /// How to reach etcd.
     pub etcd: EtcdConfig,
     /// Static zones, forwarding, zone transfers.
@@ -60,15 +65,38 @@ impl Running {
     }
 }
 
+/// Why the server cannot start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// A static zone file or the forwarder.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The registries.
+    #[error(transparent)]
+    Registries(#[from] SourceError),
+}
+
+/// The live zones of `config`: a zone file for a zone other than `--zone` is taken out of
+/// the catalog's files and serves that zone's static records.
+pub fn live_zones(config: &mut ServerConfig) -> Result<Live, SourceError> {
+    let catalog = &mut config.catalog;
+    Live::new(config.zone.clone(), &config.registries, |zone| {
+        let files = std::mem::take(&mut catalog.zone_files);
+        let (statics, others) = zones::split_live(files, zone);
+        catalog.zone_files = others;
+        statics.map(Arc::new)
+    })
+}
+
 /// Starts the watcher, the DNS server on `listeners` and, when `listeners.http` is bound, the
 /// HTTP endpoints; they run until `shutdown`.
 pub fn start(
-    config: ServerConfig,
+    mut config: ServerConfig,
     listeners: Listeners,
     shutdown: CancellationToken,
-) -> Result<Running, CatalogError> {
-    let zone = Arc::new(config.zone);
-    let table = Arc::new(Table::new(&zone));
+) -> Result<Running, StartError> {
+    let zone = Arc::new(live_zones(&mut config)?);
+    let table = Arc::new(Table::for_live(&zone));
     let metrics = Arc::new(Metrics::default());
     let mut router = dns::router(table.clone(), metrics.clone(), &config.catalog)?;
     match &config.rate_limit {

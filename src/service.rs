@@ -24,6 +24,8 @@ pub enum Target {
     /// A host name: served as a CNAME, and as the SRV target (boxed: addresses are the common
     /// case and should not pay for a name's size).
     Host(Box<Name>),
+    /// Neither: the entry only carries TXT records (a SkyDNS `text` entry).
+    None,
 }
 
 impl std::fmt::Display for Target {
@@ -32,6 +34,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::Addr(ip) => ip.fmt(f),
             Target::Host(host) => f.write_str(&host.to_ascii()),
+            Target::None => f.write_str("-"),
         }
     }
 }
@@ -51,6 +54,33 @@ pub struct Registration {
     pub ttl: Option<u32>,
     /// TXT strings, one TXT record each.
     pub txt: Vec<String>,
+    /// Ports by scheme (Kratos endpoints), each published as SRV at
+    /// `_<scheme>._tcp.<service>.Z`; empty for the other formats.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One named port of an instance: `grpc://10.0.0.7:9000` is scheme `grpc`, port 9000.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The URL scheme, lowercase: the first label of the SRV name.
+    pub scheme: Box<str>,
+    /// The port.
+    pub port: u16,
+}
+
+impl Registration {
+    /// A registration of `target` with every other field at its default.
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            port: None,
+            priority: DEFAULT_PRIORITY,
+            weight: DEFAULT_WEIGHT,
+            ttl: None,
+            txt: Vec::new(),
+            endpoints: Vec::new(),
+        }
+    }
 }
 
 /// Why a value cannot be served.
@@ -97,7 +127,7 @@ pub fn parse_entry<'k>(
     Ok((key, parse_value(value)?))
 }
 
-fn field_error(field: &'static str, why: impl Into<String>) -> ValueError {
+pub(crate) fn field_error(field: &'static str, why: impl Into<String>) -> ValueError {
     ValueError::Field {
         field,
         why: why.into(),
@@ -125,10 +155,11 @@ pub fn parse_value(value: &[u8]) -> Result<Registration, ValueError> {
         weight: u16_field(&map, "weight")?.unwrap_or(DEFAULT_WEIGHT),
         ttl: u32_field(&map, "ttl")?,
         txt: txt_field(&map)?,
+        endpoints: Vec::new(),
     })
 }
 
-fn string_field<'a>(
+pub(crate) fn string_field<'a>(
     map: &'a Map<String, Value>,
     field: &'static str,
 ) -> Result<Option<&'a str>, ValueError> {
@@ -142,13 +173,13 @@ fn string_field<'a>(
     }
 }
 
-fn parse_ip(field: &'static str, text: &str) -> Result<IpAddr, ValueError> {
+pub(crate) fn parse_ip(field: &'static str, text: &str) -> Result<IpAddr, ValueError> {
     text.trim()
         .parse()
         .map_err(|_| field_error(field, format!("{text:?} is not an IPv4 or IPv6 address")))
 }
 
-fn parse_host(text: &str) -> Result<Target, ValueError> {
+pub(crate) fn parse_host(text: &str) -> Result<Target, ValueError> {
     if let Ok(ip) = text.trim().parse::<IpAddr>() {
         return Ok(Target::Addr(ip));
     }
@@ -161,7 +192,10 @@ fn parse_host(text: &str) -> Result<Target, ValueError> {
     Ok(Target::Host(Box::new(name)))
 }
 
-fn u64_field(map: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, ValueError> {
+pub(crate) fn u64_field(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<u64>, ValueError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
@@ -175,13 +209,19 @@ fn u64_field(map: &Map<String, Value>, field: &'static str) -> Result<Option<u64
     }
 }
 
-fn u16_field(map: &Map<String, Value>, field: &'static str) -> Result<Option<u16>, ValueError> {
+pub(crate) fn u16_field(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<u16>, ValueError> {
     u64_field(map, field)?
         .map(|n| u16::try_from(n).map_err(|_| field_error(field, format!("{n} is above 65535"))))
         .transpose()
 }
 
-fn u32_field(map: &Map<String, Value>, field: &'static str) -> Result<Option<u32>, ValueError> {
+pub(crate) fn u32_field(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<u32>, ValueError> {
     u64_field(map, field)?
         .map(|n| {
             // RFC 2181 §8: TTLs are 31-bit.
@@ -251,6 +291,7 @@ mod tests {
             weight: DEFAULT_WEIGHT,
             ttl: None,
             txt: vec![],
+            endpoints: vec![],
         };
         let cases: Vec<(&str, Registration)> = vec![
             (r#"{"IP":"192.168.1.26"}"#, base.clone()),

@@ -1,7 +1,8 @@
-//! etcd → table: read the prefix at revision R, watch from R+1, apply events, publish
-//! snapshots; on any break, reconnect with capped jittered backoff, re-read and swap the whole
-//! table at once. What retrying cannot fix (credentials, permission, TLS) before the first
-//! read ends the watcher with an error; an outage is logged once, then summarised.
+//! etcd → table: read every registry's prefix at one revision R, watch them all from R+1 (one
+//! watch stream, one watch per prefix), apply events, publish snapshots; on any break,
+//! reconnect with capped jittered backoff, re-read every prefix and swap the whole table at
+//! once. What retrying cannot fix (credentials, permission, TLS) before the first read ends
+//! the watcher with an error; an outage is logged once, then summarised.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -16,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::backoff::{Report, Retry};
-use crate::etcd::{read_prefix, EtcdConfig, EtcdError};
+use crate::etcd::{read_prefix_at, EtcdConfig, EtcdError};
 use crate::metrics::Metrics;
+use crate::sources::Live;
 use crate::table::{Registry, Table};
-use crate::zone::ZoneConfig;
 
 /// Most watch responses applied together before a snapshot is published: bounds how long a
 /// long burst can delay its first changes.
@@ -53,6 +54,9 @@ pub enum WatchError {
     /// The member answered nothing for [`WATCH_STALL`].
     #[error("etcd answered no watch progress request for {0:?}: leaving this endpoint")]
     Stalled(Duration),
+    /// Events came for a watch this session did not create.
+    #[error("events for unknown watch {0}")]
+    UnknownWatch(i64),
 }
 
 impl WatchError {
@@ -67,7 +71,7 @@ impl WatchError {
 /// every failure is retried and the last table served meanwhile.
 pub async fn run(
     etcd: EtcdConfig,
-    config: Arc<ZoneConfig>,
+    config: Arc<Live>,
     table: Arc<Table>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -120,28 +124,31 @@ fn log_failure(table: &Table, error: &WatchError, report: Report, delay: std::ti
     }
 }
 
-/// Reads the registry at one revision into a new [`Registry`]; each page's names are built
-/// while etcd serves the next.
+/// Reads every registry at one revision (the first read's) into a new [`Registry`]; each
+/// page's names are built while etcd serves the next.
 async fn read_registry(
     client: &Client,
     etcd: &EtcdConfig,
-    config: &Arc<ZoneConfig>,
+    config: &Arc<Live>,
     table: &Table,
 ) -> Result<(Registry, i64), EtcdError> {
     // Keys the last table already rejected for the same reason are not logged again.
     let mut registry =
-        Registry::new(config.clone()).with_known_rejected(table.load().rejected.clone());
-    let revision = read_prefix(client, etcd, config.prefix.as_bytes(), |kvs| {
-        for kv in kvs {
-            registry.put(kv.key(), kv.value());
-        }
-        registry.flush();
-    })
-    .await?;
+        Registry::for_live(config.clone()).with_known_rejected(table.load().rejected.clone());
+    let mut revision = 0;
+    for (source, src) in config.sources.iter().enumerate() {
+        revision = read_prefix_at(client, etcd, src.range.as_bytes(), revision, |kvs| {
+            for kv in kvs {
+                registry.put_from(source, kv.key(), kv.value());
+            }
+            registry.flush();
+        })
+        .await?;
+    }
     registry.set_revision(revision);
     let last = table.load();
     if last.ready {
-        registry.continue_serial(last.serial, last.serial.wrapping_sub(last.revision as u32));
+        registry.continue_serials(&last);
     }
     Ok((registry, revision))
 }
@@ -150,7 +157,7 @@ async fn read_registry(
 /// ends with an error).
 async fn sync(
     etcd: &EtcdConfig,
-    config: &Arc<ZoneConfig>,
+    config: &Arc<Live>,
     table: &Table,
     metrics: &Metrics,
     retry: &mut Retry,
@@ -163,10 +170,20 @@ async fn sync(
         .with_prefix()
         .with_start_revision(revision + 1)
         .with_progress_notify();
+    let ranges: Vec<&[u8]> = config.sources.iter().map(|s| s.range.as_bytes()).collect();
     let (mut requests, mut stream) = etcd
-        .timed(client.watch(config.prefix.as_bytes(), Some(options)))
+        .timed(client.watch(
+            ranges.first().copied().unwrap_or_default(),
+            Some(options.clone()),
+        ))
         .await?
         .split();
+    // The other prefixes on the same stream, from the same revision: one stream to read.
+    for range in ranges.iter().skip(1) {
+        etcd.timed(requests.watch(*range, Some(options.clone())))
+            .await?;
+    }
+    let mut watches = Watches::new(ranges.len());
     // Publish only once the watch is in place: from here on no change can be missed.
     let snapshot = registry.snapshot();
     let built_ms = started.elapsed().as_millis() as u64;
@@ -210,7 +227,7 @@ async fn sync(
         let response = response
             .map_err(|e| WatchError::Etcd(etcd.client_error(e)))?
             .ok_or(WatchError::Closed)?;
-        let mut changed = apply(&mut registry, &response)?;
+        let mut changed = apply(&mut registry, &mut watches, &response)?;
         let mut events = response.events().len();
         // A burst (a deployment registering many instances) arrives as many responses: apply
         // what is already buffered before publishing, so a burst costs one rebuild per name
@@ -222,7 +239,7 @@ async fn sync(
             let next = next
                 .map_err(|e| WatchError::Etcd(etcd.client_error(e)))?
                 .ok_or(WatchError::Closed)?;
-            changed |= apply(&mut registry, &next)?;
+            changed |= apply(&mut registry, &mut watches, &next)?;
             events += next.events().len();
         }
         if changed {
@@ -235,21 +252,67 @@ async fn sync(
     }
 }
 
+/// Which registry each watch of the session's stream follows. etcd numbers the watches of a
+/// stream as it creates them, in the order they were asked for, and confirms each with a
+/// `created` response first: the n-th confirmation names registry n.
+struct Watches {
+    /// Watch ids, by registry.
+    ids: Vec<i64>,
+    /// Number of registries.
+    sources: usize,
+}
+
+impl Watches {
+    fn new(sources: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(sources),
+            sources,
+        }
+    }
+
+    /// The registry the events of `response` belong to.
+    fn source(&mut self, response: &WatchResponse) -> Result<usize, WatchError> {
+        let id = response.watch_id();
+        if response.created() && self.ids.len() < self.sources && !self.ids.contains(&id) {
+            self.ids.push(id);
+        }
+        if self.sources == 1 {
+            return Ok(0);
+        }
+        self.ids
+            .iter()
+            .position(|&known| known == id)
+            .ok_or(WatchError::UnknownWatch(id))
+    }
+}
+
 /// Applies one watch response; true when it carried events.
-fn apply(registry: &mut Registry, response: &WatchResponse) -> Result<bool, WatchError> {
+fn apply(
+    registry: &mut Registry,
+    watches: &mut Watches,
+    response: &WatchResponse,
+) -> Result<bool, WatchError> {
     if response.canceled() {
         return Err(WatchError::Cancelled {
             compact: response.compact_revision(),
             reason: response.cancel_reason().to_string(),
         });
     }
+    if response.events().is_empty() {
+        // Confirmations and progress notifications carry no events.
+        if response.created() {
+            watches.source(response)?;
+        }
+        return Ok(false);
+    }
+    let source = watches.source(response)?;
     for event in response.events() {
         let Some(kv) = event.kv() else { continue };
         match event.event_type() {
-            EventType::Put => registry.put(kv.key(), kv.value()),
-            EventType::Delete => registry.delete(kv.key()),
+            EventType::Put => registry.put_from(source, kv.key(), kv.value()),
+            EventType::Delete => registry.delete_from(source, kv.key()),
         };
-        registry.set_revision(kv.mod_revision());
+        registry.advance(source, kv.mod_revision());
     }
-    Ok(!response.events().is_empty())
+    Ok(true)
 }

@@ -14,6 +14,7 @@ use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
 use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::http;
 use etcd_dns::server::{self, ServerConfig};
+use etcd_dns::sources::RegistrySpec;
 use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
@@ -39,12 +40,18 @@ struct Args {
     listen: Vec<SocketAddr>,
     #[command(flatten)]
     etcd: EtcdArgs,
-    /// etcd key prefix of the registry
-    #[arg(long, env = "ETCD_DNS_PREFIX", default_value = "services/")]
-    prefix: String,
-    /// DNS zone the registry is served as
+    /// etcd key prefix of the native registry [default: services/]
+    #[arg(long, env = "ETCD_DNS_PREFIX")]
+    prefix: Option<String>,
+    /// DNS zone the registry is served as (and the default ZONE of --registry)
     #[arg(long, env = "ETCD_DNS_ZONE", default_value = "services.local.")]
     zone: Name,
+    /// A registry to serve, FORMAT=PREFIX[@ZONE] (repeatable, or comma separated): FORMAT is
+    /// native, etcd-naming, go-zero, kratos, go-micro, skydns, rpcx or dubbo; ZONE defaults to
+    /// --zone. Given, it replaces the default native=services/ (see the README, "Other
+    /// registries")
+    #[arg(long, env = "ETCD_DNS_REGISTRY", value_delimiter = ',')]
+    registry: Vec<RegistrySpec>,
     /// TTL in seconds of live records whose value names none
     #[arg(long, env = "ETCD_DNS_TTL", default_value_t = DEFAULT_TTL)]
     ttl: u32,
@@ -107,6 +114,8 @@ struct Args {
     log_level: String,
 }
 
+/// Default prefix of the native registry.
+const DEFAULT_PREFIX: &str = "services/";
 /// Default directory of static zone files; it may be absent.
 const DEFAULT_ZONES: &str = "zones";
 /// Where the system's resolvers are listed.
@@ -146,14 +155,20 @@ async fn main() -> Result<()> {
             Some(found)
         }
     };
+    if args.prefix.is_some() && !args.registry.is_empty() {
+        anyhow::bail!(
+            "--prefix and --registry both given: write the native registry as --registry native=PREFIX"
+        );
+    }
     let config = ServerConfig {
         zone: ZoneConfig {
             zone,
-            prefix: args.prefix.clone(),
+            prefix: args.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.into()),
             ttl: args.ttl,
             negative_ttl: args.negative_ttl,
             statics: statics.map(Arc::new),
         },
+        registries: args.registry.clone(),
         etcd,
         catalog: CatalogConfig {
             zone_files,
@@ -178,15 +193,25 @@ async fn main() -> Result<()> {
             .with_http(args.http)
             .with_context(|| format!("cannot serve --http on {}", args.http))?;
     }
+    // Bad registries (nested zones) fail before anything is served (`start` builds them again).
+    let live = server::live_zones(&mut config.clone()).context("bad --registry")?;
     for addr in listeners.local_addrs() {
         info!(%addr, zone = %config.zone.zone, prefix = %config.zone.prefix, "listening");
     }
+    let prefixes: Vec<String> = live
+        .sources
+        .iter()
+        .map(|s| {
+            let zone = &live.zones[s.zone].zone;
+            info!(format = %s.format, prefix = %s.prefix, %zone, "serving registry");
+            format!("{:?}", s.prefix)
+        })
+        .collect();
     let shutdown = CancellationToken::new();
-    let prefix = config.zone.prefix.clone();
     let running = server::start(config, listeners, shutdown.clone())?;
     let stopped = running.wait();
     tokio::pin!(stopped);
-    let fatal = || format!("cannot read the registry {prefix:?} from etcd");
+    let fatal = || format!("cannot read the registry {} from etcd", prefixes.join(", "));
     tokio::select! {
         // Only a failure that retrying cannot fix stops the server on its own.
         result = &mut stopped => return result.with_context(fatal),

@@ -5,9 +5,9 @@ use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
 
 use crate::table::Snapshot;
-use crate::wire::{zone_offset, ReplyBody, QNAME_POINTER};
+use crate::wire::{ReplyBody, QNAME_POINTER};
 
-/// The reply body for `name`/`qtype` under the live zone, whose name starts at `zone_at` in
+/// The reply body for `name`/`qtype` under a live zone, whose name starts at `zone_at` in
 /// `name`. `rotate` picks the first record of multi-record sets so that successive answers
 /// spread clients over instances.
 pub fn live_body<'a>(
@@ -21,19 +21,22 @@ pub fn live_body<'a>(
         authoritative: true,
         ..ReplyBody::default()
     };
-    if !snapshot.ready || snapshot.stale {
-        body.authoritative = false;
-        body.rcode = ResponseCode::ServFail.low();
-        return body;
-    }
-    let soa = Some((&*snapshot.soa_tail, zone_at));
+    let zone = match snapshot.zone_at(name, zone_at) {
+        Some(zone) if snapshot.ready && !snapshot.stale => zone,
+        _ => {
+            body.authoritative = false;
+            body.rcode = ResponseCode::ServFail.low();
+            return body;
+        }
+    };
+    let soa = Some((&*zone.soa_tail, zone_at));
     let apex = zone_at == 0;
     if apex && (qtype == u16::from(RecordType::SOA) || qtype == u16::from(RecordType::ANY)) {
-        body.answers = (&QNAME_POINTER, &snapshot.soa_tail, 1);
+        body.answers = (&QNAME_POINTER, &zone.soa_tail, 1);
         return body;
     }
     if apex && qtype == u16::from(RecordType::NS) {
-        let set = snapshot.ns_rrset();
+        let set = zone.ns_rrset();
         let (first, second) = set.rotated(rotate);
         body.answers = (first, second, set.count);
         return body;
@@ -64,9 +67,9 @@ pub fn live_body<'a>(
     body
 }
 
-/// Where the zone starts in `name`, if `name` is in the live zone.
+/// Where the zone starts in `name`, if `name` is in a live zone.
 pub fn in_zone(snapshot: &Snapshot, name: &[u8]) -> Option<usize> {
-    zone_offset(name, snapshot.zone_name())
+    snapshot.zone_of(name).map(|(at, _)| at)
 }
 
 /// The reply body for a PTR query at `name`, a reverse name outside the zone, when the table

@@ -35,19 +35,40 @@ pub async fn read_prefix(
     client: &Client,
     etcd: &EtcdConfig,
     prefix: &[u8],
+    apply: impl FnMut(&[KeyValue]),
+) -> Result<i64, EtcdError> {
+    read_prefix_at(client, etcd, prefix, 0, apply).await
+}
+
+/// [`read_prefix`] at `revision` (0: the current one), so that several prefixes can be read
+/// as of one revision.
+pub async fn read_prefix_at(
+    client: &Client,
+    etcd: &EtcdConfig,
+    prefix: &[u8],
+    revision: i64,
     mut apply: impl FnMut(&[KeyValue]),
 ) -> Result<i64, EtcdError> {
     let end = prefix_end(prefix);
+    // etcd wants a key: the whole keyspace starts at "\0".
+    let start = if prefix.is_empty() {
+        vec![0]
+    } else {
+        prefix.to_vec()
+    };
     let first = page(
         client.clone(),
         etcd.clone(),
-        prefix.to_vec(),
+        start,
         end.clone(),
-        0,
+        revision,
         FIRST_PAGE,
     );
     let mut response = first.await?;
-    let revision = response.header().map(|h| h.revision()).unwrap_or_default();
+    let revision = match revision {
+        0 => response.header().map(|h| h.revision()).unwrap_or_default(),
+        at => at,
+    };
     let mut largest = 0;
     loop {
         largest = response

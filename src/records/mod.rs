@@ -2,20 +2,23 @@
 //! (here), and the RRsets of one name built in wire form from everything that contributes to
 //! it ([`rrsets`]).
 
+mod placement;
 mod rrsets;
 
+pub use placement::{Placement, Shape};
 pub use rrsets::RecordsBuilder;
 
 use hickory_proto::rr::Name;
 
-use crate::key::{ServiceKey, SRV_PROTOCOLS};
+use crate::key::SRV_PROTOCOLS;
 use crate::service::{Registration, Target};
 use crate::wire::{reverse_name, wire_name, WireName};
 
-/// What a registered instance contributes at one of its names (a set of the flags below, one
-/// byte: the writer keeps one per name and contributor).
+/// What a registered instance contributes at one of its names (a set of the flags below, and
+/// for [`Roles::endpoint`] the endpoint's index in the high byte; the writer keeps one per name
+/// and contributor).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Roles(u8);
+pub struct Roles(u16);
 
 impl Roles {
     /// The name that carries this instance alone (addresses, CNAME, TXT).
@@ -26,6 +29,18 @@ impl Roles {
     pub const SRV: Roles = Roles(4);
     /// The reverse name of the instance's address: PTR to its owner name.
     pub const PTR: Roles = Roles(8);
+    /// `_<scheme>._tcp.<service>.Z`: the SRV of one endpoint (see [`Roles::endpoint`]).
+    pub const ENDPOINT: Roles = Roles(16);
+
+    /// The SRV of endpoint `index` of the registration (at most 255 endpoints are named).
+    pub fn endpoint(index: u8) -> Roles {
+        Roles(Self::ENDPOINT.0 | u16::from(index) << 8)
+    }
+
+    /// The endpoint index of [`Roles::endpoint`].
+    pub fn endpoint_index(self) -> usize {
+        usize::from(self.0 >> 8)
+    }
 
     /// True when `role` is among these.
     pub fn has(self, role: Roles) -> bool {
@@ -46,7 +61,7 @@ impl Roles {
 /// those names and the zone. SRV names exist only for instances with a port, and the reverse
 /// name only for address targets.
 pub fn instance_names(
-    key: ServiceKey<'_>,
+    key: &Placement<'_>,
     reg: &Registration,
     zone: &[u8],
 ) -> Vec<(WireName, Roles)> {
@@ -60,18 +75,34 @@ pub fn instance_names(
     }
     add(&mut names, key.owner_name(zone), Roles::OWNER);
     add(&mut names, key.service_name(zone), Roles::SERVICE);
-    if reg.port.is_some() {
-        for proto in SRV_PROTOCOLS {
-            add(&mut names, key.srv_name(proto, zone), Roles::SRV);
+    match key.shape {
+        Shape::Service if reg.port.is_some() => {
+            for proto in SRV_PROTOCOLS {
+                add(&mut names, key.srv_name(proto, zone), Roles::SRV);
+            }
         }
+        Shape::Service => {}
+        Shape::Endpoints => {
+            for (index, endpoint) in reg.endpoints.iter().enumerate().take(256) {
+                let name = key.endpoint_name(&endpoint.scheme, zone);
+                add(&mut names, name, Roles::endpoint(index as u8));
+            }
+        }
+        // The entry's own name answers for it in full, SRV included.
+        Shape::Tree => add(&mut names, key.owner_name(zone), Roles::SERVICE),
     }
-    // The empty non-terminals between each name and the zone (RFC 8020).
+    // Every name between each name and the zone: an empty non-terminal (RFC 8020), or in a
+    // tree one that answers for the whole subtree.
+    let above = match key.shape {
+        Shape::Tree => Roles::SERVICE,
+        _ => Roles::default(),
+    };
     let owners: Vec<Vec<u8>> = names.iter().map(|(n, _)| n.clone()).collect();
     for name in owners {
         let mut at = 0;
         while name.len() - at > zone.len() {
             if at > 0 {
-                add(&mut names, name[at..].to_vec(), Roles::default());
+                add(&mut names, name[at..].to_vec(), above);
             }
             at += 1 + name[at] as usize;
         }
@@ -164,10 +195,11 @@ mod tests {
         for (etcd_key, value, want) in cases {
             let key = parse_key("services/", etcd_key.as_bytes(), &zone()).expect("key");
             let registration = parse_value(value.as_bytes()).expect("value");
-            let mut got: Vec<(String, String)> = instance_names(key, &registration, &zone_wire)
-                .into_iter()
-                .map(|(name, roles)| (text(&name), letters(roles)))
-                .collect();
+            let mut got: Vec<(String, String)> =
+                instance_names(&key.into(), &registration, &zone_wire)
+                    .into_iter()
+                    .map(|(name, roles)| (text(&name), letters(roles)))
+                    .collect();
             let mut want: Vec<(String, String)> = want
                 .iter()
                 .map(|(n, r)| (n.to_string(), r.to_string()))

@@ -68,13 +68,20 @@ impl RecordsBuilder {
                 Target::Host(host) if owner_role => {
                     keep_min(&mut self.hosts, wire_name(host).into_vec(), ttl)
                 }
-                Target::Host(_) => {}
+                Target::Host(_) | Target::None => {}
             }
             for txt in &reg.txt {
                 keep_min(&mut self.txt, txt.clone(), ttl);
             }
         }
-        if let (true, Some(port)) = (service_role || roles.has(Roles::SRV), reg.port) {
+        let port = if roles.has(Roles::ENDPOINT) {
+            reg.endpoints.get(roles.endpoint_index()).map(|e| e.port)
+        } else if service_role || roles.has(Roles::SRV) {
+            reg.port
+        } else {
+            None
+        };
+        if let Some(port) = port {
             let target = match &reg.target {
                 Target::Host(host) => wire_name(host).into_vec(),
                 Target::Addr(ip) => {
@@ -82,6 +89,8 @@ impl RecordsBuilder {
                     keep_min(&mut self.additionals, (target.clone(), *ip), ttl);
                     target
                 }
+                // Nothing to point at.
+                Target::None => return,
             };
             keep_min(&mut self.srv, (reg.priority, reg.weight, port, target), ttl);
         }

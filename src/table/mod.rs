@@ -11,6 +11,7 @@
 mod contributors;
 mod names;
 mod registry;
+mod serials;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,77 +25,40 @@ pub use names::{FastHash, Names, Node, GROUPS, SHARDS};
 pub use registry::{Applied, Registry};
 
 use crate::service::Invalid;
-use crate::wire::RRsetRef;
+use crate::sources::Live;
+use crate::wire::{zone_offset, RRsetRef};
 use crate::zone::{Apex, ZoneConfig};
 
 /// Registry keys skipped as invalid, with the reason, sorted by key.
 pub type Rejected = BTreeMap<Box<str>, Invalid>;
 
-/// One immutable view of the table, as the query path sees it.
+/// One live zone as a snapshot serves it: its apex and its SOA serial.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// Nodes by lowercase wire name.
-    pub names: Names,
+pub struct ZoneView {
     /// What every snapshot of this zone shares: its name, SOA fields and NS set.
     pub apex: Arc<Apex>,
-    /// The etcd revision this view reflects.
+    /// The etcd revision of the last change applied to this zone (or of the last full read).
     pub revision: i64,
     /// The SOA serial: the revision, shifted when etcd's revision went backwards so that the
     /// serial never does (RFC 1982).
     pub serial: u32,
-    /// False until the first full read of the registry completed.
-    pub ready: bool,
-    /// True while etcd has not confirmed this view for longer than `--max-stale`: names under
-    /// the zone then answer SERVFAIL (a copy of the last view marked so; see [`Table::mark_stale`]).
-    pub stale: bool,
-    /// Live instances (valid keys).
-    pub instances: usize,
-    /// Keys skipped as invalid, with the reason.
-    pub rejected: Arc<Rejected>,
     /// The apex SOA with the current serial, as wire bytes after the owner name (for answers
     /// and authority sections).
     pub soa_tail: Box<[u8]>,
-    /// When this view was published.
-    pub published: Instant,
 }
 
-impl Snapshot {
-    /// The empty, not-ready view a server starts with.
-    pub fn empty(config: &ZoneConfig) -> Self {
-        Self::new(
-            Arc::new(Apex::new(config)),
-            Names::default(),
-            (0, 0),
-            0,
-            Arc::default(),
-            false,
-        )
-    }
-
-    fn new(
-        apex: Arc<Apex>,
-        names: Names,
-        (revision, serial): (i64, u32),
-        instances: usize,
-        rejected: Arc<Rejected>,
-        ready: bool,
-    ) -> Self {
+impl ZoneView {
+    fn new(apex: Arc<Apex>, revision: i64, serial: u32) -> Self {
         Self {
-            names,
             soa_tail: apex.soa_tail(serial),
             apex,
             revision,
             serial,
-            ready,
-            stale: false,
-            instances,
-            rejected,
-            published: Instant::now(),
         }
     }
 
     /// The zone's lowercase wire name.
-    pub fn zone_name(&self) -> &[u8] {
+    pub fn name(&self) -> &[u8] {
         &self.apex.zone_name
     }
 
@@ -111,6 +75,86 @@ impl Snapshot {
     /// The apex NS set, encoded.
     pub fn ns_rrset(&self) -> RRsetRef<'_> {
         self.apex.ns_rrset()
+    }
+}
+
+/// One immutable view of the table, as the query path sees it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Nodes by lowercase wire name (of every zone, and the reverse names).
+    pub names: Names,
+    /// The live zones, in [`Live::zones`] order (they never nest).
+    pub zones: Box<[ZoneView]>,
+    /// The etcd revision this view reflects.
+    pub revision: i64,
+    /// False until the first full read of the registry completed.
+    pub ready: bool,
+    /// True while etcd has not confirmed this view for longer than `--max-stale`: names under
+    /// the zones then answer SERVFAIL (a copy of the last view marked so; see
+    /// [`Table::mark_stale`]).
+    pub stale: bool,
+    /// Live instances (valid keys).
+    pub instances: usize,
+    /// Keys skipped as invalid, with the reason.
+    pub rejected: Arc<Rejected>,
+    /// When this view was published.
+    pub published: Instant,
+}
+
+impl Snapshot {
+    /// The empty, not-ready view a server starts with.
+    pub fn empty(live: &Live) -> Self {
+        let zones = live
+            .zones
+            .iter()
+            .map(|config| ZoneView::new(Arc::new(Apex::new(config)), 0, 0))
+            .collect();
+        Self::new(zones, Names::default(), 0, 0, Arc::default(), false)
+    }
+
+    fn new(
+        zones: Box<[ZoneView]>,
+        names: Names,
+        revision: i64,
+        instances: usize,
+        rejected: Arc<Rejected>,
+        ready: bool,
+    ) -> Self {
+        Self {
+            names,
+            zones,
+            revision,
+            ready,
+            stale: false,
+            instances,
+            rejected,
+            published: Instant::now(),
+        }
+    }
+
+    /// The zone `name` (lowercase wire form) lies in, with the offset at which the zone's
+    /// name starts in it. A suffix match on a short list: one comparison for one zone.
+    #[inline]
+    pub fn zone_of(&self, name: &[u8]) -> Option<(usize, &ZoneView)> {
+        match &*self.zones {
+            // The common case, kept as cheap as a single zone was.
+            [one] => zone_offset(name, one.name()).map(|at| (at, one)),
+            all => all
+                .iter()
+                .find_map(|zone| zone_offset(name, zone.name()).map(|at| (at, zone))),
+        }
+    }
+
+    /// The zone whose name starts at `at` in `name`, as [`Snapshot::zone_of`] found it.
+    #[inline]
+    pub fn zone_at(&self, name: &[u8], at: usize) -> Option<&ZoneView> {
+        match &*self.zones {
+            [one] => Some(one),
+            all => {
+                let suffix = name.get(at..)?;
+                all.iter().find(|zone| zone.name() == suffix)
+            }
+        }
     }
 }
 
@@ -131,10 +175,16 @@ pub struct Table {
 const NEVER: u64 = u64::MAX;
 
 impl Table {
-    /// A table holding the empty, not-ready snapshot.
+    /// A table of the one zone `config` (fed by its native registry) holding the empty,
+    /// not-ready snapshot.
     pub fn new(config: &ZoneConfig) -> Self {
+        Self::for_live(&Live::native(config.clone()))
+    }
+
+    /// A table of `live`'s zones holding the empty, not-ready snapshot.
+    pub fn for_live(live: &Live) -> Self {
         Self {
-            current: ArcSwap::from_pointee(Snapshot::empty(config)),
+            current: ArcSwap::from_pointee(Snapshot::empty(live)),
             created: Instant::now(),
             confirmed: AtomicU64::new(NEVER),
         }
@@ -191,5 +241,7 @@ impl Table {
     }
 }
 
+#[cfg(test)]
+mod sources_tests;
 #[cfg(test)]
 mod tests;

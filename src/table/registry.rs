@@ -5,24 +5,28 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use hickory_proto::rr::LowerName;
 use tracing::{debug, warn};
 
 use super::contributors::Contributors;
-use super::names::{shard_of, FastHash, Group, Names, Node, GROUPS, PER_GROUP};
+use super::names::{FastHash, Group, Names, Node, GROUPS, PER_GROUP};
+use super::serials::ZoneSerial;
 use super::{Rejected, Snapshot};
-use crate::key::ServiceKey;
 use crate::logging::clip;
-use crate::records::{instance_names, static_names, RecordsBuilder, Roles};
-use crate::service::{parse_entry, Invalid, Registration};
-use crate::wire::{name_from_wire, wire_name, WireName};
-use crate::zone::{serial, serial_offset_after, Apex, ZoneConfig};
+use crate::records::{instance_names, static_names, Placement, Roles};
+use crate::service::{Invalid, Registration};
+use crate::sources::{Live, Source};
+use crate::wire::WireName;
+use crate::zone::ZoneConfig;
+
+mod rebuild;
 
 /// One valid registration, under its etcd key as written (its DNS names are derived from the
 /// key when needed rather than stored).
 #[derive(Debug, Clone)]
 struct Instance {
     etcd_key: Box<str>,
+    /// Index of its registry in [`Live::sources`].
+    source: u16,
     registration: Registration,
 }
 
@@ -35,11 +39,16 @@ pub enum Applied {
     Removed,
     /// The key or value is invalid: skipped, with the reason.
     Rejected(Invalid),
+    /// The key is no instance (a marker key, a disabled instance, a name outside the zone):
+    /// it serves no records and is not reported.
+    Ignored,
 }
 
 /// The writer's side of the table: every instance by key, and the derived records by name.
 pub struct Registry {
-    config: Arc<ZoneConfig>,
+    live: Arc<Live>,
+    /// Each zone's wire name, label count, apex and serial, in [`Live::zones`] order.
+    zones: Vec<ZoneSerial>,
     /// Instance ids, hashed by their etcd key (which the instance holds).
     ids: HashTable<u32>,
     /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
@@ -60,17 +69,20 @@ pub struct Registry {
     /// next snapshot): rebuilt once each then, so a batch of events (or the initial read) costs
     /// O(changes), not O(changes × instances per name).
     dirty: Vec<Node>,
-    /// The zone's wire name.
-    zone_name: WireName,
-    apex: Arc<Apex>,
+    /// The highest etcd revision applied, over every zone.
     revision: i64,
-    /// What the SOA serial adds to the revision (see [`crate::zone::serial_offset_after`]).
-    serial_offset: u32,
 }
 
 impl Registry {
-    /// A registry for `config` holding only the zone file's static records, if any.
+    /// A registry for the one zone `config`, fed by its native registry, holding only the
+    /// zone file's static records, if any.
     pub fn new(config: Arc<ZoneConfig>) -> Self {
+        Self::for_live(Arc::new(Live::native((*config).clone())))
+    }
+
+    /// A registry for `live`'s zones and registries holding only the zone files' static
+    /// records, if any.
+    pub fn for_live(live: Arc<Live>) -> Self {
         let mut registry = Self {
             ids: HashTable::new(),
             slab: Vec::new(),
@@ -83,16 +95,16 @@ impl Registry {
             rejected: Arc::default(),
             known_rejected: Arc::default(),
             dirty: Vec::new(),
-            zone_name: wire_name(&config.zone),
-            apex: Arc::new(Apex::new(&config)),
+            zones: live.zones.iter().map(|z| ZoneSerial::new(z)).collect(),
             revision: 0,
-            serial_offset: 0,
-            config,
+            live,
         };
-        let statics = registry.config.statics.clone();
-        for name in statics.iter().flat_map(|s| s.names.keys()) {
-            for touched in static_names(&name.into(), &registry.config.zone) {
-                registry.add_contributor(&touched, STATIC_ID, Roles::default());
+        let live = registry.live.clone();
+        for config in &live.zones {
+            for name in config.statics.iter().flat_map(|s| s.names.keys()) {
+                for touched in static_names(&name.into(), &config.zone) {
+                    registry.add_contributor(&touched, STATIC_ID, Roles::default());
+                }
             }
         }
         registry
@@ -115,29 +127,67 @@ impl Registry {
         self.ids.is_empty()
     }
 
-    /// Keeps the SOA serial from going backwards after a table that published `previous`
-    /// (etcd wiped or restored to an older revision), carrying that table's offset along.
+    /// Keeps the SOA serial of the first zone from going backwards after a table that
+    /// published `previous` (etcd wiped or restored to an older revision), carrying that
+    /// table's offset along.
     pub fn continue_serial(&mut self, previous: u32, offset: u32) {
-        self.serial_offset = serial_offset_after(previous, self.revision, offset);
+        if let Some(zone) = self.zones.first_mut() {
+            zone.continue_after(previous, offset);
+        }
     }
 
-    /// Records that the registry now reflects etcd revision `revision`.
+    /// [`Registry::continue_serial`] for every zone, from the zones of `previous` (a snapshot
+    /// of the same zones).
+    pub fn continue_serials(&mut self, previous: &Snapshot) {
+        for (zone, view) in self.zones.iter_mut().zip(previous.zones.iter()) {
+            let offset = view.serial.wrapping_sub(view.revision as u32);
+            zone.continue_after(view.serial, offset);
+        }
+    }
+
+    /// Records that every zone now reflects etcd revision `revision` (a full read).
     pub fn set_revision(&mut self, revision: i64) {
         self.revision = self.revision.max(revision);
+        for zone in &mut self.zones {
+            zone.advance(revision);
+        }
     }
 
-    /// Applies a put of `value` at `key`. An invalid key or value is skipped with a warning
-    /// naming the key (once per key and reason); an invalid new value removes the key's old
-    /// records.
+    /// Records that registry `source` changed at etcd revision `revision`: its zone's serial
+    /// follows, the other zones' stay.
+    pub fn advance(&mut self, source: usize, revision: i64) {
+        self.revision = self.revision.max(revision);
+        let zone = self.live.sources.get(source).map(|s| s.zone);
+        if let Some(zone) = zone.and_then(|z| self.zones.get_mut(z)) {
+            zone.advance(revision);
+        }
+    }
+
+    /// Applies a put of `value` at `key` of the first registry (see [`Registry::put_from`]).
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Applied {
+        self.put_from(0, key, value)
+    }
+
+    /// Applies a put of `value` at `key` of registry `source`. An invalid key or value is
+    /// skipped with a warning naming the key (once per key and reason); an invalid new value
+    /// removes the key's old records.
+    pub fn put_from(&mut self, source: usize, key: &[u8], value: &[u8]) -> Applied {
         let key_text = String::from_utf8_lossy(key).into_owned();
-        let parsed = parse_entry(&self.config.prefix, &self.config.zone, key, value);
-        self.remove_instance(&key_text);
+        let live = self.live.clone();
+        let Some((src, config)) = source_of(&live, source) else {
+            return Applied::Ignored;
+        };
+        let parsed = src.format.parse(&src.prefix, &config.zone, key, value);
+        self.remove_instance(source, &key_text);
         match parsed {
-            Ok((service_key, registration)) => {
+            Ok(Some((placement, registration))) => {
                 self.rejected_remove(&key_text);
-                self.insert_instance(key_text, service_key, registration);
+                self.insert_instance(key_text, source, &placement, registration);
                 Applied::Registered
+            }
+            Ok(None) => {
+                self.rejected_remove(&key_text);
+                Applied::Ignored
             }
             Err(reason) => {
                 let known = |map: &Rejected| map.get(key_text.as_str()) == Some(&reason);
@@ -154,11 +204,16 @@ impl Registry {
         }
     }
 
-    /// Applies a delete of `key`.
+    /// Applies a delete of `key` of the first registry.
     pub fn delete(&mut self, key: &[u8]) -> Applied {
+        self.delete_from(0, key)
+    }
+
+    /// Applies a delete of `key` of registry `source`.
+    pub fn delete_from(&mut self, source: usize, key: &[u8]) -> Applied {
         let key_text = String::from_utf8_lossy(key).into_owned();
         self.rejected_remove(&key_text);
-        self.remove_instance(&key_text);
+        self.remove_instance(source, &key_text);
         Applied::Removed
     }
 
@@ -186,9 +241,9 @@ impl Registry {
             groups: self.groups.iter().cloned().collect(),
         };
         Snapshot::new(
-            self.apex.clone(),
+            self.zones.iter().map(ZoneSerial::view).collect(),
             names,
-            (self.revision, serial(self.revision, self.serial_offset)),
+            self.revision,
             self.ids.len(),
             self.rejected.clone(),
             true,
@@ -228,13 +283,18 @@ impl Registry {
         }
     }
 
-    /// Adds a valid instance: `etcd_key` as written, `key` its parts.
+    /// Adds a valid instance of registry `source`: `etcd_key` as written, `placement` its
+    /// names.
     fn insert_instance(
         &mut self,
         etcd_key: String,
-        key: ServiceKey<'_>,
+        source: usize,
+        placement: &Placement<'_>,
         registration: Registration,
     ) {
+        let Some(names) = self.names_of(source, placement, &registration) else {
+            return;
+        };
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -242,13 +302,14 @@ impl Registry {
                 (self.slab.len() - 1) as u32
             }
         };
-        for (name, roles) in instance_names(key, &registration, &self.zone_name) {
+        for (name, roles) in names {
             self.add_contributor(&name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
         let hash = self.hasher.hash_one(etcd_key.as_str());
         self.slab[id as usize] = Some(Instance {
             etcd_key: etcd_key.into(),
+            source: source as u16,
             registration,
         });
         let (slab, hasher) = (&self.slab, &self.hasher);
@@ -256,12 +317,12 @@ impl Registry {
             .insert_unique(hash, id, |&id| hasher.hash_one(etcd_key_of(slab, id)));
     }
 
-    fn remove_instance(&mut self, etcd_key: &str) {
+    fn remove_instance(&mut self, source: usize, etcd_key: &str) {
         let hash = self.hasher.hash_one(etcd_key);
         let slab = &self.slab;
         let Ok(found) = self
             .ids
-            .find_entry(hash, |&id| etcd_key_of(slab, id) == etcd_key)
+            .find_entry(hash, |&id| is_instance(slab, id, source, etcd_key))
         else {
             return;
         };
@@ -271,82 +332,31 @@ impl Registry {
         };
         self.free.push(id);
         // Only the etcd key is kept, so the names are derived again (without checking again).
-        let key = ServiceKey::split(&self.config.prefix, &old.etcd_key);
-        for (name, _) in instance_names(key, &old.registration, &self.zone_name) {
+        let names = self
+            .place(&old)
+            .and_then(|placement| self.names_of(source, &placement, &old.registration));
+        for (name, _) in names.into_iter().flatten() {
             self.remove_contributor(&name, id);
         }
     }
 
-    /// Rebuilds the RRsets of one name from what contributes to it, and publishes the node
-    /// (or its removal, when nothing contributes any more) if it changed.
-    fn recompute(&mut self, name: &[u8]) {
-        let hash = self.hasher.hash_one(name);
-        let Ok(found) = self.names.find_entry(hash, |e| e.node.name() == name) else {
-            return;
-        };
-        if found.get().contributors.is_empty() {
-            found.remove();
-            self.publish(hash, name, None);
-            return;
-        }
-        let entry = found.into_mut();
-        let mut builder = RecordsBuilder::default();
-        for (id, roles) in entry.contributors.iter() {
-            if id == STATIC_ID {
-                let statics = self.config.statics.as_ref();
-                let Some(owner) = name_from_wire(name) else {
-                    continue;
-                };
-                let lower = LowerName::new(&owner);
-                for record in statics
-                    .and_then(|s| s.names.get(&lower))
-                    .into_iter()
-                    .flatten()
-                {
-                    builder.add_static(record);
-                }
-                continue;
-            }
-            let Some(inst) = self.slab.get(id as usize).and_then(Option::as_ref) else {
-                continue;
-            };
-            let (prefix, zone) = (&self.config.prefix, &self.zone_name);
-            let owner = || ServiceKey::split(prefix, &inst.etcd_key).owner_name(zone);
-            builder.add(&owner, &inst.registration, roles, self.config.ttl);
-        }
-        let node = Node::new(name, &builder.finish());
-        entry.node = node.clone();
-        self.publish(hash, name, Some(node));
+    /// The placement of an accepted instance, derived from its key.
+    fn place<'i>(&self, inst: &'i Instance) -> Option<Placement<'i>> {
+        let src = self.live.sources.get(inst.source as usize)?;
+        let labels = self.zones.get(src.zone)?.labels;
+        Some(src.format.place(&src.prefix, labels, &inst.etcd_key))
     }
 
-    /// Puts `node` (or, with `None`, the absence of `name`) into the published shard, copying
-    /// the shard if the last snapshot still shares it. An unchanged node is left alone.
-    fn publish(&mut self, hash: u64, name: &[u8], node: Option<Node>) {
-        let (group, shard) = shard_of(hash);
-        let Some(group) = self.groups.get_mut(group) else {
-            return;
-        };
-        let published = group
-            .get(shard)
-            .and_then(|s| s.find(hash, |n| n.name() == name));
-        if published == node.as_ref() {
-            return;
-        }
-        let Some(shard) = Arc::make_mut(group).get_mut(shard) else {
-            return;
-        };
-        let shard = Arc::make_mut(shard);
-        let hasher = &self.hasher;
-        match (shard.find_entry(hash, |n| n.name() == name), node) {
-            (Ok(mut found), Some(node)) => *found.get_mut() = node,
-            (Ok(found), None) => {
-                found.remove();
-            }
-            (Err(_), Some(node)) => {
-                shard.insert_unique(hash, node, |n| hasher.hash_one(n.name()));
-            }
-            (Err(_), None) => {}
-        }
+    /// Every name an instance of registry `source` touches, with its roles.
+    fn names_of(
+        &self,
+        source: usize,
+        placement: &Placement<'_>,
+        registration: &Registration,
+    ) -> Option<Vec<(WireName, Roles)>> {
+        let src = self.live.sources.get(source)?;
+        let zone = &self.zones.get(src.zone)?.name;
+        Some(instance_names(placement, registration, zone))
     }
 }
 
@@ -361,6 +371,20 @@ fn etcd_key_of(slab: &[Option<Instance>], id: u32) -> &str {
     slab.get(id as usize)
         .and_then(Option::as_ref)
         .map_or("", |inst| &inst.etcd_key)
+}
+
+/// Registry `source` of `live` and the configuration of its zone.
+fn source_of(live: &Live, source: usize) -> Option<(&Source, &ZoneConfig)> {
+    let src = live.sources.get(source)?;
+    Some((src, live.zones.get(src.zone)?))
+}
+
+/// True when instance `id` is `etcd_key` of registry `source` (overlapping prefixes of two
+/// registries see the same key as two instances).
+fn is_instance(slab: &[Option<Instance>], id: u32, source: usize, etcd_key: &str) -> bool {
+    slab.get(id as usize)
+        .and_then(Option::as_ref)
+        .is_some_and(|inst| inst.source as usize == source && &*inst.etcd_key == etcd_key)
 }
 
 /// The contributor id of a zone file's static records (never an instance id).

@@ -10,7 +10,7 @@ use crate::testing::captured_logs;
 use crate::wire::{rr_tail, wire_name, WireName};
 use crate::zone::ZoneConfig;
 
-fn config() -> Arc<ZoneConfig> {
+pub(super) fn config() -> Arc<ZoneConfig> {
     Arc::new(ZoneConfig {
         zone: Name::from_ascii("services.local.").expect("zone"),
         prefix: "services/".into(),
@@ -25,7 +25,7 @@ fn wire(text: &str) -> WireName {
 }
 
 /// The records at `name` of type `rtype`, as text.
-fn records(snapshot: &Snapshot, name: &str, rtype: RecordType) -> Vec<String> {
+pub(super) fn records(snapshot: &Snapshot, name: &str, rtype: RecordType) -> Vec<String> {
     let owner = Name::from_ascii(name).expect("name");
     let mut out: Vec<String> = snapshot
         .names
@@ -117,8 +117,12 @@ fn the_soa_serial_is_the_revision() {
         registry.set_revision(revision);
         let snap = registry.snapshot();
         let want = config.soa(serial);
-        assert_eq!(snap.soa(), want, "{revision}");
-        assert_eq!(&*snap.soa_tail, rr_tail(&want).as_slice(), "{revision}");
+        assert_eq!(snap.zones[0].soa(), want, "{revision}");
+        assert_eq!(
+            &*snap.zones[0].soa_tail,
+            rr_tail(&want).as_slice(),
+            "{revision}"
+        );
     }
 }
 
@@ -130,31 +134,35 @@ fn the_soa_serial_never_goes_backwards_when_etcds_revision_does() {
     let old = before.snapshot();
     let mut after = Registry::new(config());
     after.set_revision(2);
-    after.continue_serial(old.serial, 0);
+    after.continue_serial(old.zones[0].serial, 0);
     let new = after.snapshot();
-    assert_eq!((new.revision, new.serial), (2, 52));
+    assert_eq!((new.revision, new.zones[0].serial), (2, 52));
     // Changes go on from there, and a later re-read carries the offset along.
     after.set_revision(5);
     let later = after.snapshot();
-    assert_eq!(later.serial, 55);
+    assert_eq!(later.zones[0].serial, 55);
     let mut reread = Registry::new(config());
     reread.set_revision(5);
-    reread.continue_serial(later.serial, later.serial.wrapping_sub(5));
-    assert_eq!(reread.snapshot().serial, 55, "same revision, same serial");
+    reread.continue_serial(later.zones[0].serial, later.zones[0].serial.wrapping_sub(5));
+    assert_eq!(
+        reread.snapshot().zones[0].serial,
+        55,
+        "same revision, same serial"
+    );
     // Across the 2^32 wrap "after" is RFC 1982's: 3 already comes after 2^32 - 2.
     let mut wrapped = Registry::new(config());
     wrapped.set_revision(3);
     wrapped.continue_serial(u32::MAX - 1, 0);
-    assert_eq!(wrapped.snapshot().serial, 3);
+    assert_eq!(wrapped.snapshot().zones[0].serial, 3);
     let mut behind = Registry::new(config());
     behind.set_revision(3);
     behind.continue_serial(1 << 30, 0);
-    assert_eq!(behind.snapshot().serial, (1 << 30) + 1);
+    assert_eq!(behind.snapshot().zones[0].serial, (1 << 30) + 1);
     let mut ahead = Registry::new(config());
     ahead.set_revision(60);
-    ahead.continue_serial(old.serial, 0);
+    ahead.continue_serial(old.zones[0].serial, 0);
     assert_eq!(
-        ahead.snapshot().serial,
+        ahead.snapshot().zones[0].serial,
         60,
         "a revision ahead keeps its own serial"
     );

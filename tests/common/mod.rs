@@ -5,6 +5,7 @@
 pub mod cluster;
 mod pki;
 pub mod proxy;
+pub mod registries;
 pub use pki::Pki;
 
 use std::future::Future;
@@ -362,6 +363,7 @@ impl DnsServer {
                 negative_ttl: 5,
                 statics: None,
             },
+            registries: Vec::new(),
             etcd: EtcdConfig::from_list(endpoint),
             catalog: Default::default(),
             max_stale: None,

@@ -1,0 +1,121 @@
+//! Where an instance's records go under its zone: the names a registry format reads from a
+//! key, and the DNS names built from them (pure).
+
+use std::borrow::Cow;
+
+use crate::key::{check_label, KeyError, ServiceKey, MAX_NAME_LEN};
+use crate::service::Registration;
+
+/// How a format lays out the names of an instance around its service name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The native layout: SRV at `<service>.Z` and `_<service>._tcp/_udp.Z` from the port.
+    Service,
+    /// Kratos: SRV per endpoint scheme at `_<scheme>._tcp.<service>.Z`, none at the service.
+    Endpoints,
+    /// SkyDNS: the entry's own name answers for it (SRV included), and every name above it
+    /// inside the zone answers for the whole subtree, as CoreDNS does.
+    Tree,
+}
+
+/// The names of one instance relative to its zone: `<instance>.<service>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement<'k> {
+    /// `<service>`: one or more dot-separated labels.
+    pub service: Cow<'k, str>,
+    /// `<instance>`, a single label, when the instance has a name of its own.
+    pub instance: Option<Cow<'k, str>>,
+    /// How SRV names and parents are laid out.
+    pub shape: Shape,
+}
+
+impl<'k> From<ServiceKey<'k>> for Placement<'k> {
+    fn from(key: ServiceKey<'k>) -> Self {
+        Self {
+            service: Cow::Borrowed(key.service),
+            instance: key.instance.map(Cow::Borrowed),
+            shape: Shape::Service,
+        }
+    }
+}
+
+impl Placement<'_> {
+    /// Checks the label rules and that every name `reg` implies fits in 253 characters under a
+    /// zone written in `zone_len` characters (with its trailing dot, 0 for the root).
+    pub fn check(&self, reg: &Registration, zone_len: usize) -> Result<(), KeyError> {
+        for label in self.service.split('.').chain(self.instance.as_deref()) {
+            check_label(label)?;
+        }
+        let service_len = self.service.len() + 1 + zone_len;
+        let owner_len = self.instance.as_ref().map_or(0, |i| i.len() + 1) + service_len;
+        let srv_len = match self.shape {
+            Shape::Service if reg.port.is_some() => 1 + "_tcp.".len() + service_len,
+            Shape::Endpoints => reg
+                .endpoints
+                .iter()
+                .map(|e| 2 + e.scheme.len() + "_tcp.".len() + service_len)
+                .max()
+                .unwrap_or(0),
+            _ => 0,
+        };
+        // Presentation form without the final dot.
+        let longest = owner_len.max(srv_len).saturating_sub(1);
+        if longest > MAX_NAME_LEN {
+            let name = match &self.instance {
+                Some(instance) => format!("{instance}.{}", self.service),
+                None => self.service.to_string(),
+            };
+            return Err(KeyError::TooLong(name));
+        }
+        Ok(())
+    }
+
+    /// `<instance>.<service>.Z` (or `<service>.Z` without an instance), lowercase wire form
+    /// after `zone` (wire form too).
+    pub fn owner_name(&self, zone: &[u8]) -> Vec<u8> {
+        join_labels(
+            self.instance
+                .as_deref()
+                .into_iter()
+                .chain(self.service.split('.')),
+            zone,
+        )
+    }
+
+    /// `<service>.Z`.
+    pub fn service_name(&self, zone: &[u8]) -> Vec<u8> {
+        join_labels(self.service.split('.'), zone)
+    }
+
+    /// `_<service>.<proto>.Z`, the native SRV name.
+    pub fn srv_name(&self, proto: &str, zone: &[u8]) -> Vec<u8> {
+        let mut labels = self.service.split('.');
+        let first = format!("_{}", labels.next().unwrap_or_default());
+        join_labels(
+            std::iter::once(first.as_str()).chain(labels).chain([proto]),
+            zone,
+        )
+    }
+
+    /// `_<scheme>._tcp.<service>.Z`, the SRV name of one endpoint.
+    pub fn endpoint_name(&self, scheme: &str, zone: &[u8]) -> Vec<u8> {
+        let first = format!("_{scheme}");
+        join_labels(
+            [first.as_str(), "_tcp"]
+                .into_iter()
+                .chain(self.service.split('.')),
+            zone,
+        )
+    }
+}
+
+/// The wire name of `labels` (already valid), lowercased, followed by `zone` (wire form).
+fn join_labels<'l>(labels: impl Iterator<Item = &'l str>, zone: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(zone.len() + 32);
+    for label in labels {
+        out.push(label.len() as u8);
+        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    out.extend_from_slice(zone);
+    out
+}
