@@ -148,10 +148,14 @@ impl Router {
         let (answer, route, qtype) = self.place_and_answer(bytes, src, protocol, out);
         count_events(route, qtype, stats);
         match answer {
-            Answer::Reply(reply) => {
-                let Some(reply) = self.rate_limited(reply, route, src, protocol, stats) else {
-                    return Answer::Drop;
-                };
+            Answer::Reply(mut reply) => {
+                if let Some(limiter) = &self.rate_limit {
+                    if matches!(protocol, Protocol::Udp)
+                        && !may_send(limiter, &mut reply, route, src, stats)
+                    {
+                        return Answer::Drop;
+                    }
+                }
                 let elapsed = received.map(|r| r.elapsed());
                 stats.answered(route.path(), qtype, &reply, elapsed);
                 Answer::Reply(reply)
@@ -162,40 +166,6 @@ impl Router {
             }
             // Timed from when it was placed, in `answer_later`.
             later => later,
-        }
-    }
-
-    /// `reply` as response rate limiting lets it go out to `src`: whole, truncated (slipped),
-    /// or not at all (`None`). Only UDP is limited.
-    fn rate_limited(
-        &self,
-        mut reply: Vec<u8>,
-        route: Route,
-        src: SocketAddr,
-        protocol: Protocol,
-        stats: &QueryStats,
-    ) -> Option<Vec<u8>> {
-        let Some(limiter) = &self.rate_limit else {
-            return Some(reply);
-        };
-        if protocol != Protocol::Udp {
-            return Some(reply);
-        }
-        let zone_at = match route {
-            Route::Live(zone_at) => zone_at,
-            _ => None,
-        };
-        match limiter.check(&reply, src.ip(), zone_at, rrl::now_micros()) {
-            Verdict::Send => Some(reply),
-            Verdict::Slip => {
-                stats.event(ClientEvent::Slipped);
-                rrl::truncate(&mut reply);
-                Some(reply)
-            }
-            Verdict::Drop => {
-                stats.event(ClientEvent::RateLimited);
-                None
-            }
         }
     }
 
@@ -261,7 +231,14 @@ impl Router {
             fit(server_failure(bytes.to_vec()), Limit::new(None, protocol))
         });
         let stats = self.metrics.shared();
-        let reply = self.rate_limited(reply, route, src, protocol, stats)?;
+        let mut reply = reply;
+        if let Some(limiter) = &self.rate_limit {
+            if matches!(protocol, Protocol::Udp)
+                && !may_send(limiter, &mut reply, route, src, stats)
+            {
+                return None;
+            }
+        }
         let servfail = reply
             .get(3)
             .is_some_and(|b| b & RCODE_BITS == ResponseCode::ServFail.low());
@@ -376,6 +353,34 @@ impl Router {
                 route,
                 qtype,
             ),
+        }
+    }
+}
+
+/// Response rate limiting of one UDP `reply` to `src`: true when it may go out (whole, or cut
+/// to a slipped reply in place), false when it must not.
+#[cold]
+fn may_send(
+    limiter: &RateLimiter,
+    reply: &mut Vec<u8>,
+    route: Route,
+    src: SocketAddr,
+    stats: &QueryStats,
+) -> bool {
+    let zone_at = match route {
+        Route::Live(zone_at) => zone_at,
+        _ => None,
+    };
+    match limiter.check(reply, src.ip(), zone_at, rrl::now_micros()) {
+        Verdict::Send => true,
+        Verdict::Slip => {
+            stats.event(ClientEvent::Slipped);
+            rrl::truncate(reply);
+            true
+        }
+        Verdict::Drop => {
+            stats.event(ClientEvent::RateLimited);
+            false
         }
     }
 }
