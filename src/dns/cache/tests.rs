@@ -1,0 +1,1 @@
+//! The cache's keys, fills, expiry and eviction, without sockets.
