@@ -246,21 +246,26 @@ impl AnswerCache {
                 return Some(stale);
             }
         } else if let Some(reply) = &reply {
-            let fits = copy_for(reply, query).is_some();
-            if let Some(entry) = fits
-                .then(|| Entry::parse(reply, query.question.len()))
-                .flatten()
-            {
-                let hash = self.hasher.hash_one(key.as_slice());
-                let now = self.now_ms();
-                let stale_until =
-                    now + u64::from(entry.lifetime) * 1000 + STALE_MAX.as_millis() as u64;
-                self.store
-                    .shard(hash)
-                    .insert(hash, key.as_slice(), entry, now, stale_until);
-            }
+            self.keep(key, query, reply);
         }
         reply
+    }
+
+    /// Keeps `reply` to `query` at `key` if it is worth keeping ([`Entry::parse`]).
+    fn keep(&self, key: &Key, query: &WireQuery<'_>, reply: &[u8]) {
+        if !same_question(reply, query) {
+            return;
+        }
+        let Some(entry) = Entry::parse(reply, query.question.len()) else {
+            return;
+        };
+        let hash = self.hasher.hash_one(key.as_slice());
+        let now = self.now_ms();
+        let expires = now + u64::from(entry.lifetime) * 1000;
+        let stale_until = expires + STALE_MAX.as_millis() as u64;
+        self.store
+            .shard(hash)
+            .insert(hash, key.as_slice(), entry, now, stale_until);
     }
 
     /// An expired answer still young enough to serve stale, written whole for `query`; it
@@ -303,24 +308,29 @@ impl Drop for Lead<'_> {
     }
 }
 
+/// True when `reply` answers `query`'s question (in any case).
+fn same_question(reply: &[u8], query: &WireQuery<'_>) -> bool {
+    let question = query.question;
+    let Some(theirs) = reply.get(HEADER_LEN..HEADER_LEN + question.len()) else {
+        return false;
+    };
+    let name_len = question.len().saturating_sub(4);
+    reply.get(4..6) == Some(&[0, 1])
+        && theirs[..name_len].eq_ignore_ascii_case(&question[..name_len])
+        && theirs[name_len..] == question[name_len..]
+}
+
 /// `reply` (to the same question in any case) as a reply to `query`: its ID, RD, CD and
 /// question as asked. `None` when the reply's question is not the query's.
 fn copy_for(reply: &[u8], query: &WireQuery<'_>) -> Option<Vec<u8>> {
-    let question = query.question;
-    let end = HEADER_LEN + question.len();
-    let theirs = reply.get(HEADER_LEN..end)?;
-    let name_len = question.len().checked_sub(4)?;
-    let same = reply.get(4..6) == Some(&[0, 1])
-        && theirs[..name_len].eq_ignore_ascii_case(&question[..name_len])
-        && theirs[name_len..] == question[name_len..];
-    if !same {
+    if !same_question(reply, query) {
         return None;
     }
     let mut out = reply.to_vec();
     out[..2].copy_from_slice(&query.head[..2]);
     out[2] = (out[2] & !FLAG_RD) | (query.head[2] & FLAG_RD);
     out[3] = (out[3] & !FLAG_CD) | (query.head[3] & FLAG_CD);
-    out[HEADER_LEN..end].copy_from_slice(question);
+    out[HEADER_LEN..HEADER_LEN + query.question.len()].copy_from_slice(query.question);
     Some(out)
 }
 
