@@ -61,6 +61,8 @@ const WHOLE: Limit = Limit {
 /// A reply shared by the queries that waited for one upstream answer (`None`: the catalog
 /// sent nothing).
 type Shared = Option<Arc<[u8]>>;
+/// Where later askers of a question wait for its leader's reply (`None` until it is there).
+type Waiting = watch::Receiver<Option<Shared>>;
 
 /// Cached answers for forwarded names, and the upstream queries in flight.
 #[derive(Debug)]
@@ -71,7 +73,7 @@ pub struct AnswerCache {
     epoch: Instant,
     /// Questions being asked upstream now: later askers wait for the same reply. A `std`
     /// mutex held only to look up, add or remove one key, never across an await.
-    in_flight: Mutex<HashMap<Box<[u8]>, watch::Receiver<Option<Shared>>>>,
+    in_flight: Mutex<HashMap<Box<[u8]>, Waiting>>,
     /// Questions that went upstream (the slow path: shared atomics are cheap enough).
     misses: AtomicU64,
     /// Queries that waited for a question already asked upstream.
@@ -204,7 +206,7 @@ impl AnswerCache {
                     .ok()
                     .and_then(|s| s.clone());
                 if let Some(shared) = shared {
-                    let Some(shared) = shared else { return None };
+                    let shared = shared?;
                     if let Some(reply) = copy_for(&shared, &query) {
                         return Some(catalog::fit_reply(reply, limit));
                     }
