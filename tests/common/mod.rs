@@ -5,6 +5,7 @@
 pub mod cluster;
 mod pki;
 pub mod proxy;
+pub mod upstream;
 pub use pki::Pki;
 
 use std::future::Future;

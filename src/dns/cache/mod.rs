@@ -247,20 +247,24 @@ impl AnswerCache {
             if let Some(stale) = self.stale(key, query) {
                 return Some(stale);
             }
-        } else if let Some(reply) = &reply {
-            self.keep(key, query, reply);
+        } else if let Some(kept) = reply.as_deref().and_then(|r| self.keep(key, query, r)) {
+            return Some(kept);
         }
         reply
     }
 
-    /// Keeps `reply` to `query` at `key` if it is worth keeping ([`Entry::parse`]).
-    fn keep(&self, key: &Key, query: &WireQuery<'_>, reply: &[u8]) {
+    /// Keeps `reply` to `query` at `key` if it is worth keeping ([`Entry::parse`]), and
+    /// returns it as the cache will send it (TTLs capped, a negative answer's SOA TTL
+    /// lowered to its MINIMUM), so that the first answer reads as every later one.
+    fn keep(&self, key: &Key, query: &WireQuery<'_>, reply: &[u8]) -> Option<Vec<u8>> {
         if !same_question(reply, query) {
-            return;
+            return None;
         }
-        let Some(entry) = Entry::parse(reply, query.question.len()) else {
-            return;
-        };
+        let entry = Entry::parse(reply, query.question.len())?;
+        let mut out = Vec::with_capacity(reply.len());
+        if !entry.write(&mut out, query.head, query.question, 0, WHOLE) {
+            return None;
+        }
         let hash = self.hasher.hash_one(key.as_slice());
         let now = self.now_ms();
         let expires = now + u64::from(entry.lifetime) * 1000;
@@ -268,6 +272,7 @@ impl AnswerCache {
         self.store
             .shard(hash)
             .insert(hash, key.as_slice(), entry, now, stale_until);
+        Some(out)
     }
 
     /// An expired answer still young enough to serve stale, written whole for `query`; it

@@ -119,7 +119,10 @@ impl Shard {
                 self.hand += 1;
                 continue;
             }
+            // The last slot moves into the hand's place: step past it, so that the newest
+            // answer is not the next one looked at.
             self.remove(self.hand);
+            self.hand += 1;
             self.evictions += 1;
         }
     }
