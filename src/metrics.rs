@@ -197,9 +197,18 @@ impl QueryStats {
     }
 }
 
+/// Counters a part keeps itself (the answer cache, in its own shards), written into
+/// `/metrics` at scrape time.
+pub trait Report: std::fmt::Debug + Send + Sync {
+    /// Writes its metric families.
+    fn report(&self, encoder: &mut DescriptorEncoder) -> std::fmt::Result;
+}
+
 /// Everything `/metrics` reports that the table and the watcher do not.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Parts that report their own counters.
+    reports: Mutex<Vec<Arc<dyn Report>>>,
     /// Every [`QueryStats`] ever handed out, summed on scrape.
     writers: Mutex<Vec<Arc<QueryStats>>>,
     /// The set tasks share (TCP, the catalog, transfers).
@@ -218,6 +227,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let shared = Arc::new(QueryStats::new(false));
         Self {
+            reports: Mutex::new(Vec::new()),
             writers: Mutex::new(vec![shared.clone()]),
             shared,
             watch_events: AtomicU64::new(0),
@@ -236,6 +246,12 @@ impl Metrics {
         let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
         writers.push(stats.clone());
         stats
+    }
+
+    /// Adds a part's own counters to what a scrape writes.
+    pub fn add_report(&self, report: Arc<dyn Report>) {
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports.push(report);
     }
 
     /// The counters tasks share.
@@ -403,7 +419,12 @@ impl Collector for Metrics {
             "etcd_dns_resyncs",
             "Full re-reads of the registry after the first (reconnects, compactions)",
             self.resyncs.load(Ordering::Relaxed),
-        )
+        )?;
+        let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        for report in reports.iter() {
+            report.report(&mut encoder)?;
+        }
+        Ok(())
     }
 }
 

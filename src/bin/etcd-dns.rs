@@ -68,6 +68,10 @@ struct Args {
     /// Answer REFUSED for names outside our zones instead of forwarding them
     #[arg(long, env = "ETCD_DNS_NO_FORWARD")]
     no_forward: bool,
+    /// MiB of forwarded answers to cache (answered on the fast path, TTLs counted down,
+    /// negative answers per RFC 2308, stale ones when upstreams fail); 0 caches nothing
+    #[arg(long, env = "ETCD_DNS_CACHE_SIZE", default_value_t = etcd_dns::dns::cache::DEFAULT_CACHE_MIB)]
+    cache_size: usize,
     /// Address for /metrics, /health, /ready and /services (port 0 picks a free port)
     #[arg(long, env = "ETCD_DNS_HTTP", default_value = http::DEFAULT_HTTP, conflicts_with = "no_http")]
     http: SocketAddr,
@@ -174,6 +178,7 @@ async fn main() -> Result<()> {
             zone_files,
             upstreams,
             allow_transfer: Acl::parse(&args.allow_transfer).context("bad --allow-transfer")?,
+            cache_bytes: args.cache_size.saturating_mul(1 << 20),
         },
         max_stale: args.max_stale,
         rate_limit: rate_limit(&args)?,

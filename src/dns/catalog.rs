@@ -69,22 +69,48 @@ pub async fn ask(
     let Ok(request) = Request::from_bytes(bytes.to_vec(), src, protocol) else {
         return form_error(bytes);
     };
+    let whole = ask_request(catalog, &request).await?;
+    Some(fit_reply(
+        whole,
+        Limit::new(request.edns.as_ref(), protocol),
+    ))
+}
+
+/// [`ask`] without the size rules: the reply as the catalog encoded it (up to a TCP
+/// message), for the answer cache, which keeps whole replies and fits each copy it sends.
+pub async fn ask_whole(
+    catalog: &Catalog,
+    bytes: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Option<Vec<u8>> {
+    match Request::from_bytes(bytes.to_vec(), src, protocol) {
+        Ok(request) => ask_request(catalog, &request).await,
+        Err(_) => form_error(bytes),
+    }
+}
+
+async fn ask_request(catalog: &Catalog, request: &Request) -> Option<Vec<u8>> {
     let capture = Capture {
         dnssec_ok: request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
         out: Arc::new(Mutex::new(None)),
     };
     catalog
-        .handle_request::<Capture, TokioTime>(&request, capture.clone())
+        .handle_request::<Capture, TokioTime>(request, capture.clone())
         .await;
     let bytes = capture.out.lock().ok()?.take()?;
-    let limit = Limit::new(request.edns.as_ref(), protocol);
+    Some(bytes)
+}
+
+/// A reply the catalog encoded, within `limit` (the rules of [`fit`]).
+pub fn fit_reply(bytes: Vec<u8>, limit: Limit) -> Vec<u8> {
     // Within the limit and complete (no TC from hickory's own encoder): send as it is.
     if bytes.len() <= limit.size && bytes.get(2).is_some_and(|flags| flags & FLAG_TC == 0) {
-        return Some(bytes);
+        return bytes;
     }
     match Message::from_vec(&bytes) {
-        Ok(reply) if !reply.metadata.truncation => Some(fit(reply, limit)),
-        _ => Some(fit(server_failure(bytes), limit)),
+        Ok(reply) if !reply.metadata.truncation => fit(reply, limit),
+        _ => fit(server_failure(bytes), limit),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Forwarding every name outside our zones to upstream resolvers, with hickory-resolver's
-//! TTL-honouring cache in between.
+//! Forwarding every name outside our zones to upstream resolvers through hickory-resolver.
+//! Answers are cached in front of it, in wire form ([`super::cache`]), so its own cache is off.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -14,8 +14,10 @@ use thiserror::Error;
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
 /// Attempts per upstream.
 pub const UPSTREAM_ATTEMPTS: usize = 1;
-/// Cached answers (hickory-resolver's cache honours each record's TTL).
-pub const CACHE_SIZE: u64 = 32_768;
+/// hickory-resolver's cache: none. The answer cache keeps answers (`--cache-size`), and a
+/// second cache behind it would only hold a copy of each, or, with `--cache-size 0`, cache
+/// what the operator asked not to.
+pub const RESOLVER_CACHE: u64 = 0;
 /// Standard DNS port.
 const DNS_PORT: u16 = 53;
 
@@ -98,7 +100,7 @@ pub fn forwarder(upstreams: &[SocketAddr]) -> Result<ForwardZoneHandler, Forward
     let mut options = ResolverOpts::default();
     options.timeout = UPSTREAM_TIMEOUT;
     options.attempts = UPSTREAM_ATTEMPTS;
-    options.cache_size = CACHE_SIZE;
+    options.cache_size = RESOLVER_CACHE;
     options.edns0 = true;
     let config = ForwardConfig {
         name_servers,

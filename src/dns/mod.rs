@@ -2,6 +2,7 @@
 //! catalog for static zone files and forwarding, and the sockets.
 
 pub mod acl;
+pub mod cache;
 pub mod catalog;
 pub mod forward;
 pub mod live;
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use acl::Acl;
+use cache::AnswerCache;
 pub use catalog::CatalogError;
 use router::Router;
 pub use transport::Listeners;
@@ -29,7 +31,7 @@ use crate::table::Table;
 use crate::wire::wire_name;
 
 /// What the server answers besides the live zone's ordinary queries.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CatalogConfig {
     /// Static zones other than the live one.
     pub zone_files: Vec<ZoneFile>,
@@ -37,6 +39,19 @@ pub struct CatalogConfig {
     pub upstreams: Option<Vec<SocketAddr>>,
     /// Who may AXFR the live zone.
     pub allow_transfer: Acl,
+    /// Bytes of forwarded answers to cache (`--cache-size`); 0 caches nothing.
+    pub cache_bytes: usize,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            zone_files: Vec::new(),
+            upstreams: None,
+            allow_transfer: Acl::default(),
+            cache_bytes: cache::DEFAULT_CACHE_MIB << 20,
+        }
+    }
 }
 
 /// The router over `table`, with a catalog built from `config`, counting into `metrics`.
@@ -51,12 +66,18 @@ pub fn router(
         .iter()
         .map(|zone| wire_name(&zone.origin))
         .collect();
-    Ok(Router::new(
+    let router = Router::new(
         table,
-        metrics,
+        metrics.clone(),
         catalog,
         statics,
         config.upstreams.is_some(),
         config.allow_transfer.clone(),
-    ))
+    );
+    if config.upstreams.is_none() || config.cache_bytes == 0 {
+        return Ok(router);
+    }
+    let cache = Arc::new(AnswerCache::new(config.cache_bytes));
+    metrics.add_report(cache.clone());
+    Ok(router.with_cache(cache))
 }

@@ -6,6 +6,7 @@ pub mod cluster;
 mod pki;
 pub mod proxy;
 pub mod registries;
+pub mod upstream;
 pub use pki::Pki;
 
 use std::future::Future;

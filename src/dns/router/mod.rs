@@ -20,6 +20,7 @@ mod route;
 pub use route::{Answer, Pending, Route};
 
 use super::acl::Acl;
+use super::cache::AnswerCache;
 use super::reply::{
     error_reply, fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY,
 };
@@ -44,6 +45,8 @@ pub struct Router {
     allow_transfer: Acl,
     /// Response rate limiting of UDP replies, when on.
     rate_limit: Option<RateLimiter>,
+    /// The answer cache for forwarded names, when on.
+    cache: Option<Arc<AnswerCache>>,
 }
 
 /// QCLASS IN as a number. hickory's `u16::from(DNSClass)` is not inlined: a call per query.
@@ -92,7 +95,14 @@ impl Router {
             forwarding,
             allow_transfer,
             rate_limit: None,
+            cache: None,
         }
+    }
+
+    /// The same router with forwarded answers cached in `cache`.
+    pub fn with_cache(mut self, cache: Arc<AnswerCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The same router with UDP replies rate-limited by `limiter`.
@@ -175,7 +185,7 @@ impl Router {
         bytes: &[u8],
         src: SocketAddr,
         protocol: Protocol,
-        out: Vec<u8>,
+        mut out: Vec<u8>,
     ) -> (Answer, Route, u16) {
         let snapshot = self.table.load();
         // A plain IN query of EDNS version 0 (the common case) is read by the strict wire
@@ -185,6 +195,15 @@ impl Router {
                 if query.edns.is_none_or(|e| e.version == 0) && query.qclass == CLASS_IN =>
             {
                 let route = self.place(&snapshot, &query, src);
+                // A forwarded name in the cache is answered here, like the live zone.
+                if route == Route::Forward
+                    && self
+                        .cache
+                        .as_ref()
+                        .is_some_and(|c| c.answer(&query, protocol, &mut out))
+                {
+                    return (Answer::Reply(out), route, query.qtype);
+                }
                 let answer = answer_query(&snapshot, &query, route, protocol, out);
                 return (answer, route, query.qtype);
             }
@@ -212,9 +231,11 @@ impl Router {
     ) -> Option<Vec<u8>> {
         let route = pending.route;
         let reply = match route {
-            Route::Static | Route::Forward => {
-                catalog::ask(&self.catalog, bytes, src, protocol).await
-            }
+            Route::Forward => match &self.cache {
+                Some(cache) => cache.resolve(&self.catalog, bytes, src, protocol).await,
+                None => catalog::ask(&self.catalog, bytes, src, protocol).await,
+            },
+            Route::Static => catalog::ask(&self.catalog, bytes, src, protocol).await,
             Route::Transfer => match Message::from_vec(bytes) {
                 Ok(request) => {
                     let limit = Limit::new(request.edns.as_ref(), protocol);
