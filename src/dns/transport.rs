@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use hickory_server::net::xfer::Protocol;
 use socket2::{Domain, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -300,6 +300,7 @@ async fn tcp_accept(listener: TcpListener, router: Arc<Router>, shutdown: Cancel
         };
         match accepted {
             Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
                 tokio::spawn(tcp_connection(
                     stream,
                     peer,
@@ -318,14 +319,13 @@ async fn tcp_accept(listener: TcpListener, router: Arc<Router>, shutdown: Cancel
 }
 
 /// Answers length-prefixed messages in order until the client closes, goes idle, or sends
-/// garbage.
-async fn tcp_connection(
-    mut stream: TcpStream,
+/// garbage. Any byte stream, so that the fuzzing harness drives this same code over memory.
+pub(crate) async fn tcp_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     router: Arc<Router>,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
     loop {
         let len = tokio::select! {
             _ = shutdown.cancelled() => return,

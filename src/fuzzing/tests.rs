@@ -1,0 +1,75 @@
+//! The committed corpus (`tests/fuzz_corpus/<target>/`), replayed through the fuzz targets'
+//! own harnesses on stable: every input that once mattered keeps its invariants.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use super::{key_value, Requests, Violation};
+
+/// Every file of the corpus of `target`, sorted by name (a corpus must not be empty: a wrong
+/// path would otherwise pass).
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_corpus")
+        .join(target);
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("corpus entry").path();
+            let bytes = std::fs::read(&path).expect("corpus file");
+            (
+                format!(
+                    "{target}/{}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                ),
+                bytes,
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus in {}", dir.display());
+    files
+}
+
+/// Runs `check` on every input of `target`'s corpus and fails naming every input that broke
+/// an invariant or panicked.
+fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), Violation>) {
+    let mut failures = Vec::new();
+    for (name, bytes) in corpus(target) {
+        match catch_unwind(AssertUnwindSafe(|| check(&bytes))) {
+            Ok(Ok(())) => {}
+            Ok(Err(violation)) => failures.push(format!("{name}: {violation}")),
+            Err(_) => failures.push(format!("{name}: panicked")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `message` as one TCP frame.
+fn framed(message: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(message.len()).unwrap_or(u16::MAX);
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(&message[..message.len().min(len as usize)]);
+    out
+}
+
+#[test]
+fn request_udp_corpus() {
+    let requests = Requests::new();
+    // Each datagram also goes over TCP, framed alone.
+    replay("request_udp", |datagram| {
+        requests.udp(datagram)?;
+        requests.tcp(&framed(datagram))
+    });
+}
+
+#[test]
+fn request_tcp_corpus() {
+    let requests = Requests::new();
+    replay("request_tcp", |stream| requests.tcp(stream));
+}
+
+#[test]
+fn key_value_corpus() {
+    replay("key_value", key_value);
+}
