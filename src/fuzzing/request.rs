@@ -118,7 +118,7 @@ impl Requests {
         check_reply(datagram, reply.as_deref(), Protocol::Udp)
     }
 
-    fn answer_udp(&self, datagram: &[u8]) -> Option<Vec<u8>> {
+    pub(super) fn answer_udp(&self, datagram: &[u8]) -> Option<Vec<u8>> {
         let used = vec![0xa5; REPLY_CAPACITY];
         match self
             .router

@@ -4,7 +4,13 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_server::net::xfer::Protocol;
+
+use super::request::check_reply;
 use super::{key_value, Requests, Violation};
+use crate::wire::{FLAG_QR, FLAG_RD, FLAG_TC};
 
 /// Every file of the corpus of `target`, sorted by name (a corpus must not be empty: a wrong
 /// path would otherwise pass).
@@ -72,4 +78,44 @@ fn request_tcp_corpus() {
 #[test]
 fn key_value_corpus() {
     replay("key_value", key_value);
+}
+
+/// The checks are worth something only if they fail: each broken reply is caught.
+#[test]
+fn reply_checks_catch_broken_replies() {
+    let requests = Requests::new();
+    let mut message = Message::query();
+    message.metadata.id = 0x1234;
+    message.metadata.recursion_desired = true;
+    let name = Name::from_ascii("web.services.local.").expect("name");
+    message.add_query(Query::query(name, RecordType::A));
+    let query = message.to_vec().expect("query");
+    let reply = requests.answer_udp(&query).expect("a reply");
+    assert_eq!(check_reply(&query, Some(&reply), Protocol::Udp), Ok(()));
+    type Change = dyn Fn(&mut Vec<u8>);
+    let broken = |change: &Change| {
+        let mut bad = reply.clone();
+        change(&mut bad);
+        check_reply(&query, Some(&bad), Protocol::Udp)
+    };
+    let cases: &[(&str, &Change)] = &[
+        ("ID", &|r| r[1] ^= 1),
+        ("QR", &|r| r[2] &= !FLAG_QR),
+        ("RD", &|r| r[2] &= !FLAG_RD),
+        ("SERVFAIL", &|r| r[3] |= 2),
+        ("TC with records", &|r| r[2] |= FLAG_TC),
+        ("cut short", &|r| r.truncate(r.len() - 1)),
+        ("over 512 bytes", &|r| r.resize(600, 0)),
+        ("question", &|r| r[13] = b'W'),
+    ];
+    for (what, change) in cases {
+        assert!(broken(change).is_err(), "{what} not caught");
+    }
+    assert!(
+        check_reply(&query, None, Protocol::Udp).is_err(),
+        "no reply"
+    );
+    let mut response = query.clone();
+    response[2] |= FLAG_QR;
+    assert!(check_reply(&response, Some(&reply), Protocol::Udp).is_err());
 }
