@@ -98,6 +98,14 @@ pub fn parse_key<'a>(prefix: &str, key: &'a [u8], zone: &Name) -> Result<Service
     if let Some(instance) = instance {
         check_label(instance)?;
     }
+    // The SRV names start with the label `_<first label>`, which must fit in 63 too.
+    let first = service.split('.').next().unwrap_or_default();
+    if first.len() >= MAX_LABEL_LEN {
+        return Err(KeyError::Label {
+            label: first.to_string(),
+            why: "longer than 62 characters (`_` and it make the SRV label)",
+        });
+    }
     let parsed = ServiceKey { service, instance };
     // Lengths in presentation form without the final dot, counted rather than formatted: this
     // runs for every key of the initial read. The zone adds ".<zone>" unless it is the root.
@@ -268,19 +276,40 @@ mod tests {
         let service = |last: usize| {
             format!(
                 "services/{}.{}.{}.{}",
-                "a".repeat(63),
+                "a".repeat(62),
                 "b".repeat(63),
                 "c".repeat(63),
                 "d".repeat(last)
             )
         };
-        let fits = service(40);
+        let fits = service(41);
         assert!(parse_key("services/", fits.as_bytes(), &zone()).is_ok());
-        let over = service(41);
+        let over = service(42);
         let err = parse_key("services/", over.as_bytes(), &zone()).expect_err("254 characters");
         assert!(
             matches!(err, KeyError::TooLong(ref name) if name.trim_end_matches('.').len() == 254)
         );
+    }
+
+    /// Found by the key_value fuzzer: a first service label of 63 characters made the SRV
+    /// name `_<label>._tcp.Z` start with a 64-octet label, which is no DNS name (its length
+    /// byte reads as an extended label type).
+    #[test]
+    fn the_srv_label_fits_too() {
+        let key = |first: usize| format!("services/{}.b/n1", "a".repeat(first));
+        let zone_wire = crate::wire::wire_name(&zone());
+        let longest = key(62);
+        let fits = parse_key("services/", longest.as_bytes(), &zone()).expect("62 characters");
+        let srv = fits.srv_name("_tcp", &zone_wire);
+        assert_eq!(srv[0], 63, "`_` and 62 characters");
+        let err = parse_key("services/", key(63).as_bytes(), &zone()).expect_err("63 characters");
+        assert!(
+            matches!(&err, KeyError::Label { label, .. } if label.len() == 63),
+            "{err}"
+        );
+        // An instance label has no SRV name of its own: 63 characters are fine there.
+        let instance = format!("services/web/{}", "i".repeat(63));
+        assert!(parse_key("services/", instance.as_bytes(), &zone()).is_ok());
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //! - [`server`]: the watcher, the DNS server and the HTTP endpoints assembled.
 //! - [`register`]: lease grant, claim, keep-alive, revoke, re-register; health checks that gate
 //!   the registration; `register list`.
+//! - `fuzzing` (tests and the `fuzzing` feature only): the harnesses of `fuzz/` and of the
+//!   corpus replay.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -34,6 +36,9 @@ pub mod dns;
 pub mod etcd;
 pub mod flags;
 pub mod formats;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod key;
 pub mod logging;

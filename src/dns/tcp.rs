@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hickory_server::net::xfer::Protocol;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -274,6 +274,7 @@ async fn connection(
     admitted: Admitted,
     shutdown: CancellationToken,
 ) {
+    let _ = stream.set_nodelay(true);
     let close = admitted.client.close.clone();
     let closed = tokio::select! {
         _ = shutdown.cancelled() => Closed::Quietly,
@@ -290,14 +291,13 @@ async fn connection(
 
 /// Answers length-prefixed messages in order until the client closes, goes idle, or sends
 /// garbage.
-async fn messages(
-    mut stream: TcpStream,
+async fn messages<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     router: &Router,
     limits: TcpLimits,
     client: &Client,
 ) -> Closed {
-    let _ = stream.set_nodelay(true);
     loop {
         client.idle();
         let len = match tokio::time::timeout(limits.idle_timeout, stream.read_u16()).await {
@@ -333,6 +333,27 @@ async fn messages(
             Err(_) => return Closed::TimedOut,
         }
     }
+}
+
+/// One connection's messages over any byte stream, outside the connection cap: what the fuzzing
+/// harness drives (over memory) to test this same code.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    router: &Router,
+) {
+    let client = Client {
+        idle_since: AtomicU64::new(0),
+        close: CancellationToken::new(),
+        closed: Notify::new(),
+    };
+    let limits = TcpLimits {
+        max_clients: 1,
+        idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        io_timeout: DEFAULT_IO_TIMEOUT,
+    };
+    let _ = messages(stream, peer, router, limits, &client).await;
 }
 
 #[cfg(test)]

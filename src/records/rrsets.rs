@@ -7,7 +7,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 
 use super::Roles;
 use crate::service::{Registration, Target};
-use crate::wire::{wire_name, RRset};
+use crate::wire::{rr_tail, wire_name, RRset};
 
 /// Accumulates one name's records from its contributing instances. Names are kept in wire
 /// form (lowercase, uncompressed) and RDATA is encoded directly: this runs for every name of
@@ -97,8 +97,17 @@ impl RecordsBuilder {
     }
 
     /// The RRsets in the order ANY picks from: A, AAAA, SRV, TXT, PTR, CNAME, then the zone
-    /// file's other types.
+    /// file's other types. A zone file's SRV, TXT or PTR records join the live set of their
+    /// type: one RRset per name and type (RFC 2181 §5).
     pub fn finish(self) -> Vec<RRset> {
+        let mut statics: BTreeMap<u16, Vec<(Vec<u8>, u32)>> = BTreeMap::new();
+        for record in &self.other {
+            let rdata = rr_tail(record).split_off(RR_TAIL_FIXED);
+            statics
+                .entry(record.record_type().into())
+                .or_default()
+                .push((rdata, record.ttl));
+        }
         let a = wire_set(
             RecordType::A,
             self.v4
@@ -113,7 +122,8 @@ impl RecordsBuilder {
                 .map(|(ip, t)| (ip.octets().to_vec(), t))
                 .collect(),
         );
-        let mut srv = wire_set(
+        let mut srv = with_statics(
+            &mut statics,
             RecordType::SRV,
             self.srv
                 .into_iter()
@@ -139,7 +149,8 @@ impl RecordsBuilder {
                 }
             }
         }
-        let txt = wire_set(
+        let txt = with_statics(
+            &mut statics,
             RecordType::TXT,
             self.txt
                 .into_iter()
@@ -151,12 +162,13 @@ impl RecordsBuilder {
                 })
                 .collect(),
         );
-        let ptr = wire_set(RecordType::PTR, self.ptr.into_iter().collect());
-        let holds_other = a.is_some()
-            || aaaa.is_some()
-            || srv.is_some()
-            || txt.is_some()
-            || !self.other.is_empty();
+        let ptr = with_statics(
+            &mut statics,
+            RecordType::PTR,
+            self.ptr.into_iter().collect(),
+        );
+        let holds_other =
+            a.is_some() || aaaa.is_some() || srv.is_some() || txt.is_some() || !statics.is_empty();
         let cname = match (holds_other, self.hosts.into_iter().next()) {
             (false, Some(host)) => wire_set(RecordType::CNAME, vec![host]),
             _ => None,
@@ -165,19 +177,37 @@ impl RecordsBuilder {
             .into_iter()
             .flatten()
             .collect();
-        let mut other = self.other;
-        other.sort_by_key(|r| u16::from(r.record_type()));
-        for chunk in other.chunk_by(|a, b| a.record_type() == b.record_type()) {
-            sets.push(RRset::encode(chunk, &[]));
+        for (rtype, items) in statics {
+            sets.extend(wire_set(rtype.into(), items));
         }
         sets
     }
+}
+
+/// Bytes of an [`rr_tail`] before the RDATA: type, class, TTL, RDLENGTH.
+const RR_TAIL_FIXED: usize = 10;
+
+/// The set of `rtype` from the live `items` and the zone file's records of that type (taken
+/// out of `statics`); a record both have is there once, at the smaller TTL.
+fn with_statics(
+    statics: &mut BTreeMap<u16, Vec<(Vec<u8>, u32)>>,
+    rtype: RecordType,
+    mut items: Vec<(Vec<u8>, u32)>,
+) -> Option<RRset> {
+    for (rdata, ttl) in statics.remove(&u16::from(rtype)).unwrap_or_default() {
+        match items.iter_mut().find(|(r, _)| *r == rdata) {
+            Some((_, t)) => *t = (*t).min(ttl),
+            None => items.push((rdata, ttl)),
+        }
+    }
+    wire_set(rtype, items)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::service::parse_value;
+    use hickory_proto::rr::rdata::{MX, TXT};
     use hickory_proto::rr::Name;
 
     /// The records of one name built from `(owner, value, roles)` contributions, as text.
@@ -271,5 +301,32 @@ mod tests {
         for (contributions, want) in cases {
             assert_eq!(build(contributions), *want, "{contributions:?}");
         }
+    }
+
+    /// Found by the key_value fuzzer: a zone file's TXT at a name that a registration gives
+    /// TXT too made two TXT sets, and answers carried only the first.
+    #[test]
+    fn zone_file_records_join_the_live_set_of_their_type() {
+        let owner = Name::from_ascii("gateway.services.local.").expect("owner");
+        let record = |data: RData| Record::from_rdata(owner.clone(), 60, data);
+        let mut builder = RecordsBuilder::default();
+        builder.add_static(&record(RData::TXT(TXT::new(vec!["static=true".into()]))));
+        builder.add_static(&record(RData::TXT(TXT::new(vec!["live".into()]))));
+        builder.add_static(&record(RData::MX(MX::new(10, owner.clone()))));
+        let live = parse_value(br#"{"IP":"10.0.0.1","txt":["live"]}"#).expect("value");
+        let owner_wire = wire_name(&owner);
+        builder.add(&|| owner_wire.to_vec(), &live, Roles::OWNER, 5);
+        let sets = builder.finish();
+        let types: Vec<RecordType> = sets.iter().map(|s| s.rtype.into()).collect();
+        assert_eq!(types, [RecordType::A, RecordType::TXT, RecordType::MX]);
+        let mut txt: Vec<String> = sets[1]
+            .as_ref()
+            .records(&owner)
+            .iter()
+            .map(|r| format!("{} {}", r.ttl, r.data))
+            .collect();
+        txt.sort();
+        // One record per distinct text, at the smallest TTL of the set.
+        assert_eq!(txt, ["5 live", "5 static=true"]);
     }
 }
