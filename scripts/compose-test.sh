@@ -41,7 +41,7 @@ project="etcd-dns-compose-test-$$"
 probe="$project-port53"
 export ETCD_DNS_IMAGE=etcd-dns:compose-test CLIENT_IMAGE=etcd-dns-client:compose-test
 builder_image=etcd-dns-build:compose-test
-# Empty host ports: Docker picks free ones (read back with `compose port`).
+# Empty host ports: Docker picks free ones (read back with `docker port`).
 export DNS_PORT_1="" DNS_PORT_2="" METRICS_PORT_1="" METRICS_PORT_2=""
 compose() { "${compose_cmd[@]}" -p "$project" "$@"; }
 
@@ -62,31 +62,35 @@ quietly() {
 }
 # wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s until it succeeds; sets $waited.
 wait_for() {
-  local what=$2 start deadline
-  start=$(date +%s.%N)
-  deadline=$(awk -v s="$start" -v d="$1" 'BEGIN { printf "%.3f", s + d }')
+  local what=$2 began deadline
+  began=$(date +%s.%N)
+  deadline=$(awk -v s="$began" -v d="$1" 'BEGIN { printf "%.3f", s + d }')
   shift 2
   until "$@"; do
     if awk -v d="$deadline" -v now="$(date +%s.%N)" 'BEGIN { exit !(now > d) }'; then
-      fail "not within $(elapsed "$start") s: $what$(show)"
+      fail "not within $(elapsed "$began") s: $what$(show)"
     fi
     sleep 0.1
   done
-  waited=$(elapsed "$start")
+  waited=$(elapsed "$began")
 }
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
-host_port() { # SERVICE PROTO PORT: the host port it is published on
-  compose port --protocol "$2" "$1" "$3" | awk -F: '{ print $NF }'
+# (docker itself rather than compose where it can: docker-compose 1.29 takes a second or two
+# to start, every time.)
+container() { # SERVICE: its container (not one started by `compose run`)
+  docker ps -aq --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False"
 }
-ports() {
-  dns1=$(host_port etcd-dns-1 udp 53) dns2=$(host_port etcd-dns-2 udp 53)
-  tcp1=$(host_port etcd-dns-1 tcp 53) tcp2=$(host_port etcd-dns-2 tcp 53)
-  http1=$(host_port etcd-dns-1 tcp 9153) http2=$(host_port etcd-dns-2 tcp 9153)
+host_port() { docker port "$1" "$2" | head -1 | awk -F: '{ print $NF }'; } # CONTAINER PORT/PROTO
+ports() { # the host ports the replicas are published on
+  local c1 c2
+  c1=$(container etcd-dns-1) c2=$(container etcd-dns-2)
+  dns1=$(host_port "$c1" 53/udp) dns2=$(host_port "$c2" 53/udp)
+  tcp1=$(host_port "$c1" 53/tcp) tcp2=$(host_port "$c2" 53/tcp)
+  http1=$(host_port "$c1" 9153/tcp) http2=$(host_port "$c2" 9153/tcp)
 }
-address_of() { # SERVICE or container: its address on the project's network
-  local id=$1
-  case $id in register-* | etcd-* | client) id=$(compose ps -q "$1") ;; esac
-  docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id"
+address_of() { # CONTAINER: its address on the project's network
+  docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"
 }
 # answers PORT [+tcp]: the A records of $name from 127.0.0.1:PORT, sorted, space separated.
 answers() {
@@ -191,7 +195,8 @@ start=$(date +%s.%N)
 quietly "$work/up.log" compose up -d --no-build
 step "up in $(elapsed "$start") s (every depends_on condition met)"
 ports
-ip1=$(address_of register-1) ip2=$(address_of register-2)
+client=$(container client) register2=$(container register-2)
+ip1=$(address_of "$(container register-1)") ip2=$(address_of "$register2")
 step "etcd-dns-1: DNS 127.0.0.1:$dns1 (TCP :$tcp1), HTTP :$http1;" \
   "etcd-dns-2: DNS 127.0.0.1:$dns2 (TCP :$tcp2), HTTP :$http2"
 step "register-1 is $ip1, register-2 is $ip2"
@@ -204,9 +209,10 @@ step "1. both replicas answer $name: $want (after $waited s)"
   fail "over TCP: etcd-dns-1 $(answers "$tcp1" +tcp), etcd-dns-2 $(answers "$tcp2" +tcp)"
 ready "$http1" && ready "$http2" || fail "/ready is not 200 on both replicas"
 step "   the same over TCP; /ready is 200 on both"
-client_saw() { compose logs --no-color client 2>/dev/null | grep -q "etcd-dns-1: $1  | etcd-dns-2: $1\$"; }
+client_saw() { docker logs "$client" 2>&1 | grep -q "etcd-dns-1: $1  | etcd-dns-2: $1\$"; }
+client_last() { docker logs "$client" 2>&1 | tail -1; }
 wait_for 10 "the client to print $want from both replicas" client_saw "$want"
-step "   client: $(compose logs --no-color client | grep -o 'etcd-dns-1: .*' | tail -1)"
+step "   client: $(client_last)"
 
 # --- 2: register-2 stopped -------------------------------------------------------------------
 step "2. compose stop register-2"
@@ -214,20 +220,22 @@ start=$(date +%s.%N)
 quietly "$work/stop.log" compose stop -t 10 register-2
 stopped=$(elapsed "$start")
 wait_for "$(awk -v t="$ttl" -v s="$stopped" 'BEGIN { print t + 2 - s }')" "register-2's address $ip2 to leave both replicas" both "$ip1"
-code=$(docker inspect -f '{{.State.ExitCode}}' "$(compose ps -a -q register-2)")
+gone=$(elapsed "$start")
+code=$(docker inspect -f '{{.State.ExitCode}}' "$register2")
 [ "$code" = 0 ] || fail "register-2 exited with $code on SIGTERM (want 0)"
-step "   both replicas answer $ip1 alone $(elapsed "$start") s after the stop began" \
-  "(register-2 revoked its lease and exited 0 in $stopped s)"
+step "   both replicas answer $ip1 alone, $gone s after the stop began (the stop, register-2" \
+  "revoking its lease and exiting 0, took $stopped s of it)"
 wait_for 10 "the client to print $ip1 alone" client_saw "$ip1"
 
 # --- 3: etcd-1 stopped -----------------------------------------------------------------------
 step "3. compose stop etcd-1"
 quietly "$work/stop.log" compose stop -t 10 etcd-1
-start=$(date +%s.%N)
+etcd1_stopped=$(date +%s.%N)
 # A register started now, while etcd-1 is down: a new instance with an address of its own.
 late=$(compose run -d --no-deps -e REGISTER_INSTANCE=late register-1 2>"$work/run.log" | tail -1) ||
   { cat "$work/run.log" >&2; fail "compose run register-1"; }
 ip3=$(address_of "$late")
+[ -n "$ip3" ] || fail "no address for the late register ($late)"
 want=$(sorted "$ip1" "$ip3")
 step "   started a register, instance 'late', at $ip3 (compose run --no-deps register-1)"
 # Until the late register is answered, and for at least TTL + 3 s (register-1's lease would
@@ -239,14 +247,14 @@ settled() {
   [[ " $a1 " = *" $ip1 "* && " $a2 " = *" $ip1 "* ]] ||
     fail "register-1's address $ip1 left the answers after etcd-1 stopped (etcd-dns-1: $a1 | etcd-dns-2: $a2)"
   if [ -z "$late_seen" ] && [ "$a1" = "$want" ] && [ "$a2" = "$want" ]; then
-    late_seen=$(elapsed "$start")
+    late_seen=$(elapsed "$etcd1_stopped")
   fi
   [ -n "$late_seen" ] &&
-    awk -v s="$start" -v t="$ttl" -v now="$(date +%s.%N)" 'BEGIN { exit !(now - s >= t + 3) }'
+    awk -v s="$etcd1_stopped" -v t="$ttl" -v now="$(date +%s.%N)" 'BEGIN { exit !(now - s >= t + 3) }'
 }
 wait_for 30 "both replicas to answer the late register at $ip3" settled
-step "   both replicas answer $want: the late register after $late_seen s," \
-  "and $ip1 in every answer for $waited s"
+step "   both replicas answer $want: the late register $late_seen s after etcd-1 stopped," \
+  "and $ip1 in every answer for $(elapsed "$etcd1_stopped") s"
 ready "$http1" && ready "$http2" || fail "/ready is not 200 on both replicas with etcd-1 stopped"
 step "   /ready is 200 on both replicas"
 step "   compose restart etcd-dns-2 (its first endpoint, etcd-1, does not even resolve now)"
@@ -257,4 +265,4 @@ wait_for 20 "the restarted etcd-dns-2 to answer $want" both "$want"
 ready "$http2" || fail "/ready is not 200 on the restarted etcd-dns-2"
 step "   etcd-dns-2 answers $want again and is ready, $(elapsed "$start") s after the restart began"
 wait_for 10 "the client to print $want from both replicas" client_saw "$want"
-step "   client: $(compose logs --no-color client | grep -o 'etcd-dns-1: .*' | tail -1)"
+step "   client: $(client_last)"
