@@ -191,8 +191,11 @@ EOF
 }
 
 # ensure IMAGE: the image exists afterwards (for the rust stand-in: with today's Cargo.lock).
+declare -A ensured=()
 ensure() {
   local image=$1 kind
+  [ -z "${ensured[$image]:-}" ] || return 0
+  ensured[$image]=1
   case $image in
     rust:*) rust "$image"; return ;;
   esac
@@ -208,9 +211,6 @@ ensure() {
   esac
 }
 
-declare -A done_images=()
 for image in $(from_images); do
-  [ -n "${done_images[$image]:-}" ] && continue
-  done_images[$image]=1
   ensure "$image"
 done

@@ -132,7 +132,7 @@ teardown() {
       docker volume ls -q --filter "label=com.docker.compose.project=$project"
     )
     if [ -n "$left" ]; then
-      echo "left behind by 'down': $(echo $left); removing them" >&2
+      echo "left behind by 'down': ${left//$'\n'/ }; removing them" >&2
       docker ps -aq --filter "label=com.docker.compose.project=$project" | xargs -r docker rm -f >/dev/null
       docker network ls -q --filter "label=com.docker.compose.project=$project" | xargs -r docker network rm >/dev/null
       docker volume ls -q --filter "label=com.docker.compose.project=$project" | xargs -r docker volume rm >/dev/null
@@ -209,17 +209,26 @@ step "1. both replicas answer $name: $want (after $waited s)"
   fail "over TCP: etcd-dns-1 $(answers "$tcp1" +tcp), etcd-dns-2 $(answers "$tcp2" +tcp)"
 ready "$http1" && ready "$http2" || fail "/ready is not 200 on both replicas"
 step "   the same over TCP; /ready is 200 on both"
-client_saw() { docker logs "$client" 2>&1 | grep -q "etcd-dns-1: $1  | etcd-dns-2: $1\$"; }
+# The client's lines: client_mark notes how many there are, client_saw WANT looks for a line
+# with WANT from both replicas among those printed since.
+client_mark() { mark=$(docker logs "$client" 2>&1 | wc -l); }
+client_saw() {
+  docker logs "$client" 2>&1 | tail -n "+$((mark + 1))" | grep -q "etcd-dns-1: $1  | etcd-dns-2: $1\$"
+}
 client_last() { docker logs "$client" 2>&1 | tail -1; }
+mark=0
 wait_for 10 "the client to print $want from both replicas" client_saw "$want"
 step "   client: $(client_last)"
 
 # --- 2: register-2 stopped -------------------------------------------------------------------
 step "2. compose stop register-2"
+client_mark
 start=$(date +%s.%N)
 quietly "$work/stop.log" compose stop -t 10 register-2
 stopped=$(elapsed "$start")
-wait_for "$(awk -v t="$ttl" -v s="$stopped" 'BEGIN { print t + 2 - s }')" "register-2's address $ip2 to leave both replicas" both "$ip1"
+# Within TTL + 2 s of the stop's start (part of which the stop itself took).
+wait_for "$(awk -v t="$ttl" -v s="$stopped" 'BEGIN { print t + 2 - s }')" \
+  "register-2's address $ip2 to leave both replicas" both "$ip1"
 gone=$(elapsed "$start")
 code=$(docker inspect -f '{{.State.ExitCode}}' "$register2")
 [ "$code" = 0 ] || fail "register-2 exited with $code on SIGTERM (want 0)"
@@ -260,6 +269,7 @@ step "   /ready is 200 on both replicas"
 step "   compose restart etcd-dns-2 (its first endpoint, etcd-1, does not even resolve now)"
 start=$(date +%s.%N)
 quietly "$work/restart.log" compose restart -t 10 etcd-dns-2
+client_mark
 ports # published anew
 wait_for 20 "the restarted etcd-dns-2 to answer $want" both "$want"
 ready "$http2" || fail "/ready is not 200 on the restarted etcd-dns-2"
