@@ -2,7 +2,7 @@
 #   docker build -t etcd-dns .
 #   docker run -p 1053:53/udp -p 1053:53/tcp -p 9153:9153 -e ETCD_DNS_ETCD=http://etcd:2379 etcd-dns
 #   docker run -e REGISTER_ETCD=http://etcd:2379 etcd-dns register --name s-test
-# docker-compose.yml runs both against a 3-member etcd cluster (README, "docker compose").
+# docker-compose.yml runs both against a 3-member etcd cluster (README, "Docker Compose").
 #
 # Plain Dockerfile syntax: no `# syntax=` line and no BuildKit-only instructions, so it builds
 # with the classic builder (docker-compose 1.29, engines without buildx) as well as BuildKit.
@@ -17,9 +17,9 @@ WORKDIR /build
 # No debug info (Cargo.toml keeps line tables in release builds for profiling): the binaries are
 # a fraction of the size, and build faster.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0
-# The dependencies first, in a layer of their own that stays cached until Cargo.toml or
-# Cargo.lock change: a change to src/ then recompiles only this crate. (Stand-in sources, as
-# BuildKit cache mounts are not available everywhere.)
+# The dependencies first, built with placeholder sources in a layer of their own that stays
+# cached until Cargo.toml or Cargo.lock change: a change to src/ then recompiles only this crate
+# (BuildKit cache mounts would do it too, but not every builder has them).
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src/bin \
  && touch src/lib.rs \
@@ -29,7 +29,7 @@ RUN mkdir -p src/bin \
  && rm -rf src
 COPY src src
 # COPY keeps the files' old modification times, which cargo would take for "older than the
-# stand-in build": touch them so that this crate is rebuilt. Only the two binaries leave this
+# placeholder build": touch them so that this crate is rebuilt. Only the two binaries leave this
 # layer; removing target/ keeps the layer small (the dependencies stay in the layer above).
 RUN find src -type f -exec touch {} + \
  && cargo build --release --locked --bins \
@@ -48,8 +48,8 @@ RUN apt-get update \
       --shell /usr/sbin/nologin etcd-dns \
  && mkdir -p /etc/etcd-dns
 COPY --from=builder /out/etcd-dns /out/register /usr/local/bin/
-# Port 53 as a non-root user: the binary carries CAP_NET_BIND_SERVICE (engines that also lower
-# net.ipv4.ip_unprivileged_port_start, as Docker does, do not need it; Kubernetes and others do).
+# Port 53 as a non-root user: the binary carries CAP_NET_BIND_SERVICE (runtimes that lower
+# net.ipv4.ip_unprivileged_port_start, as Docker does, would not need it; not all do).
 # A container run with `--cap-drop ALL` must add it back: `--cap-add NET_BIND_SERVICE`.
 RUN setcap cap_net_bind_service=+ep /usr/local/bin/etcd-dns
 # Static zone files go in /etc/etcd-dns/zones (the default --zones is relative: `zones`).
