@@ -23,7 +23,7 @@ not_run() {
 }
 [ "${SKIP_COMPOSE_TEST:-}" = 1 ] && not_run "SKIP_COMPOSE_TEST=1"
 command -v docker >/dev/null 2>&1 || not_run "no docker command"
-docker info >/dev/null 2>&1 || not_run "no Docker engine answers ('docker info' fails)"
+timeout 30 docker info >/dev/null 2>&1 || not_run "no Docker engine answers ('docker info' fails)"
 if docker compose version >/dev/null 2>&1; then
   compose_cmd=(docker compose)
 elif command -v docker-compose >/dev/null 2>&1; then
