@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: installs protoc and etcd if missing, checks formatting and lints, then
-# runs every unit and integration test (each integration test starts its own etcd on free ports).
+# runs every unit and integration test (each integration test starts its own etcd on free ports),
+# then the docker-compose demo on the Docker engine, if one answers (scripts/compose-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# The docker-compose demo against a real Docker engine (a few minutes; says NOT RUN without one).
+bash scripts/compose-test.sh

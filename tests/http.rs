@@ -87,6 +87,17 @@ async fn ready_metrics_and_services_describe_the_live_table() {
 }
 
 #[tokio::test]
+async fn no_http_wins_over_an_http_address() {
+    // The container image sets ETCD_DNS_HTTP; `--no-http` must still start, serving no HTTP.
+    let etcd = Etcd::start().await;
+    let dns = Daemon::etcd_dns(&etcd.endpoint, &["--no-http".to_string()]);
+    let log = dns
+        .wait_log("registry loaded", Duration::from_secs(10))
+        .await;
+    assert!(!log.contains("over HTTP"), "{log}");
+}
+
+#[tokio::test]
 async fn ready_fails_past_max_stale_when_etcd_goes_away() {
     let mut etcd = Etcd::start().await;
     let dns = DnsServer::start_with(&etcd.endpoint, |config| {

@@ -73,9 +73,11 @@ struct Args {
     #[arg(long, env = "ETCD_DNS_CACHE_SIZE", default_value_t = etcd_dns::dns::cache::DEFAULT_CACHE_MIB)]
     cache_size: usize,
     /// Address for /metrics, /health, /ready and /services (port 0 picks a free port)
-    #[arg(long, env = "ETCD_DNS_HTTP", default_value = http::DEFAULT_HTTP, conflicts_with = "no_http")]
+    #[arg(long, env = "ETCD_DNS_HTTP", default_value = http::DEFAULT_HTTP)]
     http: SocketAddr,
-    /// Serve no HTTP endpoints
+    /// Serve no HTTP endpoints, whatever --http says
+    // Not a conflict with --http: an ETCD_DNS_HTTP set for every run (the container image sets
+    // one) must not stop a run that asks for no HTTP.
     #[arg(long, env = "ETCD_DNS_NO_HTTP")]
     no_http: bool,
     /// How long the table may go without etcd confirming it before names under the zone answer
