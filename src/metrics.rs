@@ -17,6 +17,10 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
+mod events;
+
+pub use events::{ClientEvent, CLIENT_EVENTS};
+
 /// How a request was answered, as the `path` label says it.
 pub const PATHS: [&str; 5] = ["live", "transfer", "static", "forward", "error"];
 /// Query types with a label of their own; every other type counts as "other".
@@ -44,42 +48,6 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 ];
 /// One in this many answers made on the spot is timed.
 pub const TIMING_SAMPLE: u64 = 16;
-/// What remote clients can make happen that is counted rather than logged line by line
-/// (a flood of packets must not become a flood of log lines), as `etcd_dns_client_events_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientEvent {
-    /// A request that does not parse (FORMERR, or dropped when too short to answer).
-    Malformed = 0,
-    /// A UDP datagram longer than we read (no DNS query is that long), dropped.
-    Oversized,
-    /// AXFR asked by a client outside `--allow-transfer` (REFUSED).
-    TransferRefused,
-    /// A UDP reply withheld by response rate limiting.
-    RateLimited,
-    /// A UDP reply sent truncated by response rate limiting (the client retries over TCP).
-    Slipped,
-    /// An idle TCP connection closed to admit a new one (`--tcp-max-clients` reached).
-    TcpEvicted,
-    /// A TCP connection closed at once: every slot busy mid-request.
-    TcpRefused,
-    /// A TCP connection closed because it went idle, or a message did not arrive in time.
-    TcpTimedOut,
-    /// A TCP connection closed because its client sent something that is not a DNS message.
-    TcpGarbage,
-}
-
-/// The `event` label of each [`ClientEvent`], in order.
-pub const CLIENT_EVENTS: [&str; 9] = [
-    "malformed",
-    "oversized",
-    "transfer_refused",
-    "rate_limited",
-    "slipped",
-    "tcp_evicted",
-    "tcp_refused",
-    "tcp_timed_out",
-    "tcp_garbage",
-];
 /// Counters per (path, qtype, rcode).
 const QUERY_COUNTERS: usize = PATHS.len() * (QTYPES.len() + 1) * (RCODES.len() + 1);
 /// Buckets per path, the last one above every bound.
@@ -429,42 +397,4 @@ impl Collector for Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use prometheus_client::registry::Registry;
-
-    fn scrape(metrics: Arc<Metrics>) -> String {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(metrics));
-        let mut out = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).expect("encode");
-        out
-    }
-
-    #[test]
-    fn counts_from_every_writer_are_summed() {
-        let metrics = Arc::new(Metrics::default());
-        let udp = metrics.exclusive();
-        let nxdomain = [0x12, 0x34, 0x85, 0x03];
-        udp.answered(0, 1, &nxdomain, Some(Duration::from_micros(3)));
-        udp.answered(0, 1, &nxdomain, Some(Duration::from_micros(30)));
-        udp.answered(0, 1, &nxdomain, None);
-        let shared = metrics.shared();
-        shared.answered(0, 1, &nxdomain, Some(Duration::from_millis(2)));
-        let servfail = [0, 0, 0x81, 0x82];
-        shared.answered(3, 65000, &servfail, Some(Duration::from_secs(9)));
-        metrics.shared().dropped();
-        let text = scrape(metrics);
-        for line in [
-            r#"etcd_dns_queries_total{path="live",qtype="A",rcode="NXDOMAIN"} 4"#,
-            r#"etcd_dns_queries_total{path="forward",qtype="other",rcode="SERVFAIL"} 1"#,
-            r#"etcd_dns_query_duration_seconds_bucket{path="live",le="5e-06"} 1"#,
-            r#"etcd_dns_query_duration_seconds_bucket{path="live",le="0.005"} 3"#,
-            r#"etcd_dns_query_duration_seconds_count{path="live"} 3"#,
-            r#"etcd_dns_query_duration_seconds_bucket{path="forward",le="+Inf"} 1"#,
-            "etcd_dns_dropped_total 1",
-        ] {
-            assert!(text.contains(line), "{line} missing from\n{text}");
-        }
-    }
-}
+mod tests;

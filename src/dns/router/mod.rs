@@ -9,27 +9,27 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_server::proto::op::{Message, ResponseCode};
 use hickory_server::proto::rr::RecordType;
-use hickory_server::proto::serialize::binary::BinEncodable;
 use hickory_server::zone_handler::Catalog;
 use tracing::{debug, error};
 
+mod events;
+mod message;
 mod route;
 
+use events::{count_events, may_send};
 pub use route::{Answer, Pending, Route};
 
 use super::acl::Acl;
 use super::cache::AnswerCache;
-use super::reply::{
-    error_reply, fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY,
-};
-use super::rrl::{self, RateLimiter, Verdict};
+use super::reply::{fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY};
+use super::rrl::RateLimiter;
 use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
-use crate::metrics::{ClientEvent, Metrics, QueryStats};
+use crate::metrics::{Metrics, QueryStats};
 use crate::table::{Snapshot, Table};
-use crate::wire::{self, zone_offset, QueryEdns, ReplyBody, WireName, WireQuery, RCODE_BITS};
+use crate::wire::{self, zone_offset, ReplyBody, WireName, WireQuery, RCODE_BITS};
 
 /// Answers requests: owns the one routing decision and the paths it leads to.
 pub struct Router {
@@ -306,114 +306,6 @@ impl Router {
             None if self.forwarding => Route::Forward,
             None => Route::Error(ResponseCode::Refused),
         }
-    }
-
-    /// A request the strict parser declined: errors of the message as a whole are answered
-    /// from hickory's reading of it; one question in an unusual shape (TSIG, several
-    /// additional records, QCLASS ANY…) is placed like a plain query.
-    fn answer_message(
-        &self,
-        snapshot: &Snapshot,
-        bytes: &[u8],
-        message: &Message,
-        src: SocketAddr,
-        protocol: Protocol,
-        out: Vec<u8>,
-    ) -> (Answer, Route, u16) {
-        let qtype = message.queries.first().map_or(0, |q| q.query_type().into());
-        if message.metadata.message_type == MessageType::Response {
-            return (Answer::Drop, Route::Drop, qtype);
-        }
-        let limit = Limit::new(message.edns.as_ref(), protocol);
-        let refuse = |code| {
-            let answer = Answer::Reply(error_reply(message, code, limit));
-            (answer, Route::Error(code), qtype)
-        };
-        if message.metadata.op_code != OpCode::Query {
-            return refuse(ResponseCode::NotImp);
-        }
-        if message.edns.as_ref().is_some_and(|e| e.version() > 0) {
-            return refuse(ResponseCode::BADVERS);
-        }
-        let [question] = message.queries.as_slice() else {
-            return refuse(ResponseCode::FormErr);
-        };
-        // The question as asked; hickory's encoding of it when the bytes do not read plainly.
-        let encoded;
-        let asked = match wire::question_bytes(bytes) {
-            Some(asked) => asked,
-            None => {
-                encoded = question.to_bytes().unwrap_or_default();
-                &encoded
-            }
-        };
-        let edns = message.edns.as_ref().map(|e| QueryEdns {
-            payload: e.max_payload(),
-            version: e.version(),
-            dnssec_ok: e.flags().dnssec_ok,
-        });
-        // hickory read a whole header, so the first four bytes are there.
-        let Some(head) = bytes.get(..4).and_then(|h| h.try_into().ok()) else {
-            return refuse(ResponseCode::FormErr);
-        };
-        let query = WireQuery::new(
-            head,
-            asked,
-            question.name(),
-            question.query_type().into(),
-            question.query_class().into(),
-            edns,
-        );
-        let Some(query) = query else {
-            return refuse(ResponseCode::FormErr);
-        };
-        match self.place(snapshot, &query, src) {
-            Route::Error(code) => refuse(code),
-            route => (
-                answer_query(snapshot, &query, route, protocol, out),
-                route,
-                qtype,
-            ),
-        }
-    }
-}
-
-/// Response rate limiting of one UDP `reply` to `src`: true when it may go out (whole, or cut
-/// to a slipped reply in place), false when it must not.
-#[cold]
-fn may_send(
-    limiter: &RateLimiter,
-    reply: &mut Vec<u8>,
-    route: Route,
-    src: SocketAddr,
-    stats: &QueryStats,
-) -> bool {
-    let zone_at = match route {
-        Route::Live(zone_at) => zone_at,
-        _ => None,
-    };
-    match limiter.check(reply, src.ip(), zone_at, rrl::now_micros()) {
-        Verdict::Send => true,
-        Verdict::Slip => {
-            stats.event(ClientEvent::Slipped);
-            rrl::truncate(reply);
-            true
-        }
-        Verdict::Drop => {
-            stats.event(ClientEvent::RateLimited);
-            false
-        }
-    }
-}
-
-/// Counts what the client's request made happen, from where it was placed.
-fn count_events(route: Route, qtype: u16, stats: &QueryStats) {
-    match route {
-        Route::Error(ResponseCode::FormErr) => stats.event(ClientEvent::Malformed),
-        Route::Error(ResponseCode::Refused) if qtype == u16::from(RecordType::AXFR) => {
-            stats.event(ClientEvent::TransferRefused)
-        }
-        _ => {}
     }
 }
 
