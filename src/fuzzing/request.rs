@@ -18,7 +18,7 @@ use crate::dns::router::{Answer, Router};
 use crate::dns::{router, transport, CatalogConfig};
 use crate::metrics::{Metrics, QueryStats};
 use crate::table::{Registry, Table};
-use crate::wire::{self, FLAG_QR, FLAG_RD, HEADER_LEN, OPCODE_BITS};
+use crate::wire::{self, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_BITS};
 
 /// Where every request comes from: a client allowed to transfer the live zone, so that AXFR
 /// is fuzzed too.
@@ -112,10 +112,28 @@ impl Requests {
 
     /// `datagram` as the UDP loop answers it: `answer_now` into a reused buffer (which still
     /// holds an earlier reply's bytes), and `answer_later` for what needs the catalog or a
-    /// transfer. Checks the reply (or its absence) against the request.
+    /// transfer. Checks the reply (or its absence) against the request, and that TCP says the
+    /// same: where the UDP reply is whole (no TC), the same flags, RCODE and counts of
+    /// questions, answers and authority records (the additional section may have gone).
     pub fn udp(&self, datagram: &[u8]) -> Result<(), Violation> {
         let reply = self.answer_udp(datagram);
-        check_reply(datagram, reply.as_deref(), Protocol::Udp)
+        check_reply(datagram, reply.as_deref(), Protocol::Udp)?;
+        let over_tcp = self
+            .runtime
+            .block_on(self.router.answer(datagram, CLIENT, Protocol::Tcp));
+        check_reply(datagram, over_tcp.as_deref(), Protocol::Tcp)?;
+        match (reply, over_tcp) {
+            (Some(udp), Some(tcp)) if udp[2] & FLAG_TC == 0 => {
+                ensure(udp.get(2..10) == tcp.get(2..10), || {
+                    format!(
+                        "UDP header {:02x?}, TCP header {:02x?}",
+                        udp.get(..12),
+                        tcp.get(..12)
+                    )
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(super) fn answer_udp(&self, datagram: &[u8]) -> Option<Vec<u8>> {
