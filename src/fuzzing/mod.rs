@@ -10,7 +10,9 @@
 //!   and the registry, then every name of the table asked through the router.
 
 mod key_value;
+mod reply;
 mod request;
+mod table;
 mod zones;
 
 pub use key_value::key_value;

@@ -4,20 +4,20 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use hickory_proto::op::{Message, ResponseCode};
 use hickory_server::net::xfer::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
+use super::reply::check_reply;
 use super::zones::{live_config, static_zone};
 use super::{ensure, Violation};
 use crate::dns::acl::Acl;
-use crate::dns::reply::{EDNS_PAYLOAD, PLAIN_UDP_PAYLOAD, REPLY_CAPACITY, TCP_MESSAGE_MAX};
+use crate::dns::reply::{REPLY_CAPACITY, TCP_MESSAGE_MAX};
 use crate::dns::router::{Answer, Router};
 use crate::dns::{router, tcp, CatalogConfig};
 use crate::metrics::{Metrics, QueryStats};
 use crate::table::{Registry, Table};
-use crate::wire::{self, FLAG_QR, FLAG_RD, HEADER_LEN, OPCODE_BITS};
+use crate::wire::{FLAG_TC, HEADER_LEN};
 
 /// Where every request comes from: a client allowed to transfer the live zone, so that AXFR
 /// is fuzzed too.
@@ -112,10 +112,28 @@ impl Requests {
 
     /// `datagram` as the UDP loop answers it: `answer_now` into a reused buffer (which still
     /// holds an earlier reply's bytes), and `answer_later` for what needs the catalog or a
-    /// transfer. Checks the reply (or its absence) against the request.
+    /// transfer. Checks the reply (or its absence) against the request, and that TCP says the
+    /// same: where the UDP reply is whole (no TC), the same flags, RCODE and counts of
+    /// questions, answers and authority records (the additional section may have gone).
     pub fn udp(&self, datagram: &[u8]) -> Result<(), Violation> {
         let reply = self.answer_udp(datagram);
-        check_reply(datagram, reply.as_deref(), Protocol::Udp)
+        check_reply(datagram, reply.as_deref(), Protocol::Udp)?;
+        let over_tcp = self
+            .runtime
+            .block_on(self.router.answer(datagram, CLIENT, Protocol::Tcp));
+        check_reply(datagram, over_tcp.as_deref(), Protocol::Tcp)?;
+        match (reply, over_tcp) {
+            (Some(udp), Some(tcp)) if udp[2] & FLAG_TC == 0 => {
+                ensure(udp.get(2..10) == tcp.get(2..10), || {
+                    format!(
+                        "UDP header {:02x?}, TCP header {:02x?}",
+                        udp.get(..12),
+                        tcp.get(..12)
+                    )
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(super) fn answer_udp(&self, datagram: &[u8]) -> Option<Vec<u8>> {
@@ -211,86 +229,4 @@ fn frames(mut sent: &[u8]) -> Option<Vec<&[u8]>> {
         sent = &rest[len..];
     }
     Some(out)
-}
-
-/// The invariants of a reply to `request` over `protocol`: only queries get one (and every
-/// query does); it fits the size limit, reads as a DNS message, and is a response to the
-/// request — same ID, opcode and RD, the question as asked — with OPT only when the request
-/// carried one; TC only over UDP and then without records; no SERVFAIL (the table is ready).
-pub(super) fn check_reply(
-    request: &[u8],
-    reply: Option<&[u8]>,
-    protocol: Protocol,
-) -> Result<(), Violation> {
-    let query = request.len() >= HEADER_LEN && request[2] & FLAG_QR == 0;
-    let Some(reply) = reply else {
-        return ensure(!query, || "a query got no reply".into());
-    };
-    ensure(query, || {
-        "a reply to a response, or to bytes shorter than a header".into()
-    })?;
-    let strict = wire::parse_query(request);
-    let parsed = Message::from_vec(request).ok();
-    let payload = strict
-        .as_ref()
-        .and_then(|q| q.edns.map(|e| e.payload))
-        .or_else(|| {
-            parsed
-                .as_ref()
-                .and_then(|m| m.edns.as_ref())
-                .map(|e| e.max_payload())
-        });
-    let limit = match protocol {
-        Protocol::Udp => payload.map_or(PLAIN_UDP_PAYLOAD, |p| {
-            p.clamp(PLAIN_UDP_PAYLOAD, EDNS_PAYLOAD)
-        }) as usize,
-        _ => TCP_MESSAGE_MAX,
-    };
-    ensure(reply.len() <= limit, || {
-        format!("{} bytes over a limit of {limit}", reply.len())
-    })?;
-    let message = Message::from_vec(reply)
-        .map_err(|e| Violation(format!("the reply does not parse: {e}")))?;
-    let meta = &message.metadata;
-    ensure(reply[2] & FLAG_QR != 0, || "QR is not set".into())?;
-    ensure(reply[..2] == request[..2], || "the ID is not echoed".into())?;
-    ensure(reply[2] & OPCODE_BITS == request[2] & OPCODE_BITS, || {
-        "the opcode is not echoed".into()
-    })?;
-    ensure(reply[2] & FLAG_RD == request[2] & FLAG_RD, || {
-        "RD is not echoed".into()
-    })?;
-    ensure(meta.response_code != ResponseCode::ServFail, || {
-        "SERVFAIL from a ready table".into()
-    })?;
-    if meta.truncation {
-        ensure(protocol == Protocol::Udp, || "TC over TCP".into())?;
-        ensure(
-            message.answers.is_empty() && message.authorities.is_empty(),
-            || "TC with records".into(),
-        )?;
-    }
-    if let Some(edns) = &message.edns {
-        ensure(payload.is_some(), || {
-            "OPT in a reply to a request without one".into()
-        })?;
-        ensure(edns.max_payload() == EDNS_PAYLOAD, || {
-            format!("the reply advertises {} bytes", edns.max_payload())
-        })?;
-    }
-    if let Some(parsed) = &parsed {
-        ensure(message.queries == parsed.queries, || {
-            format!(
-                "question {:?} answered as {:?}",
-                parsed.queries, message.queries
-            )
-        })?;
-    }
-    if let (Some(asked), 1) = (wire::question_bytes(request), message.queries.len()) {
-        let echoed = reply.get(HEADER_LEN..HEADER_LEN + asked.len());
-        ensure(echoed == Some(asked), || {
-            "the question is not echoed as asked".into()
-        })?;
-    }
-    Ok(())
 }

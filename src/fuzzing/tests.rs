@@ -8,7 +8,7 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_server::net::xfer::Protocol;
 
-use super::request::check_reply;
+use super::reply::check_reply;
 use super::{key_value, Requests, Violation};
 use crate::wire::{FLAG_QR, FLAG_RD, FLAG_TC};
 

@@ -1,0 +1,90 @@
+//! What every reply must be, whichever path wrote it.
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_server::net::xfer::Protocol;
+
+use super::{ensure, Violation};
+use crate::dns::reply::{EDNS_PAYLOAD, PLAIN_UDP_PAYLOAD, TCP_MESSAGE_MAX};
+use crate::wire::{self, FLAG_QR, FLAG_RD, HEADER_LEN, OPCODE_BITS};
+
+/// The invariants of a reply to `request` over `protocol`: only queries get one (and every
+/// query does); it fits the size limit, reads as a DNS message, and is a response to the
+/// request — same ID, opcode and RD, the question as asked — with OPT only when the request
+/// carried one; TC only over UDP and then without records; no SERVFAIL (the table is ready).
+pub(super) fn check_reply(
+    request: &[u8],
+    reply: Option<&[u8]>,
+    protocol: Protocol,
+) -> Result<(), Violation> {
+    let query = request.len() >= HEADER_LEN && request[2] & FLAG_QR == 0;
+    let Some(reply) = reply else {
+        return ensure(!query, || "a query got no reply".into());
+    };
+    ensure(query, || {
+        "a reply to a response, or to bytes shorter than a header".into()
+    })?;
+    let strict = wire::parse_query(request);
+    let parsed = Message::from_vec(request).ok();
+    let payload = strict
+        .as_ref()
+        .and_then(|q| q.edns.map(|e| e.payload))
+        .or_else(|| {
+            parsed
+                .as_ref()
+                .and_then(|m| m.edns.as_ref())
+                .map(|e| e.max_payload())
+        });
+    let limit = match protocol {
+        Protocol::Udp => payload.map_or(PLAIN_UDP_PAYLOAD, |p| {
+            p.clamp(PLAIN_UDP_PAYLOAD, EDNS_PAYLOAD)
+        }) as usize,
+        _ => TCP_MESSAGE_MAX,
+    };
+    ensure(reply.len() <= limit, || {
+        format!("{} bytes over a limit of {limit}", reply.len())
+    })?;
+    let message = Message::from_vec(reply)
+        .map_err(|e| Violation(format!("the reply does not parse: {e}")))?;
+    let meta = &message.metadata;
+    ensure(reply[2] & FLAG_QR != 0, || "QR is not set".into())?;
+    ensure(reply[..2] == request[..2], || "the ID is not echoed".into())?;
+    ensure(reply[2] & OPCODE_BITS == request[2] & OPCODE_BITS, || {
+        "the opcode is not echoed".into()
+    })?;
+    ensure(reply[2] & FLAG_RD == request[2] & FLAG_RD, || {
+        "RD is not echoed".into()
+    })?;
+    ensure(meta.response_code != ResponseCode::ServFail, || {
+        "SERVFAIL from a ready table".into()
+    })?;
+    if meta.truncation {
+        ensure(protocol == Protocol::Udp, || "TC over TCP".into())?;
+        ensure(
+            message.answers.is_empty() && message.authorities.is_empty(),
+            || "TC with records".into(),
+        )?;
+    }
+    if let Some(edns) = &message.edns {
+        ensure(payload.is_some(), || {
+            "OPT in a reply to a request without one".into()
+        })?;
+        ensure(edns.max_payload() == EDNS_PAYLOAD, || {
+            format!("the reply advertises {} bytes", edns.max_payload())
+        })?;
+    }
+    if let Some(parsed) = &parsed {
+        ensure(message.queries == parsed.queries, || {
+            format!(
+                "question {:?} answered as {:?}",
+                parsed.queries, message.queries
+            )
+        })?;
+    }
+    if let (Some(asked), 1) = (wire::question_bytes(request), message.queries.len()) {
+        let echoed = reply.get(HEADER_LEN..HEADER_LEN + asked.len());
+        ensure(echoed == Some(asked), || {
+            "the question is not echoed as asked".into()
+        })?;
+    }
+    Ok(())
+}
