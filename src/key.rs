@@ -138,30 +138,6 @@ impl<'a> ServiceKey<'a> {
         }
     }
 
-    /// The name that carries this instance alone, `<instance>.<service>.Z` (or `<service>.Z`
-    /// for the one-instance form), in lowercase wire form after `zone` (wire form too).
-    pub fn owner_name(&self, zone: &[u8]) -> Vec<u8> {
-        join_labels(
-            self.instance.into_iter().chain(self.service.split('.')),
-            zone,
-        )
-    }
-
-    /// `<service>.Z`, which carries every instance of the service.
-    pub fn service_name(&self, zone: &[u8]) -> Vec<u8> {
-        join_labels(self.service.split('.'), zone)
-    }
-
-    /// `_<service>.<proto>.Z`, the SRV name of one of [`SRV_PROTOCOLS`].
-    pub fn srv_name(&self, proto: &str, zone: &[u8]) -> Vec<u8> {
-        let mut labels = self.service.split('.');
-        let first = format!("_{}", labels.next().unwrap_or_default());
-        join_labels(
-            std::iter::once(first.as_str()).chain(labels).chain([proto]),
-            zone,
-        )
-    }
-
     fn owner_text(&self, zone: &Name) -> String {
         let service = self.service.to_ascii_lowercase();
         match self.instance {
@@ -180,17 +156,6 @@ impl<'a> ServiceKey<'a> {
     }
 }
 
-/// The wire name of `labels` (already valid), lowercased, followed by `zone` (wire form).
-fn join_labels<'l>(labels: impl Iterator<Item = &'l str>, zone: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(zone.len() + 32);
-    for label in labels {
-        out.push(label.len() as u8);
-        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
-    }
-    out.extend_from_slice(zone);
-    out
-}
-
 /// The zone in presentation form with its trailing dot ("" for the root).
 fn zone_text(zone: &Name) -> String {
     let text = zone.to_ascii();
@@ -204,6 +169,7 @@ fn zone_text(zone: &Name) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::Placement;
     use crate::testing::{text, zone};
 
     #[test]
@@ -239,9 +205,21 @@ mod tests {
         for (key, owner, service, srv) in cases {
             let parsed = parse_key("services/", key.as_bytes(), &zone()).expect(key);
             assert_eq!(parsed, ServiceKey::split("services/", key), "{key}");
-            assert_eq!(text(&parsed.owner_name(&zone_wire)), *owner, "{key}");
-            assert_eq!(text(&parsed.service_name(&zone_wire)), *service, "{key}");
-            assert_eq!(text(&parsed.srv_name("_tcp", &zone_wire)), *srv, "{key}");
+            assert_eq!(
+                text(&Placement::from(parsed).owner_name(&zone_wire)),
+                *owner,
+                "{key}"
+            );
+            assert_eq!(
+                text(&Placement::from(parsed).service_name(&zone_wire)),
+                *service,
+                "{key}"
+            );
+            assert_eq!(
+                text(&Placement::from(parsed).srv_name("_tcp", &zone_wire)),
+                *srv,
+                "{key}"
+            );
         }
     }
 
@@ -300,7 +278,7 @@ mod tests {
         let zone_wire = crate::wire::wire_name(&zone());
         let longest = key(62);
         let fits = parse_key("services/", longest.as_bytes(), &zone()).expect("62 characters");
-        let srv = fits.srv_name("_tcp", &zone_wire);
+        let srv = Placement::from(fits).srv_name("_tcp", &zone_wire);
         assert_eq!(srv[0], 63, "`_` and 62 characters");
         let err = parse_key("services/", key(63).as_bytes(), &zone()).expect_err("63 characters");
         assert!(
@@ -315,6 +293,6 @@ mod tests {
     #[test]
     fn root_zone_works() {
         let parsed = parse_key("s/", b"s/web", &Name::root()).expect("key");
-        assert_eq!(text(&parsed.owner_name(&[0])), "web.");
+        assert_eq!(text(&Placement::from(parsed).owner_name(&[0])), "web.");
     }
 }

@@ -17,6 +17,7 @@ use crate::dns::reply::TCP_MESSAGE_MAX;
 use crate::dns::router::{Answer, Router};
 use crate::key::{ServiceKey, SRV_PROTOCOLS};
 use crate::metrics::Metrics;
+use crate::records::Placement;
 use crate::service::Target;
 use crate::table::{Snapshot, Table};
 use crate::wire::{name_from_wire, reverse_name, HEADER_LEN};
@@ -125,7 +126,7 @@ pub(super) fn check_lookups(
         })
     };
     for (text, registration) in &model.live {
-        let key = ServiceKey::split(&config.prefix, text);
+        let key = Placement::from(ServiceKey::split(&config.prefix, text));
         let owner = key.owner_name(zone);
         let service = key.service_name(zone);
         let owner_name = name_from_wire(&owner).unwrap_or_else(Name::root);
