@@ -9,6 +9,7 @@
 #   <...>/etcd:<tag>        that Debian + Debian's etcd-server/etcd-client, the binaries at
 #                           the official image's paths (/usr/local/bin/etcd, etcdctl), and no
 #                           shell, like the official distroless image
+# A missing image is pulled first; a stand-in is built only when no registry answers.
 # An image that exists already (pulled, or a stand-in of an earlier run) is kept, except the
 # rust stand-in when Cargo.lock changed. Stand-ins carry the label org.etcd-dns.stand-in.
 # Needs root (or sudo) for debootstrap, which it installs with apt-get if missing.
@@ -24,6 +25,12 @@ work=$(mktemp -d)
 trap '$sudo rm -rf "$work"' EXIT
 
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
+# pulled IMAGE: the real image could be pulled (a registry answers); stand-ins are for engines
+# that cannot (here a pull fails in milliseconds: the registry's name does not resolve).
+pulled() {
+  timeout "${PULL_TIMEOUT:-600}" docker pull -q "$1" >/dev/null 2>&1 || return 1
+  echo "    $1: pulled (the real image)"
+}
 label_of() { docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
 now() { date +%s.%N; }
 # quietly LOG COMMAND...: runs COMMAND with its output in LOG, shown (the end) only on failure.
@@ -99,6 +106,9 @@ rust() {
   tag=${image#*:}
   suite=${tag##*-}
   lock=$(sha256sum Cargo.lock | cut -c1-16)
+  if ! exists "$image" && pulled "$image"; then
+    return
+  fi
   if exists "$image" && [ -z "$(label_of "$image" $label)" ]; then
     echo "    $image: present (not a stand-in: its build fetches crates from crates.io)"
     return
@@ -204,6 +214,7 @@ ensure() {
     echo "    $image: present (${kind:+stand-in: }${kind:-not a stand-in})"
     return
   fi
+  pulled "$image" && return
   case $image in
     debian:*) debian "$image" ;;
     */etcd:* | etcd:*) etcd "$image" ;;
