@@ -67,23 +67,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  perl -MIO::Socket::INET -e '
-    for (1 .. 50) {
-      my $t = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0, Proto => "tcp") or next;
-      my $u = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $t->sockport, Proto => "udp") or next;
-      print $t->sockport; exit 0;
-    }
-    exit 1;'
-}
-wait_for() { # SECONDS WHAT COMMAND...
-  local deadline=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "timed out waiting for $what (logs in $work)"
-    sleep 0.05
-  done
-}
+source bench/lib.sh
 answers() { # PORT NAME: the name answers NOERROR with an address
   dig @127.0.0.1 -p "$1" "$2" A +short +time=2 +tries=1 | grep -q '^10\.'
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::key::{KeyError, MAX_LABEL_LEN};
 use crate::records::{Placement, Shape};
-use crate::service::{field_error, parse_host, Target, ValueError};
+use crate::service::{field_error, parse_host, Registration, Target, ValueError};
 
 /// The key as text, checked to lie under `prefix`.
 pub(super) fn key_text<'k>(prefix: &str, key: &'k [u8]) -> Result<&'k str, KeyError> {
@@ -100,6 +100,14 @@ pub(super) fn host_port(
         .transpose()?;
     let target = parse_host(host).map_err(|_| bad("not an address or a host name"))?;
     Ok((target, port))
+}
+
+/// A registration for the `host:port` (or bare host) in `text`, named `field` in errors.
+pub(super) fn endpoint(field: &'static str, text: &str) -> Result<Registration, ValueError> {
+    let (target, port) = host_port(field, text)?;
+    let mut registration = Registration::new(target);
+    registration.port = port;
+    Ok(registration)
 }
 
 /// The value as a JSON object.

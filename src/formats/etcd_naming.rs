@@ -8,10 +8,10 @@
 
 use serde_json::Value;
 
-use super::common::{host_port, object, service_and_instance, string};
+use super::common::{endpoint, object, service_and_instance, string};
 use super::Parsed;
 use crate::records::Shape;
-use crate::service::{field_error, Registration, ValueError};
+use crate::service::{field_error, ValueError};
 
 /// `Op` of an added endpoint (`endpoints.Add`); a delete is an etcd delete, never a value.
 const OP_ADD: u64 = 0;
@@ -29,9 +29,7 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
         field: "Addr",
         why: "missing".into(),
     })?;
-    let (target, port) = host_port("Addr", addr)?;
-    let mut registration = Registration::new(target);
-    registration.port = port;
+    let registration = endpoint("Addr", addr)?;
     Ok(Some((placement, registration)))
 }
 

@@ -10,10 +10,10 @@
 
 use serde_json::Value;
 
-use super::common::{host_port, metadata_txt, object, service_and_instance, string};
+use super::common::{endpoint, metadata_txt, object, service_and_instance, string};
 use super::Parsed;
 use crate::records::Shape;
-use crate::service::{field_error, Registration};
+use crate::service::field_error;
 
 /// Reads `/micro/registry/<service>/<node id>` = `{"nodes":[{"address":…}],…}`.
 pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k> {
@@ -31,9 +31,7 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
         .and_then(Value::as_object)
         .ok_or_else(|| field_error("nodes", "no node"))?;
     let address = string(node, "address")?.ok_or_else(|| field_error("address", "missing"))?;
-    let (target, port) = host_port("address", address)?;
-    let mut registration = Registration::new(target);
-    registration.port = port;
+    let mut registration = endpoint("address", address)?;
     registration.txt = metadata_txt(string(&map, "version")?, node.get("metadata"));
     Ok(Some((placement, registration)))
 }

@@ -6,18 +6,16 @@
 //! new key. The name is the Key's last segment (`user.rpc` → `user.rpc.Z`); each key is an
 //! instance named after its id.
 
-use super::common::{host_port, service_and_instance};
+use super::common::{endpoint, service_and_instance};
 use super::Parsed;
 use crate::records::Shape;
-use crate::service::{field_error, Registration};
+use crate::service::field_error;
 
 /// Reads `<Key>/<id>` = `ip:port`.
 pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k> {
     let (placement, _) = service_and_instance(prefix, key, Shape::Service)?;
     let text = std::str::from_utf8(value).map_err(|_| field_error("value", "not UTF-8"))?;
-    let (target, port) = host_port("value", text)?;
-    let mut registration = Registration::new(target);
-    registration.port = port;
+    let registration = endpoint("value", text)?;
     Ok(Some((placement, registration)))
 }
 

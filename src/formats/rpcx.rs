@@ -7,10 +7,10 @@
 //! `state=inactive` is rpcx's way to take an instance out, so it is not answered either. The
 //! name is `<service>`, the address and port come from the key, the metadata gives TXT.
 
-use super::common::{host_port, key_text, last_two, service_and_instance};
+use super::common::{endpoint, key_text, last_two, service_and_instance};
 use super::Parsed;
 use crate::records::Shape;
-use crate::service::{field_error, Registration};
+use crate::service::field_error;
 
 /// Reads `<base>/<service>/<network>@<address>` = `k=v&…`.
 pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k> {
@@ -28,14 +28,12 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
         let why = format!("{network:?}: not a network DNS can point at");
         return Err(field_error("key", why).into());
     }
-    let (target, port) = host_port("key", address)?;
+    let mut registration = endpoint("key", address)?;
     let metadata = std::str::from_utf8(value).map_err(|_| field_error("value", "not UTF-8"))?;
     let pairs: Vec<&str> = metadata.split('&').filter(|p| !p.is_empty()).collect();
     if pairs.contains(&"state=inactive") {
         return Ok(None);
     }
-    let mut registration = Registration::new(target);
-    registration.port = port;
     registration.txt = pairs
         .into_iter()
         .filter(|p| p.len() <= 255)
