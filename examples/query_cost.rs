@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
         table,
         metrics,
         Catalog::new(),
-        Vec::new(),
+        etcd_dns::dns::statics::StaticZones::default(),
         false,
         Acl::default(),
     );

@@ -11,6 +11,7 @@ mod mmsg;
 pub mod reply;
 pub mod router;
 pub mod rrl;
+pub mod statics;
 pub mod tcp;
 pub mod transfer;
 pub mod transport;
@@ -23,12 +24,12 @@ use acl::Acl;
 use cache::AnswerCache;
 pub use catalog::CatalogError;
 use router::Router;
+use statics::StaticZones;
 pub use transport::Listeners;
 use zones::ZoneFile;
 
 use crate::metrics::Metrics;
 use crate::table::Table;
-use crate::wire::wire_name;
 
 /// What the server answers besides the live zone's ordinary queries.
 #[derive(Debug, Clone)]
@@ -61,11 +62,7 @@ pub fn router(
     config: &CatalogConfig,
 ) -> Result<Router, CatalogError> {
     let catalog = catalog::build(&config.zone_files, config.upstreams.as_deref())?;
-    let statics = config
-        .zone_files
-        .iter()
-        .map(|zone| wire_name(&zone.origin))
-        .collect();
+    let statics = StaticZones::compile(&config.zone_files);
     let router = Router::new(
         table,
         metrics.clone(),

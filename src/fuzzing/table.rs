@@ -34,7 +34,7 @@ pub(super) fn check_table(config: &ZoneConfig, snapshot: &Snapshot) -> Result<()
         table,
         metrics,
         Catalog::new(),
-        Vec::new(),
+        crate::dns::statics::StaticZones::default(),
         false,
         Acl::default(),
     );

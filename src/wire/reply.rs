@@ -20,6 +20,8 @@ pub struct ReplyBody<'a> {
     /// The SOA for the authority section: the record without owner, and the pointer offset of
     /// the zone name inside the question.
     pub soa: Option<(&'a [u8], usize)>,
+    /// Other authority records (a referral's NS set), owners written out, and their count.
+    pub authority: (&'a [u8], u16),
     /// Additional records and their count.
     pub additional: (&'a [u8], u16),
 }
@@ -48,17 +50,18 @@ pub fn write_reply(
 ) {
     let question = query.question;
     let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
-    let soa_len = body.soa.map_or(0, |(soa, _)| 2 + soa.len());
+    let authority_len = body.soa.map_or(0, |(soa, _)| 2 + soa.len()) + body.authority.0.len();
     let answers_len = body.answers.0.len() + body.answers.1.len();
     let base = HEADER_LEN + question.len() + opt_len;
-    let with_answers = base + answers_len + soa_len;
-    let (answers, soa, additional, truncated) = if with_answers + body.additional.0.len() <= limit {
-        (true, true, true, false)
-    } else if with_answers <= limit {
-        (true, true, false, false)
-    } else {
-        (false, false, false, !stream)
-    };
+    let with_answers = base + answers_len + authority_len;
+    let (answers, authority, additional, truncated) =
+        if with_answers + body.additional.0.len() <= limit {
+            (true, true, true, false)
+        } else if with_answers <= limit {
+            (true, true, false, false)
+        } else {
+            (false, false, false, !stream)
+        };
     let failed = !answers && stream;
     out.clear();
     out.extend_from_slice(&query.head[0..2]);
@@ -77,7 +80,7 @@ pub fn write_reply(
     for n in [
         1,
         count(answers, body.answers.2),
-        count(soa && body.soa.is_some(), 1),
+        count(authority, u16::from(body.soa.is_some()) + body.authority.1),
         additional_count,
     ] {
         out.extend_from_slice(&n.to_be_bytes());
@@ -87,12 +90,15 @@ pub fn write_reply(
         out.extend_from_slice(body.answers.0);
         out.extend_from_slice(body.answers.1);
     }
-    if let (true, Some((rr, zone_at))) = (soa, body.soa) {
+    if let (true, Some((rr, zone_at))) = (authority, body.soa) {
         // A compression pointer to where the zone starts inside the question name.
         out.extend_from_slice(
             &(u16::from(POINTER_BITS) << 8 | (HEADER_LEN + zone_at) as u16).to_be_bytes(),
         );
         out.extend_from_slice(rr);
+    }
+    if authority {
+        out.extend_from_slice(body.authority.0);
     }
     if additional {
         out.extend_from_slice(body.additional.0);

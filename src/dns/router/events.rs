@@ -21,6 +21,7 @@ pub(super) fn may_send(
 ) -> bool {
     let zone_at = match route {
         Route::Live(zone_at) => zone_at,
+        Route::Static { zone_at, .. } => Some(zone_at),
         _ => None,
     };
     match limiter.check(reply, src.ip(), zone_at, rrl::now_micros()) {

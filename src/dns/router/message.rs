@@ -75,7 +75,7 @@ impl Router {
         match self.place(snapshot, &query, src) {
             Route::Error(code) => refuse(code),
             route => (
-                answer_query(snapshot, &query, route, protocol, out),
+                answer_query(snapshot, &self.statics, &query, route, protocol, out),
                 route,
                 qtype,
             ),

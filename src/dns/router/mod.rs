@@ -25,11 +25,12 @@ use super::acl::Acl;
 use super::cache::AnswerCache;
 use super::reply::{fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY};
 use super::rrl::RateLimiter;
+use super::statics::StaticZones;
 use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
 use crate::metrics::{Metrics, QueryStats};
 use crate::table::{Snapshot, Table};
-use crate::wire::{self, zone_offset, ReplyBody, WireName, WireQuery, RCODE_BITS};
+use crate::wire::{self, ReplyBody, WireQuery, RCODE_BITS};
 
 /// Answers requests: owns the one routing decision and the paths it leads to.
 pub struct Router {
@@ -37,8 +38,8 @@ pub struct Router {
     /// Query counters; tasks count into its shared set.
     metrics: Arc<Metrics>,
     catalog: Catalog,
-    /// Origins of the static zone files, lowercase wire form.
-    statics: Vec<WireName>,
+    /// The static zone files, compiled.
+    statics: StaticZones,
     /// True when names outside our zones are forwarded (else REFUSED).
     forwarding: bool,
     /// Who may transfer the live zone.
@@ -77,13 +78,13 @@ fn next_rotation() -> usize {
 }
 
 impl Router {
-    /// A router over `table` with `catalog` for the static zones (`statics`, their origins in
-    /// wire form) and, when `forwarding`, every other name.
+    /// A router over `table` with the static zones (`statics`, compiled; `catalog` answers
+    /// what they leave to it) and, when `forwarding`, every other name.
     pub fn new(
         table: Arc<Table>,
         metrics: Arc<Metrics>,
         catalog: Catalog,
-        statics: Vec<WireName>,
+        statics: StaticZones,
         forwarding: bool,
         allow_transfer: Acl,
     ) -> Self {
@@ -204,7 +205,7 @@ impl Router {
                 {
                     return (Answer::Reply(out), route, query.qtype);
                 }
-                let answer = answer_query(&snapshot, &query, route, protocol, out);
+                let answer = answer_query(&snapshot, &self.statics, &query, route, protocol, out);
                 return (answer, route, query.qtype);
             }
             _ => {}
@@ -235,7 +236,7 @@ impl Router {
                 Some(cache) => cache.resolve(&self.catalog, bytes, src, protocol).await,
                 None => catalog::ask(&self.catalog, bytes, src, protocol).await,
             },
-            Route::Static => catalog::ask(&self.catalog, bytes, src, protocol).await,
+            Route::Static { .. } => catalog::ask(&self.catalog, bytes, src, protocol).await,
             Route::Transfer => match Message::from_vec(bytes) {
                 Ok(request) => {
                     let limit = Limit::new(request.edns.as_ref(), protocol);
@@ -302,9 +303,11 @@ impl Router {
             None if class_ok && qtype == u16::from(RecordType::PTR) && has_ptr(snapshot, name) => {
                 Route::Live(None)
             }
-            None if self.statics.iter().any(|z| zone_offset(name, z).is_some()) => Route::Static,
-            None if self.forwarding => Route::Forward,
-            None => Route::Error(ResponseCode::Refused),
+            None => match self.statics.find(name) {
+                Some((zone, zone_at)) => Route::Static { zone, zone_at },
+                None if self.forwarding => Route::Forward,
+                None => Route::Error(ResponseCode::Refused),
+            },
         }
     }
 }
@@ -320,6 +323,7 @@ fn has_ptr(snapshot: &Snapshot, name: &[u8]) -> bool {
 /// Writes the reply to `query` on `route` into `out`, or says who else must answer.
 fn answer_query(
     snapshot: &Snapshot,
+    statics: &StaticZones,
     query: &WireQuery<'_>,
     route: Route,
     protocol: Protocol,
@@ -339,19 +343,19 @@ fn answer_query(
                 rcode: ResponseCode::ServFail.low(),
                 ..ReplyBody::default()
             }),
+        Route::Static { zone, zone_at } if query.qclass == CLASS_IN => {
+            match statics.body(zone, query.name(), query.qtype, zone_at) {
+                Some(body) => body,
+                None => return later(route, query),
+            }
+        }
         Route::Error(code) => ReplyBody {
             rcode: code.low(),
             ..ReplyBody::default()
         },
         Route::Drop => return Answer::Drop,
         // The caller fills in what the task needs.
-        Route::Transfer | Route::Static | Route::Forward => {
-            return Answer::Later(Pending {
-                route,
-                qtype: query.qtype,
-                received: Instant::now(),
-            })
-        }
+        Route::Transfer | Route::Static { .. } | Route::Forward => return later(route, query),
     };
     let limit = Limit::from_wire(query.edns, protocol);
     wire::write_reply(
@@ -363,6 +367,15 @@ fn answer_query(
         limit.stream,
     );
     Answer::Reply(out)
+}
+
+/// The request on `route` left to [`Router::answer_later`].
+fn later(route: Route, query: &WireQuery<'_>) -> Answer {
+    Answer::Later(Pending {
+        route,
+        qtype: query.qtype,
+        received: Instant::now(),
+    })
 }
 
 #[cfg(test)]

@@ -12,8 +12,15 @@ pub enum Route {
     Live(Option<usize>),
     /// AXFR of the live zone by a client in `--allow-transfer`.
     Transfer,
-    /// A name of a static zone file: hickory's catalog.
-    Static,
+    /// A name of a static zone file: the zone's index among the static zones and the offset at
+    /// which its origin starts in the name. Answered from the compiled zone, or by hickory's
+    /// catalog where the compiled zone leaves it.
+    Static {
+        /// Index of the zone.
+        zone: usize,
+        /// Where the zone's origin starts in the name.
+        zone_at: usize,
+    },
     /// Any other name: the forwarder, in hickory's catalog.
     Forward,
     /// An error answered here: FORMERR, NOTIMP, BADVERS, REFUSED.
@@ -50,7 +57,7 @@ impl Route {
         match self {
             Route::Live(_) => 0,
             Route::Transfer => 1,
-            Route::Static => 2,
+            Route::Static { .. } => 2,
             Route::Forward => 3,
             Route::Error(_) | Route::Drop => 4,
         }

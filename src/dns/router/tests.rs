@@ -10,7 +10,7 @@ use super::{Route, Router};
 use crate::dns::acl::Acl;
 use crate::table::{Registry, Table};
 use crate::testing::name;
-use crate::wire::{parse_query, wire_name};
+use crate::wire::parse_query;
 use crate::zone::ZoneConfig;
 
 /// A router over a table holding `web/n1` at 10.0.0.1, a static zone `example.internal.`,
@@ -27,7 +27,12 @@ fn router(forwarding: bool) -> Router {
     registry.put(b"services/web/n1", br#"{"IP":"10.0.0.1","port":80}"#);
     let table = Arc::new(Table::new(&config));
     table.store(registry.snapshot());
-    let statics = vec![wire_name(&name("example.internal."))];
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("example.internal.zone");
+    let zone = "$TTL 60\n@ IN SOA ns hm 1 2 3 4 5\n@ IN NS ns\nns IN A 192.0.2.1\n";
+    std::fs::write(&path, zone).expect("zone file");
+    let file = crate::dns::zones::load_file(&path).expect("zone");
+    let statics = crate::dns::statics::StaticZones::compile(&[file]);
     let acl = Acl::parse("127.0.0.1").expect("acl");
     let metrics = Arc::new(crate::metrics::Metrics::default());
     Router::new(table, metrics, Catalog::new(), statics, forwarding, acl)
@@ -140,7 +145,10 @@ fn every_request_gets_one_route() {
             DNSClass::IN,
             remote,
             false,
-            Route::Static,
+            Route::Static {
+                zone: 0,
+                zone_at: 4,
+            },
         ),
         (
             "example.internal.",
@@ -148,7 +156,10 @@ fn every_request_gets_one_route() {
             DNSClass::IN,
             local,
             true,
-            Route::Static,
+            Route::Static {
+                zone: 0,
+                zone_at: 0,
+            },
         ),
         (
             "www.example.com.",
