@@ -1,6 +1,6 @@
-//! hickory's [`Catalog`] for what the live table does not answer: static zone files and the
-//! forwarder. The router decides that a request goes here; the catalog builds the answer and
-//! [`Capture`] takes it as bytes, so UDP and TCP send it their own way.
+//! hickory's [`Catalog`] for the names no zone of ours holds: the forwarder. The router decides
+//! that a request goes here; the catalog builds the answer and [`Capture`] takes it as bytes,
+//! so UDP and TCP send it their own way.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -19,34 +19,19 @@ use super::forward;
 use super::reply::{
     fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY, TCP_MESSAGE_MAX,
 };
-use super::zones::{ZoneError, ZoneFile};
 use crate::wire::FLAG_TC;
 
 /// A catalog that cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// A zone file.
-    #[error(transparent)]
-    Zone(#[from] ZoneError),
     /// The forwarder.
     #[error(transparent)]
     Forward(#[from] forward::ForwardError),
 }
 
-/// Builds the catalog: every static zone file, and the forwarder at the root when there are
-/// `upstreams`.
-pub fn build(
-    zone_files: &[ZoneFile],
-    upstreams: Option<&[SocketAddr]>,
-) -> Result<Catalog, CatalogError> {
+/// Builds the catalog: the forwarder at the root when there are `upstreams`, else empty.
+pub fn build(upstreams: Option<&[SocketAddr]>) -> Result<Catalog, CatalogError> {
     let mut catalog = Catalog::new();
-    for zone in zone_files {
-        info!(zone = %zone.origin, file = %zone.path.display(), records = zone.records.len(), "serving static zone");
-        catalog.upsert(
-            LowerName::new(&zone.origin),
-            vec![Arc::new(zone.handler()?) as Arc<dyn ZoneHandler>],
-        );
-    }
     if let Some(upstreams) = upstreams {
         let text: Vec<String> = upstreams.iter().map(|u| u.to_string()).collect();
         info!(upstreams = %text.join(","), "forwarding other names");

@@ -61,7 +61,7 @@ pub fn router(
     metrics: Arc<Metrics>,
     config: &CatalogConfig,
 ) -> Result<Router, CatalogError> {
-    let catalog = catalog::build(&config.zone_files, config.upstreams.as_deref())?;
+    let catalog = catalog::build(config.upstreams.as_deref())?;
     let statics = StaticZones::compile(&config.zone_files);
     let router = Router::new(
         table,

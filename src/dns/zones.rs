@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{LowerName, Name, RData, RecordSet, RecordType, RrKey};
 use hickory_proto::serialize::txt::Parser;
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, ZoneType};
 use thiserror::Error;
 
 use crate::zone::StaticRecords;
@@ -136,21 +134,6 @@ impl ZoneFile {
         }
         statics.names = names;
         statics
-    }
-
-    /// A zone handler serving the file as it is (for zones other than the live one: small
-    /// files, where hickory's in-memory store is fine).
-    pub fn handler(&self) -> Result<InMemoryZoneHandler, ZoneError> {
-        InMemoryZoneHandler::new(
-            self.origin.clone(),
-            self.records.clone(),
-            ZoneType::Primary,
-            AxfrPolicy::Deny,
-        )
-        .map_err(|message| ZoneError::Parse {
-            path: self.path.clone(),
-            message,
-        })
     }
 }
 

@@ -236,7 +236,6 @@ impl Router {
                 Some(cache) => cache.resolve(&self.catalog, bytes, src, protocol).await,
                 None => catalog::ask(&self.catalog, bytes, src, protocol).await,
             },
-            Route::Static { .. } => catalog::ask(&self.catalog, bytes, src, protocol).await,
             Route::Transfer => match Message::from_vec(bytes) {
                 Ok(request) => {
                     let limit = Limit::new(request.edns.as_ref(), protocol);
@@ -244,7 +243,7 @@ impl Router {
                 }
                 Err(_) => form_error(bytes),
             },
-            Route::Live(_) | Route::Error(_) | Route::Drop => None,
+            Route::Live(_) | Route::Static { .. } | Route::Error(_) | Route::Drop => None,
         };
         let reply = reply.unwrap_or_else(|| {
             if let Some(suppressed) = UNANSWERED.allow() {
@@ -304,6 +303,14 @@ impl Router {
                 Route::Live(None)
             }
             None => match self.statics.find(name) {
+                // As for the live zone: other classes are not ours, and no transfers.
+                Some(_)
+                    if !class_ok
+                        || qtype == u16::from(RecordType::AXFR)
+                        || qtype == u16::from(RecordType::IXFR) =>
+                {
+                    Route::Error(ResponseCode::Refused)
+                }
                 Some((zone, zone_at)) => Route::Static { zone, zone_at },
                 None if self.forwarding => Route::Forward,
                 None => Route::Error(ResponseCode::Refused),
@@ -343,19 +350,14 @@ fn answer_query(
                 rcode: ResponseCode::ServFail.low(),
                 ..ReplyBody::default()
             }),
-        Route::Static { zone, zone_at } if query.qclass == CLASS_IN => {
-            match statics.body(zone, query.name(), query.qtype, zone_at) {
-                Some(body) => body,
-                None => return later(route, query),
-            }
-        }
+        Route::Static { zone, zone_at } => statics.body(zone, query.name(), query.qtype, zone_at),
         Route::Error(code) => ReplyBody {
             rcode: code.low(),
             ..ReplyBody::default()
         },
         Route::Drop => return Answer::Drop,
         // The caller fills in what the task needs.
-        Route::Transfer | Route::Static { .. } | Route::Forward => return later(route, query),
+        Route::Transfer | Route::Forward => return later(route, query),
     };
     let limit = Limit::from_wire(query.edns, protocol);
     wire::write_reply(

@@ -150,15 +150,32 @@ fn every_request_gets_one_route() {
                 zone_at: 4,
             },
         ),
+        // A static zone: no transfers, no other class (as the live zone); ANY is IN.
         (
             "example.internal.",
             RecordType::AXFR,
             DNSClass::IN,
             local,
             true,
+            refused,
+        ),
+        (
+            "www.example.internal.",
+            RecordType::A,
+            DNSClass::CH,
+            remote,
+            true,
+            refused,
+        ),
+        (
+            "Www.Example.Internal.",
+            RecordType::A,
+            DNSClass::ANY,
+            remote,
+            true,
             Route::Static {
                 zone: 0,
-                zone_at: 0,
+                zone_at: 4,
             },
         ),
         (

@@ -3,11 +3,14 @@
 //! glue — encoded once at start, so a query costs a hash lookup (a few for a name that is not
 //! there) and a few copies, as in the live zone. Answers are Knot's, field by field.
 //!
-//! Zone transfers and classes other than IN go to hickory's catalog as before.
+//! Zone transfers of static zones and classes other than IN (and ANY) are refused by the router.
 
 use std::collections::HashMap;
 
+use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
+
+use tracing::info;
 
 use crate::table::FastHash;
 use crate::wire::{ReplyBody, WireName};
@@ -79,9 +82,21 @@ struct Prepared {
 impl StaticZones {
     /// Compiles `files`.
     pub fn compile(files: &[super::zones::ZoneFile]) -> Self {
-        Self {
-            zones: files.iter().map(compile::zone).collect(),
-        }
+        let zones = files
+            .iter()
+            .map(|file| {
+                let zone = compile::zone(file);
+                info!(
+                    zone = %file.origin,
+                    file = %file.path.display(),
+                    rrsets = file.records.len(),
+                    names = zone.compiled.nodes.len(),
+                    "serving static zone"
+                );
+                zone
+            })
+            .collect();
+        Self { zones }
     }
 
     /// The zone `name` (lowercase wire form) is in, and where its origin starts in `name`.
@@ -93,23 +108,21 @@ impl StaticZones {
     }
 
     /// The reply body to `name`/`qtype` in zone `zone` (as [`StaticZones::find`] gave it, the
-    /// origin starting at `zone_at` in `name`), or `None` when the catalog must answer.
-    pub fn body(
-        &self,
-        zone: usize,
-        name: &[u8],
-        qtype: u16,
-        zone_at: usize,
-    ) -> Option<ReplyBody<'_>> {
-        let compiled = &self.zones.get(zone)?.compiled;
-        if qtype == u16::from(RecordType::AXFR) || qtype == u16::from(RecordType::IXFR) {
-            return None;
+    /// origin starting at `zone_at` in `name`).
+    pub fn body(&self, zone: usize, name: &[u8], qtype: u16, zone_at: usize) -> ReplyBody<'_> {
+        match self.zones.get(zone) {
+            Some(zone) => {
+                let compiled = &zone.compiled;
+                compiled
+                    .answer(name, qtype, zone_at)
+                    .body(compiled, zone_at)
+            }
+            // Not a zone `find` gave: nothing to answer from.
+            None => ReplyBody {
+                rcode: ResponseCode::ServFail.low(),
+                ..ReplyBody::default()
+            },
         }
-        Some(
-            compiled
-                .answer(name, qtype, zone_at)
-                .body(compiled, zone_at),
-        )
     }
 }
 
