@@ -1,5 +1,5 @@
 //! The zones every harness serves: the live zone's own file (static records that live ones add
-//! to) and an ordinary static zone answered by hickory's catalog.
+//! to) and an ordinary static zone, compiled for the fast path.
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
@@ -22,7 +22,8 @@ web      IN MX   10 gateway
 deep.ent IN AAAA 2001:db8::53
 ";
 
-/// A static zone for the catalog: wildcard, CNAME, MX, and a name the live zone aliases.
+/// A static zone: wildcards (one a CNAME), CNAME chains (into a delegation, out of the zone,
+/// dangling, a loop), MX, an empty non-terminal, a delegation with glue.
 const STATIC_ZONE: &str = "\
 $TTL 300
 @        IN SOA  ns hostmaster 2026112301 3600 600 86400 60
@@ -34,6 +35,17 @@ mail     IN A    192.0.2.25
 @        IN MX   10 mail
 api      IN CNAME www
 *.wild   IN A    192.0.2.99
+*.wc     IN CNAME api
+chain    IN CNAME api
+out      IN CNAME www.example.com.
+dangling IN CNAME missing
+loop1    IN CNAME loop2
+loop2    IN CNAME loop1
+a.b.c    IN TXT  \"deep\"
+sub      IN NS   ns.sub
+sub      IN NS   ns.example.com.
+ns.sub   IN A    192.0.2.53
+todeleg  IN CNAME host.sub
 long     IN TXT  \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\" \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"
 ";
 
@@ -55,7 +67,7 @@ pub(super) fn zone_file(origin: &str, text: &str) -> ZoneFile {
     }
 }
 
-/// The static zone the catalog serves.
+/// The static zone.
 pub(super) fn static_zone() -> ZoneFile {
     zone_file(STATIC_ORIGIN, STATIC_ZONE)
 }
