@@ -186,13 +186,15 @@ fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- report
-# Digits grouped by thousands (the q/s of the table).
+# Digits grouped by thousands (the q/s of the table); q/s and µs rounded as dnsperf_run's are.
 commas() { sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$1"; }
+qps() { commas "$(awk -v v="$1" 'BEGIN { printf "%.0f", v }')"; }
+us() { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }
 # line KEY ROW REFERENCE ETCD_DNS_LABEL REFERENCE_LABEL: one table row of medians and ratios.
 line() {
   local key=$1 what=$2 ref=$3 a=$1:$4 b=$1:$5 qa qb ca cb
   qa=$(median_of QPS "$a"); qb=$(median_of QPS "$b"); ca=$(median_of CPU "$a"); cb=$(median_of CPU "$b")
-  echo "| $what | $(commas "$qa") | $ca | $ref | $(commas "$qb") | $cb | $(ratio "$qa" "$qb") | $(ratio "$ca" "$cb") |"
+  echo "| $what | $(qps "$qa") | $(us "$ca") | $ref | $(qps "$qb") | $(us "$cb") | $(ratio "$qa" "$qb") | $(ratio "$ca" "$cb") |"
 }
 # check KEY LABEL NX%: warns when the server's answers were not the expected mix.
 check() {
