@@ -44,43 +44,17 @@ say() { echo "==> $*" >&2; }
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- dependencies and build
-need=()
-command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
-command -v knotd >/dev/null 2>&1 || need+=(knot)
-command -v nsd >/dev/null 2>&1 || need+=(nsd)
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
-command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
-command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
-[ -e /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
-command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-command -v perl >/dev/null 2>&1 || need+=(perl)
-command -v cc >/dev/null 2>&1 || need+=(gcc)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install: ${need[*]}"
-    sudo="sudo"
-  fi
-  say "installing ${need[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The packages start system services on port 53 (and etcd on 2379); this script runs its own.
-  for service in nsd knot etcd; do
-    case " ${need[*]} " in
-      *" $service "* | *" $service-server "*)
-        if command -v systemctl >/dev/null 2>&1; then
-          $sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
-        fi ;;
-    esac
-  done
-fi
+work=$(mktemp -d /tmp/etcd-dns-bench.XXXXXX)
+source bench/lib.sh
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+install_missing dnsperf:dnsperf knotd:knot nsd:nsd etcd:etcd-server etcdctl:etcd-client dig:bind9-dnsutils \
+  protoc:protobuf-compiler /usr/include/google/protobuf/descriptor.proto:libprotobuf-dev taskset:util-linux \
+  perl:perl cc:gcc
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
 
 cores=$(nproc)
-if [ "$cores" -ge 2 ]; then client_cpu=0; server_cpu=1; else
-  client_cpu=0; server_cpu=0; echo "warning: 1 CPU: client and server share it" >&2
-fi
 
 say "building (release): etcd-dns, register, bench_registry"
 cargo build --release --locked --quiet --bins --examples
@@ -89,44 +63,10 @@ tool=$bin/examples/bench_registry
 for b in "$bin/etcd-dns" "$bin/register" "$tool"; do [ -x "$b" ] || die "missing $b"; done
 
 # ---------------------------------------------------------------- processes and helpers
-work=$(mktemp -d /tmp/etcd-dns-bench.XXXXXX)
 results=$root/bench/results
 mkdir -p "$results"
 log=$results/latest.log
 : >"$log"
-pids=()
-
-descendants() { # PID → PID and all its descendants
-  local pid=$1 child
-  echo "$pid"
-  for child in $(pgrep -P "$pid" 2>/dev/null || true); do descendants "$child"; done
-}
-# stop PID: SIGTERM to it and its descendants, wait up to 5 s, then SIGKILL what is left.
-stop() {
-  local pid=$1 all p deadline
-  all=$(descendants "$pid")
-  kill -TERM $all 2>/dev/null || true
-  deadline=$((SECONDS + 5))
-  for p in $all; do
-    while kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p" 2>/dev/null | cut -c1)" != Z ]; do
-      if [ $SECONDS -ge $deadline ]; then kill -KILL "$p" 2>/dev/null || true; break; fi
-      sleep 0.05
-    done
-  done
-  wait "$pid" 2>/dev/null || true
-  local kept=()
-  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
-  pids=("${kept[@]}")
-}
-cleanup() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "${pids[$i]}"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-source bench/lib.sh
 now_ns() { date +%s%N; }
 # result LINE KEY: the value of KEY=… in a `RESULT …` line.
 result() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
@@ -137,65 +77,13 @@ run_tool() {
   echo "$out" >>"$log"
   grep '^RESULT' <<<"$out" | tail -n1
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 busy() { awk -v q="$1" -v c="$2" 'BEGIN { if (q == q + 0 && c == c + 0) printf "%.0f%%", q * c / 1e4; else print "-" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a == a + 0) printf "%.2f", a / b; else print "-" }'; }
-clk_tck=$(getconf CLK_TCK)
-# CPU ticks (utime + stime, all threads) of the given PIDs and their descendants.
-cpu_ticks() {
-  local total=0 p t
-  for p in $(for q in "$@"; do descendants "$q"; done); do
-    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
-}
-# Resident memory in MB of the given PIDs and their descendants (summed).
-rss_mb() {
-  local p
-  for p in $(for q in "$@"; do descendants "$q"; done); do
-    sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$p/status" 2>/dev/null || true
-  done | awk '{ s += $1 } END { printf "%.1f", s / 1024 }'
-}
-# Address of instance i (as bench_registry's instance_addr): 10.0.0.1 + i.
-addr_of() {
-  local a=$((0x0A000001 + $1))
-  echo "$((a >> 24 & 255)).$((a >> 16 & 255)).$((a >> 8 & 255)).$((a & 255))"
-}
 # check_answer PORT N: the last instance answers its address.
 check_answer() {
   local got want
-  got=$(dig @127.0.0.1 -p "$1" "n$(($2 - 1)).$zone" A +short +time=2 +tries=2 2>/dev/null | head -n1)
-  want=$(addr_of $(($2 - 1)))
-  [ "$got" = "$want" ] || die "port $1: n$(($2 - 1)).$zone answered '$got', expected $want"
-}
-
-# dnsperf MODE PORT QUERIES OUT PIDS...: one pinned dnsperf run (MODE throughput or latency);
-# writes "completed lost qps avg_ms max_ms noerror_pct nxdomain_pct other_rcodes resp_bytes cpu_us_per_q"
-dnsperf_run() {
-  local mode=$1 port=$2 queries=$3 out=$4 extra=() t0 t1
-  shift 4
-  [ "$mode" = latency ] && extra=(-Q "$fixed_qps")
-  t0=$(cpu_ticks "$@")
-  taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$secs" -c 1 -q 100 \
-    "${extra[@]}" >"$out.raw" 2>&1 || { cat "$out.raw" >>"$log"; die "dnsperf failed"; }
-  t1=$(cpu_ticks "$@")
-  { echo "--- dnsperf $mode port $port"; cat "$out.raw"; } >>"$log"
-  awk -v ticks=$((t1 - t0)) -v hz="$clk_tck" '
-    /Queries completed:/ { c = $3 }
-    /Queries lost:/ { l = $3 }
-    /Queries per second:/ { q = $4 }
-    /Average Latency/ { a = $4 * 1000; m = $8; sub(/\)/, "", m); m *= 1000 }
-    /Average packet size:/ { r = $NF }
-    /Response codes:/ {
-      for (i = 3; i < NF; i++) if ($i ~ /^[A-Z]+$/) { n = $(i + 1); if ($i == "NOERROR") ok = n; else if ($i == "NXDOMAIN") nx = n; else other = other $i "," }
-    }
-    END {
-      if (c == 0) { print "0 0 0 nan nan 0 0 none 0 nan"; exit }
-      printf "%d %d %.0f %.3f %.3f %.1f %.1f %s %s %.2f\n", c, l, q, a, m, 100 * ok / c, 100 * nx / c,
-        (other == "" ? "none" : other), r, ticks / hz * 1e6 / c
-    }' "$out.raw" >"$out"
+  got=$(answer "$1" "n$(($2 - 1)).$zone")
+  want="NOERROR $(addr_of $(($2 - 1)))"
+  [ "$got" = "$want" ] || die "port $1: n$(($2 - 1)).$zone answered '$got', expected '$want'"
 }
 
 declare -A R # R[server|N|metric]
@@ -231,45 +119,21 @@ measure() {
 }
 
 # ---------------------------------------------------------------- servers
-etcd_pid=""; etcd_url=""; dns_pid=""; dns_port=""
-start_etcd() {
-  local n=$1 client peer
-  client=$(free_port); peer=$(free_port)
-  etcd_url="http://127.0.0.1:$client"
-  taskset -c "$client_cpu" etcd --name bench --data-dir "$work/etcd-$n" \
-    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "bench=http://127.0.0.1:$peer" >"$work/etcd-$n.log" 2>&1 &
-  etcd_pid=$!; pids+=("$etcd_pid")
-  wait_for 30 "etcd on $etcd_url" env ETCDCTL_API=3 etcdctl --endpoints "$etcd_url" endpoint health
+etcd_pid=""; dns_pid=""; dns_port=""
+start_etcd_for() { # N: a fresh etcd for N instances (core 0)
+  start_etcd "$work/etcd-$1" "$client_cpu"
+  etcd_pid=$started_pid
 }
-start_etcd_dns() {
+start_etcd_dns_for() { # N: etcd-dns (core 1) on the N instances; times start → first answer
   local n=$1 t0 line
   t0=$(now_ns)
-  env -u RUST_LOG taskset -c "$server_cpu" "$bin/etcd-dns" --listen 127.0.0.1:0 --http 127.0.0.1:0 --etcd "$etcd_url" \
-    --zone "$zone" --prefix "$prefix" --ttl 5 2>"$work/etcd-dns-$n.log" &
-  dns_pid=$!; pids+=("$dns_pid")
-  wait_for 30 "etcd-dns to listen" grep -q "listening addr=127.0.0.1:" "$work/etcd-dns-$n.log"
-  dns_port=$(sed -n 's/.*listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/etcd-dns-$n.log" | head -n1)
+  start_etcd_dns "$bin/etcd-dns" "$work/etcd-dns-$n.log" "$server_cpu" --etcd "$etcd_url" \
+    --zone "$zone" --prefix "$prefix" --ttl 5
+  dns_pid=$started_pid; dns_port=$started_port
   line=$(run_tool taskset -c "$client_cpu" "$tool" wait --dns "127.0.0.1:$dns_port" \
     --name "n$((n - 1)).$zone" --since-unix-ns "$t0" --timeout 120)
   R[etcd-dns|$n|ready]=$(result "$line" ms)
   check_answer "$dns_port" "$n"
-}
-write_zone() { # N FILE
-  awk -v n="$1" -v zone="$zone" 'BEGIN {
-    print "$ORIGIN " zone; print "$TTL 5"
-    print "@ IN SOA ns." zone " hostmaster." zone " 1 60 10 3600 5"
-    print "@ IN NS ns." zone
-    for (i = 0; i < n; i++) { a = 167772161 + i
-      printf "n%d IN A %d.%d.%d.%d\n", i, int(a / 16777216), int(a / 65536) % 256, int(a / 256) % 256, a % 256 }
-  }' >"$2"
-}
-write_queries() { # N FILE: 90 % existing names at random, every 10th line a missing one
-  awk -v n="$1" -v lines="$qlines" -v zone="$zone" 'BEGIN { srand(20240601)
-    for (i = 0; i < lines; i++)
-      if (i % 10 == 9) printf "nx%d.%s A\n", i, zone; else printf "n%d.%s A\n", int(rand() * n), zone
-  }' >"$2"
 }
 # start_reference nsd|knot N ZONEFILE: starts the server pinned to the server core; sets ref_pid, ref_port.
 ref_pid=""; ref_port=""
@@ -279,29 +143,7 @@ start_reference() {
   ref_port=$(free_port)
   t0=$(now_ns)
   if [ "$kind" = nsd ]; then
-    cat >"$dir/nsd.conf" <<EOF
-server:
-  ip-address: 127.0.0.1@$ref_port
-  do-ip6: no
-  server-count: 1
-  username: ""
-  chroot: ""
-  zonesdir: "$dir"
-  database: ""
-  zonelistfile: "$dir/zone.list"
-  xfrdfile: "$dir/xfrd.state"
-  xfrdir: "$dir"
-  pidfile: "$dir/nsd.pid"
-  logfile: "$dir/nsd.log"
-  rrl-ratelimit: 0
-  minimal-responses: yes
-remote-control:
-  control-enable: no
-zone:
-  name: ${zone%.}
-  zonefile: "$zonefile"
-EOF
-    taskset -c "$server_cpu" nsd -d -c "$dir/nsd.conf" >"$dir/stdout.log" 2>&1 &
+    start_nsd "$dir" "$server_cpu" "$ref_port" "$zone" "$zonefile"
   else
     cat >"$dir/knot.conf" <<EOF
 server:
@@ -328,8 +170,9 @@ zone:
     file: $zonefile
 EOF
     taskset -c "$server_cpu" knotd -c "$dir/knot.conf" >"$dir/stdout.log" 2>&1 &
+    started_pid=$!; pids+=("$started_pid")
   fi
-  ref_pid=$!; pids+=("$ref_pid")
+  ref_pid=$started_pid
   line=$(run_tool taskset -c "$client_cpu" "$tool" wait --dns "127.0.0.1:$ref_port" \
     --name "n$((n - 1)).$zone" --since-unix-ns "$t0" --timeout 120)
   R[$kind|$n|ready]=$(result "$line" ms)
@@ -367,14 +210,15 @@ declare -A F # freshness etc.
 kills=()
 for n in "${sizes[@]}"; do
   say "N=$n: fresh etcd, loading $n instances"
-  start_etcd "$n"
+  start_etcd_for "$n"
   line=$(run_tool taskset -c "$client_cpu" "$tool" load --etcd "$etcd_url" --count "$n" --prefix "$prefix")
   F[load|$n]=$(result "$line" seconds)
   queries=$work/queries-$n
-  write_queries "$n" "$queries"
+  # 90 % existing names at random, every 10th line a missing one
+  write_queries "$zone" "$n" "$qlines" 10 20240601 "$queries"
 
   say "N=$n: starting etcd-dns on core $server_cpu"
-  start_etcd_dns "$n"
+  start_etcd_dns_for "$n"
   say "N=$n: etcd-dns answers on 127.0.0.1:$dns_port after ${R[etcd-dns|$n|ready]} ms"
   measure etcd-dns "$n" "$dns_port" "$queries" "$dns_pid"
 
@@ -414,7 +258,7 @@ for n in "${sizes[@]}"; do
   stop "$dns_pid"
 
   zonefile=$work/zone-$n
-  write_zone "$n" "$zonefile"
+  write_zone "$zone" "$n" 5 5 "$zonefile"
   for kind in nsd knot; do
     say "N=$n: starting $kind on core $server_cpu"
     start_reference "$kind" "$n" "$zonefile"
