@@ -114,6 +114,14 @@ pub fn start(
     }
     let router = Arc::new(router);
     let mut tasks = JoinSet::new();
+    let (prefetcher, stop) = (router.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        tokio::select! {
+            () = prefetcher.prefetch() => {}
+            () = stop.cancelled() => {}
+        }
+        Ok(())
+    });
     let watcher = watch::run(
         config.etcd,
         zone.clone(),

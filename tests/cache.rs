@@ -1,6 +1,6 @@
 //! The answer cache for forwarded names, against an upstream that counts the queries it gets:
-//! TTLs counted down, expiry, negative answers, one upstream query for a burst, stale answers
-//! when the upstream dies, the client's ID and case, DO apart, eviction.
+//! TTLs counted down, expiry, prefetch, negative answers, one upstream query for a burst, stale
+//! answers when the upstream dies, the client's ID and case, DO apart, eviction.
 
 mod common;
 
@@ -78,8 +78,52 @@ async fn cached_answers_count_down_and_go_upstream_after_expiry() {
     .await;
     assert_eq!(up.queries(name, RecordType::A), 2);
     assert!(cache_metric(&dns, "etcd_dns_cache_hits_total").await >= 1.0);
-    assert_eq!(cache_metric(&dns, "etcd_dns_cache_misses_total").await, 2.0);
+    // The second upstream query is a miss after expiry, or a prefetch when a poll fell in the
+    // last tenth of the lifetime.
+    let misses = cache_metric(&dns, "etcd_dns_cache_misses_total").await;
+    let prefetches = cache_metric(&dns, "etcd_dns_cache_prefetches_total").await;
+    assert_eq!(
+        misses + prefetches,
+        2.0,
+        "{misses} misses, {prefetches} prefetches"
+    );
     assert_eq!(cache_metric(&dns, "etcd_dns_cache_entries").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn popular_answers_are_refreshed_before_they_expire() {
+    let etcd = Etcd::start().await;
+    let up = Upstream::start((300, 60), Duration::ZERO).await;
+    let name = "popular.example.test.";
+    up.set(name, 4, vec![a("192.0.2.1")]);
+    let dns = forwarding(&etcd, up.addr, |_| {}).await;
+    let m = query(dns.addr, name, RecordType::A, Transport::Udp).await;
+    assert_eq!(addresses(&m), vec!["192.0.2.1"]);
+    up.set(name, 4, vec![a("192.0.2.2")]);
+    // Asked without a pause: a hit in the last 0.4 s of the 4 s asks upstream again, and the
+    // new answer is there before the old one expires — no client ever misses.
+    let (m, waited) = eventually("the refreshed answer", Duration::from_secs(6), || async {
+        let m = query(dns.addr, name, RecordType::A, Transport::Udp).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        (addresses(&m) == ["192.0.2.2"]).then_some(m)
+    })
+    .await;
+    eprintln!("refreshed after {waited:?}");
+    assert!(
+        answer_ttls(&m)[0] >= 3,
+        "a fresh TTL: {:?}",
+        answer_ttls(&m)
+    );
+    assert_eq!(up.queries(name, RecordType::A), 2);
+    assert_eq!(
+        cache_metric(&dns, "etcd_dns_cache_prefetches_total").await,
+        1.0
+    );
+    assert_eq!(
+        cache_metric(&dns, "etcd_dns_cache_misses_total").await,
+        1.0,
+        "only the first query missed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,13 +7,18 @@
 //! upstreams) once per question however many clients ask it at the same time, and keeps the
 //! reply when it is complete: NOERROR with answers for their smallest TTL, NXDOMAIN and NODATA
 //! for the SOA's negative TTL (RFC 2308). When the upstreams fail (SERVFAIL), an expired answer
-//! up to [`STALE_MAX`] old is served with TTL 30 instead (RFC 8767).
+//! up to [`STALE_MAX`] old is served with TTL 30 instead (RFC 8767). A hit in the last tenth
+//! of an answer's lifetime also asks upstream again, in the background, once (prefetch, as
+//! unbound's `prefetch: yes`): popular names are refreshed before they expire, and no client
+//! waits for them.
 //!
 //! Keys: the lowercase question name, type, class, and whether the query had EDNS, DO and CD
 //! (each changes the reply's bytes or what the upstream may answer). Only queries with RD
 //! (which the forwarder needs) and in the strict parser's plain shape use the cache.
 
 mod entry;
+mod prefetch;
+mod report;
 mod store;
 
 use std::collections::HashMap;
@@ -25,15 +30,14 @@ use std::time::{Duration, Instant};
 
 use hickory_server::net::xfer::Protocol;
 use hickory_server::zone_handler::Catalog;
-use prometheus_client::encoding::DescriptorEncoder;
 use tokio::sync::watch;
 
 pub use entry::{Entry, MAX_NEGATIVE_TTL, MAX_REPLY, MAX_TTL, STALE_TTL};
+use prefetch::Prefetch;
 use store::Store;
 
 use super::catalog;
 use super::reply::{Limit, TCP_MESSAGE_MAX};
-use crate::metrics::{counter, gauge, Report};
 use crate::table::FastHash;
 use crate::wire::{WireQuery, FLAG_CD, FLAG_RD, HEADER_LEN, MAX_NAME_WIRE, RCODE_BITS};
 
@@ -78,6 +82,8 @@ pub struct AnswerCache {
     misses: AtomicU64,
     /// Queries that waited for a question already asked upstream.
     coalesced: AtomicU64,
+    /// Requests whose answers are due for a refresh.
+    prefetch: Prefetch,
 }
 
 /// The cache key of one question.
@@ -126,6 +132,7 @@ impl AnswerCache {
             in_flight: Mutex::new(HashMap::new()),
             misses: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
+            prefetch: Prefetch::default(),
         }
     }
 
@@ -133,40 +140,67 @@ impl AnswerCache {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// The hot path: writes the cached answer to `query` into `out` and returns true, or
-    /// returns false (a miss, an expired answer, a query that does not use the cache).
-    pub fn answer(&self, query: &WireQuery<'_>, protocol: Protocol, out: &mut Vec<u8>) -> bool {
+    /// The hot path: writes the cached answer to `query` (the request `bytes`) into `out` and
+    /// returns true, or returns false (a miss, an expired answer, a query that does not use
+    /// the cache). An answer in the last tenth of its lifetime queues `bytes` for a refresh.
+    pub fn answer(
+        &self,
+        query: &WireQuery<'_>,
+        bytes: &[u8],
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let Some(key) = Key::of(query) else {
             return false;
         };
         let limit = Limit::from_wire(query.edns, protocol);
-        self.fresh(&key, query, limit, out)
+        match self.fresh(&key, query, limit, out) {
+            Some(refresh) => {
+                if refresh {
+                    self.prefetch.push(bytes);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Writes the unexpired answer at `key`, if any, for `query`.
-    fn fresh(&self, key: &Key, query: &WireQuery<'_>, limit: Limit, out: &mut Vec<u8>) -> bool {
+    /// Writes the unexpired answer at `key`, if any, for `query`: `None` when there is none,
+    /// else whether it is due for a refresh (asked for once per stored answer).
+    fn fresh(
+        &self,
+        key: &Key,
+        query: &WireQuery<'_>,
+        limit: Limit,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
         let hash = self.hasher.hash_one(key.as_slice());
         let now = self.now_ms();
         let mut shard = self.store.shard(hash);
-        let Some(slot) = shard.get(hash, key.as_slice()) else {
-            return false;
-        };
-        if now >= slot.expires() {
-            return false;
+        let slot = shard.get(hash, key.as_slice())?;
+        let expires = slot.expires();
+        if now >= expires {
+            return None;
         }
         let elapsed = ((now - slot.stored) / 1000) as u32;
         if !slot
             .entry
             .write(out, query.head, query.question, elapsed, limit)
         {
-            return false;
+            return None;
         }
-        if slot.entry.stale {
+        let stale = slot.entry.stale;
+        let refresh = !stale && !slot.prefetched && prefetch::due(now, slot.stored, expires);
+        slot.prefetched |= refresh;
+        if refresh {
+            shard.prefetches += 1;
+        }
+        if stale {
             shard.stale += 1;
         } else {
             shard.hits += 1;
         }
-        true
+        Some(refresh)
     }
 
     /// The slow path for a forwarded request: the cache again (it may have been filled since),
@@ -235,7 +269,7 @@ impl AnswerCache {
         key: &Key,
     ) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        if self.fresh(key, query, WHOLE, &mut out) {
+        if self.fresh(key, query, WHOLE, &mut out).is_some() {
             return Some(out);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
@@ -339,58 +373,6 @@ fn copy_for(reply: &[u8], query: &WireQuery<'_>) -> Option<Vec<u8>> {
     out[3] = (out[3] & !FLAG_CD) | (query.head[3] & FLAG_CD);
     out[HEADER_LEN..HEADER_LEN + query.question.len()].copy_from_slice(query.question);
     Some(out)
-}
-
-impl Report for AnswerCache {
-    fn report(&self, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-        let (mut hits, mut stale, mut evictions, mut entries, mut bytes) = (0, 0, 0, 0, 0);
-        self.store.each(|shard| {
-            hits += shard.hits;
-            stale += shard.stale;
-            evictions += shard.evictions;
-            let (n, b) = shard.size();
-            entries += n;
-            bytes += b;
-        });
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter(
-            encoder,
-            "etcd_dns_cache_hits",
-            "Forwarded queries answered from the answer cache",
-            hits,
-        )?;
-        counter(
-            encoder,
-            "etcd_dns_cache_misses",
-            "Forwarded questions not in the answer cache that were asked upstream",
-            load(&self.misses),
-        )?;
-        counter(encoder, "etcd_dns_cache_coalesced", "Forwarded queries that waited for the same question already asked upstream instead of asking again", load(&self.coalesced))?;
-        counter(
-            encoder,
-            "etcd_dns_cache_stale",
-            "Expired answers served with TTL 30 because the upstreams failed (RFC 8767)",
-            stale,
-        )?;
-        counter(
-            encoder,
-            "etcd_dns_cache_evictions",
-            "Cached answers evicted to stay within --cache-size",
-            evictions,
-        )?;
-        gauge(
-            encoder,
-            "etcd_dns_cache_entries",
-            "Answers in the answer cache",
-            entries as i64,
-        )?;
-        gauge(
-            encoder,
-            "etcd_dns_cache_bytes",
-            "Bytes the answer cache holds (counted against --cache-size)",
-            bytes as i64,
-        )
-    }
 }
 
 #[cfg(test)]

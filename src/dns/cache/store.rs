@@ -30,6 +30,8 @@ pub struct Slot {
     pub stale_until: u64,
     /// Set on every hit, cleared by the CLOCK hand: a second chance before eviction.
     used: bool,
+    /// A refresh of this answer was asked for (at most one per stored answer).
+    pub prefetched: bool,
 }
 
 impl Slot {
@@ -55,6 +57,8 @@ pub struct Shard {
     pub hits: u64,
     /// Answers served stale from this shard.
     pub stale: u64,
+    /// Answers refreshed upstream shortly before they expired.
+    pub prefetches: u64,
     /// Answers evicted to make room.
     pub evictions: u64,
 }
@@ -85,6 +89,7 @@ impl Shard {
             stored,
             stale_until,
             used: false,
+            prefetched: false,
         };
         let cost = slot.cost();
         if cost > self.budget {

@@ -78,6 +78,7 @@ fn hits_carry_the_clients_id_case_and_do_answers_apart() {
     let mut out = Vec::new();
     assert!(cache.answer(
         &parse_query(&second).expect("plain"),
+        &second,
         Protocol::Udp,
         &mut out
     ));
@@ -89,6 +90,7 @@ fn hits_carry_the_clients_id_case_and_do_answers_apart() {
     let with_do = query("www.example.test.", Some(true), false);
     assert!(!cache.answer(
         &parse_query(&with_do).expect("plain"),
+        &with_do,
         Protocol::Udp,
         &mut out
     ));
@@ -100,7 +102,7 @@ fn hits_carry_the_clients_id_case_and_do_answers_apart() {
         &q,
         &reply_to(&other, 60, [192, 0, 2, 9]),
     );
-    assert!(!cache.answer(&q, Protocol::Udp, &mut out));
+    assert!(!cache.answer(&q, &with_do, Protocol::Udp, &mut out));
 }
 
 fn entry(ttl: u32, padding: usize) -> Entry {

@@ -112,6 +112,15 @@ impl Router {
         self
     }
 
+    /// Refreshes cached answers shortly before they expire, for as long as it runs (never
+    /// returns; pending when there is no cache).
+    pub async fn prefetch(&self) {
+        match &self.cache {
+            Some(cache) => cache.prefetch(&self.catalog).await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Its counters: the transport counts connection events into them.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
@@ -201,7 +210,7 @@ impl Router {
                     && self
                         .cache
                         .as_ref()
-                        .is_some_and(|c| c.answer(&query, protocol, &mut out))
+                        .is_some_and(|c| c.answer(&query, bytes, protocol, &mut out))
                 {
                     return (Answer::Reply(out), route, query.qtype);
                 }
