@@ -5,8 +5,8 @@
 //! over TCP, which is never limited.
 //!
 //! Replies are counted per bucket: the client's network (`/24` and `/56` by default), the kind
-//! of reply, and for positive replies the name and type asked; negative replies of the live
-//! zone count against the zone, so that a flood of random names shares one bucket (Knot does
+//! of reply, and for positive replies the name and type asked; negative replies of a live or
+//! static zone count against the zone, so that a flood of random names shares one bucket (Knot does
 //! the same). Each bucket is a generic cell rate algorithm (GCRA) state in one atomic word:
 //! `rate` replies a second sustained, a burst of one second's worth. A bucket that another key
 //! hashed to is taken over (the limit fails open, never closed).
