@@ -157,5 +157,12 @@ pub fn fit(mut reply: Message, limit: Limit) -> Vec<u8> {
     reply.metadata.truncation = true;
     reply.answers.clear();
     reply.authorities.clear();
-    reply.to_vec().unwrap_or_default()
+    match reply.to_vec() {
+        Ok(bytes) if bytes.len() <= limit.size => bytes,
+        // Even the questions do not fit (a request of many long ones): header and OPT alone.
+        _ => {
+            reply.queries.clear();
+            reply.to_vec().unwrap_or_default()
+        }
+    }
 }

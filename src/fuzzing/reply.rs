@@ -9,7 +9,8 @@ use crate::wire::{self, FLAG_QR, FLAG_RD, HEADER_LEN, OPCODE_BITS};
 
 /// The invariants of a reply to `request` over `protocol`: only queries get one (and every
 /// query does); it fits the size limit, reads as a DNS message, and is a response to the
-/// request — same ID, opcode and RD, the question as asked — with OPT only when the request
+/// request — same ID, opcode and RD, the question as asked (unless it alone is over the limit)
+/// — with OPT only when the request
 /// carried one; TC only over UDP and then without records; no SERVFAIL (the table is ready).
 pub(super) fn check_reply(
     request: &[u8],
@@ -72,7 +73,11 @@ pub(super) fn check_reply(
             format!("the reply advertises {} bytes", edns.max_payload())
         })?;
     }
-    if let Some(parsed) = &parsed {
+    // The questions as asked; only a truncated reply that they would not fit into (a request
+    // larger than the limit) drops them.
+    let questions_dropped =
+        message.metadata.truncation && message.queries.is_empty() && request.len() > limit;
+    if let Some(parsed) = parsed.as_ref().filter(|_| !questions_dropped) {
         ensure(message.queries == parsed.queries, || {
             format!(
                 "question {:?} answered as {:?}",
