@@ -5,7 +5,7 @@ use hickory_server::net::xfer::Protocol;
 
 use super::{ensure, Violation};
 use crate::dns::reply::{EDNS_PAYLOAD, PLAIN_UDP_PAYLOAD, TCP_MESSAGE_MAX};
-use crate::wire::{self, FLAG_QR, FLAG_RD, HEADER_LEN, OPCODE_BITS};
+use crate::wire::{self, FLAG_QR, FLAG_RD, HEADER_LEN, OPCODE_BITS, OPT_LEN};
 
 /// The invariants of a reply to `request` over `protocol`: only queries get one (and every
 /// query does); it fits the size limit, reads as a DNS message, and is a response to the
@@ -73,10 +73,16 @@ pub(super) fn check_reply(
             format!("the reply advertises {} bytes", edns.max_payload())
         })?;
     }
-    // The questions as asked; only a truncated reply that they would not fit into (a request
-    // larger than the limit) drops them.
-    let questions_dropped =
-        message.metadata.truncation && message.queries.is_empty() && request.len() > limit;
+    // The questions as asked; only a truncated reply that they would not fit into drops them
+    // (encoded without the request's compression, with an OPT, they pass the limit).
+    let too_long = |asked: &Message| {
+        let mut alone = Message::query();
+        alone.queries = asked.queries.clone();
+        alone.to_vec().map_or(true, |b| b.len() + OPT_LEN > limit)
+    };
+    let questions_dropped = message.metadata.truncation
+        && message.queries.is_empty()
+        && parsed.as_ref().is_some_and(too_long);
     if let Some(parsed) = parsed.as_ref().filter(|_| !questions_dropped) {
         ensure(message.queries == parsed.queries, || {
             format!(
