@@ -184,6 +184,38 @@ impl RecordsBuilder {
     }
 }
 
+/// The RRsets of a name whose one contributor is `reg` in `roles`, when that is the common
+/// shape — an address without port, TXT or endpoints, at its owner or service name, or the
+/// PTR at its reverse name — built without [`RecordsBuilder`]'s maps: the same sets it would
+/// give. `None` for any other shape, which the builder handles.
+pub fn single_rrsets(
+    owner: &dyn Fn() -> Vec<u8>,
+    reg: &Registration,
+    roles: Roles,
+    ttl: u32,
+) -> Option<Vec<RRset>> {
+    let Target::Addr(ip) = reg.target else {
+        return None;
+    };
+    if reg.port.is_some() || !reg.txt.is_empty() || !reg.endpoints.is_empty() {
+        return None;
+    }
+    let ttl = reg.ttl.unwrap_or(ttl);
+    let set = if roles == Roles::PTR {
+        RRset::from_rdata(RecordType::PTR.into(), ttl, [owner().as_slice()])
+    } else if roles == Roles::default() {
+        return Some(Vec::new());
+    } else if Roles::OWNER.with(Roles::SERVICE).contains(roles) {
+        match ip {
+            IpAddr::V4(ip) => RRset::from_rdata(RecordType::A.into(), ttl, [&ip.octets()[..]]),
+            IpAddr::V6(ip) => RRset::from_rdata(RecordType::AAAA.into(), ttl, [&ip.octets()[..]]),
+        }
+    } else {
+        return None;
+    };
+    Some(vec![set])
+}
+
 /// Bytes of an [`rr_tail`] before the RDATA: type, class, TTL, RDLENGTH.
 const RR_TAIL_FIXED: usize = 10;
 
@@ -233,6 +265,44 @@ mod tests {
                 lines
             })
             .collect()
+    }
+
+    /// The shortcut for one contributor gives what the builder gives, or leaves it to it.
+    #[test]
+    fn single_contributors_build_as_the_builder_does() {
+        let owner_wire = wire_name(&Name::from_ascii("n1.web.services.local.").expect("owner"));
+        let owner = || owner_wire.to_vec();
+        let values = [
+            r#"{"IP":"10.0.0.1"}"#,
+            r#"{"IP":"10.0.0.1","ttl":30}"#,
+            r#"{"ip":"2001:db8::1"}"#,
+            r#"{"IP":"10.0.0.1","port":80}"#,
+            r#"{"IP":"10.0.0.1","txt":["a"]}"#,
+            r#"{"host":"db.example.com"}"#,
+        ];
+        let roles = [
+            Roles::OWNER,
+            Roles::SERVICE,
+            Roles::OWNER.with(Roles::SERVICE),
+            Roles::PTR,
+            Roles::SRV,
+            Roles::default(),
+            Roles::OWNER.with(Roles::PTR),
+        ];
+        let mut shortcuts = 0;
+        for value in values {
+            let reg = parse_value(value.as_bytes()).expect("value");
+            for role in roles {
+                let Some(fast) = single_rrsets(&owner, &reg, role, 5) else {
+                    continue;
+                };
+                shortcuts += 1;
+                let mut builder = RecordsBuilder::default();
+                builder.add(&owner, &reg, role, 5);
+                assert_eq!(fast, builder.finish(), "{value} {role:?}");
+            }
+        }
+        assert_eq!(shortcuts, 15);
     }
 
     #[test]

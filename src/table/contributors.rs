@@ -19,6 +19,14 @@ impl Contributors {
         matches!(self, Contributors::None)
     }
 
+    /// The one contributor, when there is exactly one.
+    pub(super) fn single(&self) -> Option<(u32, Roles)> {
+        match self {
+            Contributors::One(id, roles) => Some((*id, *roles)),
+            _ => None,
+        }
+    }
+
     pub(super) fn insert(&mut self, id: u32, roles: Roles) {
         match self {
             Contributors::None => *self = Contributors::One(id, roles),

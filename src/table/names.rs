@@ -164,9 +164,4 @@ impl Node {
     pub fn rrset(&self, rtype: u16) -> Option<RRsetRef<'_>> {
         self.rrsets().find(|s| s.rtype == rtype)
     }
-
-    /// Where this node lives: the same for every clone of it.
-    pub(super) fn addr(&self) -> usize {
-        Arc::as_ptr(&self.0).cast::<u8>() as usize
-    }
 }

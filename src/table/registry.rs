@@ -7,18 +7,19 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use tracing::{debug, warn};
 
-use super::contributors::Contributors;
-use super::names::{FastHash, Group, Names, Node, GROUPS, PER_GROUP};
+use super::names::{FastHash, Group, Names, GROUPS, PER_GROUP};
 use super::serials::ZoneSerial;
 use super::{Rejected, Snapshot};
 use crate::logging::clip;
 use crate::records::{instance_names, static_names, Placement, Roles};
 use crate::service::{Invalid, Registration};
 use crate::sources::{Live, Source};
-use crate::wire::WireName;
 use crate::zone::ZoneConfig;
 
+mod index;
 mod rebuild;
+
+use index::NameIndex;
 
 /// One valid registration, under its etcd key as written (its DNS names are derived from the
 /// key when needed rather than stored).
@@ -54,8 +55,8 @@ pub struct Registry {
     /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
     slab: Vec<Option<Instance>>,
     free: Vec<u32>,
-    /// Every name with its contributors: the writer's own index (the name lives in the node).
-    names: HashTable<Entry>,
+    /// Every name with its contributors, and which changed since the last snapshot.
+    index: NameIndex,
     /// The published shards by group, shared with the last snapshot until a change copies one.
     groups: Vec<Group>,
     hasher: FastHash,
@@ -65,10 +66,6 @@ pub struct Registry {
     /// The previous table's rejected keys, while a re-read rebuilds the registry: a key
     /// rejected there for the same reason is not logged again (cleared at the first snapshot).
     known_rejected: Arc<Rejected>,
-    /// Names whose entries are out of date, by their current node (repeats are dropped at the
-    /// next snapshot): rebuilt once each then, so a batch of events (or the initial read) costs
-    /// O(changes), not O(changes × instances per name).
-    dirty: Vec<Node>,
     /// The highest etcd revision applied, over every zone.
     revision: i64,
 }
@@ -83,18 +80,18 @@ impl Registry {
     /// A registry for `live`'s zones and registries holding only the zone files' static
     /// records, if any.
     pub fn for_live(live: Arc<Live>) -> Self {
+        let hasher = FastHash::default();
         let mut registry = Self {
+            index: NameIndex::new(hasher.clone()),
             ids: HashTable::new(),
             slab: Vec::new(),
             free: Vec::new(),
-            names: HashTable::new(),
             groups: (0..GROUPS)
                 .map(|_| Arc::new((0..PER_GROUP).map(|_| Arc::default()).collect()))
                 .collect(),
-            hasher: FastHash::default(),
+            hasher,
             rejected: Arc::default(),
             known_rejected: Arc::default(),
-            dirty: Vec::new(),
             zones: live.zones.iter().map(|z| ZoneSerial::new(z)).collect(),
             revision: 0,
             live,
@@ -221,12 +218,8 @@ impl Registry {
     /// by [`Registry::snapshot`]; the initial read also calls it after every page, so that
     /// this work overlaps with etcd serving the next one.
     pub fn flush(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        // A node stays the same allocation until it is recomputed, so repeats share a pointer.
-        dirty.sort_unstable_by_key(Node::addr);
-        dirty.dedup_by_key(|node| node.addr());
-        for node in dirty {
-            self.recompute(node.name());
+        for id in self.index.take_dirty() {
+            self.recompute(id);
         }
     }
 
@@ -257,30 +250,11 @@ impl Registry {
     }
 
     fn add_contributor(&mut self, name: &[u8], id: u32, roles: Roles) {
-        let hash = self.hasher.hash_one(name);
-        let entry = match self.names.find_mut(hash, |e| e.node.name() == name) {
-            Some(entry) => entry,
-            None => {
-                let entry = Entry {
-                    node: Node::new(name, &[]),
-                    contributors: Contributors::default(),
-                };
-                let hasher = &self.hasher;
-                self.names
-                    .insert_unique(hash, entry, |e| hasher.hash_one(e.node.name()))
-                    .into_mut()
-            }
-        };
-        entry.contributors.insert(id, roles);
-        self.dirty.push(entry.node.clone());
+        self.index.add(name, id, roles);
     }
 
     fn remove_contributor(&mut self, name: &[u8], id: u32) {
-        let hash = self.hasher.hash_one(name);
-        if let Some(entry) = self.names.find_mut(hash, |e| e.node.name() == name) {
-            entry.contributors.remove(id);
-            self.dirty.push(entry.node.clone());
-        }
+        self.index.remove(name, id);
     }
 
     /// Adds a valid instance of registry `source`: `etcd_key` as written, `placement` its
@@ -353,17 +327,11 @@ impl Registry {
         source: usize,
         placement: &Placement<'_>,
         registration: &Registration,
-    ) -> Option<Vec<(WireName, Roles)>> {
+    ) -> Option<Vec<(Vec<u8>, Roles)>> {
         let src = self.live.sources.get(source)?;
         let zone = &self.zones.get(src.zone)?.name;
         Some(instance_names(placement, registration, zone))
     }
-}
-
-/// The writer's record of one name: its current node and who contributes to it (32 bytes).
-struct Entry {
-    node: Node,
-    contributors: Contributors,
 }
 
 /// The etcd key of instance `id` ("" for a free slot).

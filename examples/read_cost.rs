@@ -1,0 +1,94 @@
+//! How long reading a big prefix takes, without building anything:
+//! `cargo run --release --example read_cost -- http://127.0.0.1:2379 services/ [STRATEGY]`.
+//!
+//! STRATEGY is `paged` (the watcher's read, `read_prefix`, with a no-op consumer), `one` (one
+//! request for the whole prefix with no limit) or `split:K` (K ranges by the byte after the
+//! prefix's first key byte, read at once). Prints keys, bytes and milliseconds.
+
+use std::time::Instant;
+
+use etcd_client::GetOptions;
+use etcd_dns::etcd::{read_prefix, EtcdConfig};
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let endpoint = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:2379".into());
+    let prefix = args.next().unwrap_or_else(|| "services/".into());
+    let strategy = args.next().unwrap_or_else(|| "paged".into());
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let etcd = EtcdConfig::from_list(&endpoint);
+        let client = etcd.connect().await?;
+        let started = Instant::now();
+        let (mut keys, mut bytes) = (0usize, 0usize);
+        match strategy.as_str() {
+            "paged" => {
+                read_prefix(&client, &etcd, prefix.as_bytes(), |kvs| {
+                    keys += kvs.len();
+                    bytes += kvs
+                        .iter()
+                        .map(|kv| kv.key().len() + kv.value().len())
+                        .sum::<usize>();
+                })
+                .await?;
+            }
+            "one" => {
+                let mut kv = client.kv_client().max_decoding_message_size(1 << 30);
+                let response = kv
+                    .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix()))
+                    .await?;
+                keys = response.kvs().len();
+                bytes = response
+                    .kvs()
+                    .iter()
+                    .map(|kv| kv.key().len() + kv.value().len())
+                    .sum();
+            }
+            split => {
+                let k: u8 = split.trim_start_matches("split:").parse()?;
+                // Ranges of the second byte after the prefix ("n0", "n1", …), for the bench keys.
+                let mut bounds: Vec<Vec<u8>> = (0..k)
+                    .map(|i| {
+                        let mut b = format!("{prefix}n").into_bytes();
+                        b.push(b'0' + i * 10 / k);
+                        b
+                    })
+                    .collect();
+                bounds[0] = prefix.as_bytes().to_vec();
+                bounds.push(etcd_dns::etcd::prefix_end(prefix.as_bytes()));
+                let mut tasks = tokio::task::JoinSet::new();
+                for pair in bounds.windows(2) {
+                    let (from, to) = (pair[0].clone(), pair[1].clone());
+                    let mut kv = client.kv_client().max_decoding_message_size(1 << 30);
+                    tasks.spawn(async move {
+                        let response = kv.get(from, Some(GetOptions::new().with_range(to))).await?;
+                        let bytes: usize = response
+                            .kvs()
+                            .iter()
+                            .map(|kv| kv.key().len() + kv.value().len())
+                            .sum();
+                        println!(
+                            "  range done at {} ms: {} keys",
+                            started.elapsed().as_millis(),
+                            response.kvs().len()
+                        );
+                        anyhow::Ok((response.kvs().len(), bytes))
+                    });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    let (k, b) = done??;
+                    keys += k;
+                    bytes += b;
+                }
+            }
+        }
+        println!(
+            "{strategy}: {keys} keys, {:.1} MB, {} ms",
+            bytes as f64 / 1e6,
+            started.elapsed().as_millis()
+        );
+        anyhow::Ok(())
+    })
+}
