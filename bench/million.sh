@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # etcd-dns at a million instances: start-up time, memory and query cost.
 #
-#   bench/million.sh [--count N] [--data DIR] [--starts K] [--secs S] [--reps R] [--no-dnsperf]
+#   bench/million.sh [--count N] [--data DIR] [--starts K] [--secs S] [--reps R] [--no-dnsperf] [--unpinned]
 #
 # etcd (data in DIR, default /tmp/etcd-dns-million-N; loaded with N instances `services/n<i>` =
 # {"IP":…} by bench_registry the first time, reused afterwards) runs on core 0. etcd-dns (release
@@ -12,11 +12,13 @@
 # VmHWM once ready. Then,
 # on the last start, dnsperf pinned to core 0 sends 90 % existing names / 10 % NXDOMAIN
 # (-c 1 -q 100, R runs of S seconds after a warm-up): QPS and server CPU µs per query (median).
+# With --unpinned, etcd and etcd-dns share both cores (as they would on a host of their own);
+# dnsperf stays on core 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-count=1000000; data=""; starts=3; secs=10; reps=3; perf=true
+count=1000000; data=""; starts=3; secs=10; reps=3; perf=true; etcd_cpus=0; server_cpus=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) count=$2; shift 2 ;;
@@ -25,8 +27,9 @@ while [ $# -gt 0 ]; do
     --secs) secs=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --no-dnsperf) perf=false; shift ;;
+    --unpinned) etcd_cpus=0-$(($(nproc) - 1)); server_cpus=$etcd_cpus; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: bench/million.sh [--count N] [--data DIR] [--starts K] [--secs S] [--reps R] [--no-dnsperf]" >&2; exit 2 ;;
+    *) echo "usage: bench/million.sh [--count N] [--data DIR] [--starts K] [--secs S] [--reps R] [--no-dnsperf] [--unpinned]" >&2; exit 2 ;;
   esac
 done
 data=${data:-/tmp/etcd-dns-million-$count}
@@ -62,7 +65,7 @@ status_mb() { # PID FIELD: a /proc/PID/status size in MB
 
 client=$(free_port); peer=$(free_port)
 etcd_url=http://127.0.0.1:$client
-taskset -c 0 etcd --name million --data-dir "$data" --quota-backend-bytes 8589934592 \
+taskset -c "$etcd_cpus" etcd --name million --data-dir "$data" --quota-backend-bytes 8589934592 \
   --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
   --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
   --initial-cluster "million=http://127.0.0.1:$peer" >"$work/etcd.log" 2>&1 &
@@ -81,7 +84,7 @@ for ((s = 1; s <= starts; s++)); do
   dns_port=$(free_port)
   etcd0=$(cpu_ticks "${pids[0]}")
   t0=$(date +%s%N)
-  env -u RUST_LOG taskset -c 1 "$bin/etcd-dns" --listen "127.0.0.1:$dns_port" --no-http \
+  env -u RUST_LOG taskset -c "$server_cpus" "$bin/etcd-dns" --listen "127.0.0.1:$dns_port" --no-http \
     --etcd "$etcd_url" --zone "$zone" --ttl 5 2>"$work/etcd-dns-$s.log" &
   dns_pid=$!; pids+=("$dns_pid")
   line=$(taskset -c 0 "$bin/examples/bench_registry" wait --dns "127.0.0.1:$dns_port" --name "$last" \

@@ -1,14 +1,21 @@
 //! How long reading a big prefix takes, without building anything:
 //! `cargo run --release --example read_cost -- http://127.0.0.1:2379 services/ [STRATEGY]`.
 //!
-//! STRATEGY is `paged` (the watcher's read, `read_prefix`, with a no-op consumer), `one` (one
+//! STRATEGY is `paged` (the watcher's read, `read_prefix`, with a no-op consumer), `build` (the
+//! same read into a table, as the watcher builds it: zone `services.local.`, registry prefix
+//! `services/`, so a PREFIX such as `services/n1` reads part of it), `one` (one
 //! request for the whole prefix with no limit) or `split:K` (K ranges by the byte after the
 //! prefix's first key byte, read at once). Prints keys, bytes and milliseconds.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use etcd_client::GetOptions;
-use etcd_dns::etcd::{read_prefix, EtcdConfig};
+use std::sync::Arc;
+
+use etcd_dns::etcd::{read_prefix, read_prefix_at, EtcdConfig};
+use etcd_dns::table::Registry;
+use etcd_dns::zone::ZoneConfig;
+use hickory_proto::rr::Name;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -33,6 +40,40 @@ fn main() -> anyhow::Result<()> {
                         .sum::<usize>();
                 })
                 .await?;
+            }
+            "build" => {
+                let config = Arc::new(ZoneConfig {
+                    zone: Name::from_ascii("services.local.")?,
+                    prefix: "services/".into(),
+                    ttl: 5,
+                    negative_ttl: 5,
+                    statics: None,
+                });
+                let mut registry = Registry::new(config);
+                let (mut put, mut flush) = (Duration::ZERO, Duration::ZERO);
+                read_prefix_at(&client, &etcd, prefix.as_bytes(), 0, |kvs, left| {
+                    let at = Instant::now();
+                    registry.reserve(left);
+                    keys += kvs.len();
+                    for kv in kvs {
+                        bytes += kv.key().len() + kv.value().len();
+                        registry.put(kv.key(), kv.value());
+                    }
+                    let put_done = Instant::now();
+                    registry.flush();
+                    put += put_done - at;
+                    flush += put_done.elapsed();
+                })
+                .await?;
+                let at = Instant::now();
+                let snapshot = registry.snapshot();
+                println!(
+                    "{} names; puts {} ms, flushes {} ms, snapshot {} ms",
+                    snapshot.names.len(),
+                    put.as_millis(),
+                    flush.as_millis(),
+                    at.elapsed().as_millis()
+                );
             }
             "one" => {
                 let mut kv = client.kv_client().max_decoding_message_size(1 << 30);

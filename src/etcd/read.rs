@@ -35,19 +35,20 @@ pub async fn read_prefix(
     client: &Client,
     etcd: &EtcdConfig,
     prefix: &[u8],
-    apply: impl FnMut(&[KeyValue]),
+    mut apply: impl FnMut(&[KeyValue]),
 ) -> Result<i64, EtcdError> {
-    read_prefix_at(client, etcd, prefix, 0, apply).await
+    read_prefix_at(client, etcd, prefix, 0, |kvs, _| apply(kvs)).await
 }
 
 /// [`read_prefix`] at `revision` (0: the current one), so that several prefixes can be read
-/// as of one revision.
+/// as of one revision. `apply` also gets the number of keys from the page's first to the end
+/// of the prefix (etcd's count), so that the first page tells how many are coming.
 pub async fn read_prefix_at(
     client: &Client,
     etcd: &EtcdConfig,
     prefix: &[u8],
     revision: i64,
-    mut apply: impl FnMut(&[KeyValue]),
+    mut apply: impl FnMut(&[KeyValue], usize),
 ) -> Result<i64, EtcdError> {
     let end = prefix_end(prefix);
     // etcd wants a key: the whole keyspace starts at "\0".
@@ -93,7 +94,7 @@ pub async fn read_prefix_at(
             }
             _ => None,
         };
-        apply(response.kvs());
+        apply(response.kvs(), response.count().max(0) as usize);
         match next {
             Some(next) => response = next.await??,
             None => return Ok(revision),

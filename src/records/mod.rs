@@ -78,8 +78,18 @@ pub fn instance_names(
             None => names.push((name, role)),
         }
     }
-    add(&mut names, key.owner_name(zone), Roles::OWNER);
-    add(&mut names, key.service_name(zone), Roles::SERVICE);
+    match key.instance {
+        Some(_) => {
+            add(&mut names, key.owner_name(zone), Roles::OWNER);
+            add(&mut names, key.service_name(zone), Roles::SERVICE);
+        }
+        // Without an instance label the service name is the owner name.
+        None => add(
+            &mut names,
+            key.owner_name(zone),
+            Roles::OWNER.with(Roles::SERVICE),
+        ),
+    }
     match key.shape {
         Shape::Service if reg.port.is_some() => {
             for proto in SRV_PROTOCOLS {

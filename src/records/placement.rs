@@ -110,12 +110,16 @@ impl Placement<'_> {
 }
 
 /// The wire name of `labels` (already valid), lowercased, followed by `zone` (wire form).
-fn join_labels<'l>(labels: impl Iterator<Item = &'l str>, zone: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(zone.len() + 32);
+fn join_labels<'l>(labels: impl Iterator<Item = &'l str> + Clone, zone: &[u8]) -> Vec<u8> {
+    // Sized exactly, copied a label at a time and lowercased in one pass: this runs for every
+    // key of the initial read.
+    let size = labels.clone().map(|l| 1 + l.len()).sum::<usize>() + zone.len();
+    let mut out = Vec::with_capacity(size);
     for label in labels {
         out.push(label.len() as u8);
-        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+        out.extend_from_slice(label.as_bytes());
     }
+    out.make_ascii_lowercase();
     out.extend_from_slice(zone);
     out
 }

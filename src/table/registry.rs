@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use tracing::{debug, warn};
 
-use super::names::{FastHash, Group, Names, GROUPS, PER_GROUP};
+use super::names::{FastHash, Group, Names, GROUPS, PER_GROUP, SHARDS};
 use super::serials::ZoneSerial;
 use super::{Rejected, Snapshot};
 use crate::logging::clip;
@@ -17,19 +17,11 @@ use crate::sources::{Live, Source};
 use crate::zone::ZoneConfig;
 
 mod index;
+mod instance;
 mod rebuild;
 
 use index::NameIndex;
-
-/// One valid registration, under its etcd key as written (its DNS names are derived from the
-/// key when needed rather than stored).
-#[derive(Debug, Clone)]
-struct Instance {
-    etcd_key: Box<str>,
-    /// Index of its registry in [`Live::sources`].
-    source: u16,
-    registration: Registration,
-}
+use instance::{etcd_key_of, is_instance, Instance};
 
 /// The outcome of applying one etcd event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +104,31 @@ impl Registry {
     pub fn with_known_rejected(mut self, previous: Arc<Rejected>) -> Self {
         self.known_rejected = previous;
         self
+    }
+
+    /// Makes room for `instances` more instances and their names (about two each) at once,
+    /// instead of growing every table step by step: a big initial read knows its size from
+    /// its first page. Shards already shared with a snapshot are left to grow.
+    pub fn reserve(&mut self, instances: usize) {
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.ids
+            .reserve(instances, |&id| hasher.hash_one(etcd_key_of(slab, id)));
+        self.slab.reserve(instances.saturating_sub(self.free.len()));
+        self.index.reserve(2 * instances);
+        // A quarter more than the average, for the spread of names over shards.
+        let per_shard = 2 * instances / SHARDS;
+        if per_shard == 0 {
+            return;
+        }
+        let hasher = &self.hasher;
+        for group in &mut self.groups {
+            let Some(group) = Arc::get_mut(group) else {
+                continue;
+            };
+            for shard in group.iter_mut().filter_map(Arc::get_mut) {
+                shard.reserve(per_shard + per_shard / 4, |n| hasher.hash_one(n.name()));
+            }
+        }
     }
 
     /// Number of valid instances.
@@ -281,11 +298,7 @@ impl Registry {
         }
         debug!(key = %etcd_key, "registered");
         let hash = self.hasher.hash_one(etcd_key.as_str());
-        self.slab[id as usize] = Some(Instance {
-            etcd_key: etcd_key.into(),
-            source: source as u16,
-            registration,
-        });
+        self.slab[id as usize] = Some(Instance::new(etcd_key.into(), source as u16, registration));
         let (slab, hasher) = (&self.slab, &self.hasher);
         self.ids
             .insert_unique(hash, id, |&id| hasher.hash_one(etcd_key_of(slab, id)));
@@ -308,7 +321,7 @@ impl Registry {
         // Only the etcd key is kept, so the names are derived again (without checking again).
         let names = self
             .place(&old)
-            .and_then(|placement| self.names_of(source, &placement, &old.registration));
+            .and_then(|placement| self.names_of(source, &placement, &old.registration()));
         for (name, _) in names.into_iter().flatten() {
             self.remove_contributor(&name, id);
         }
@@ -334,25 +347,10 @@ impl Registry {
     }
 }
 
-/// The etcd key of instance `id` ("" for a free slot).
-fn etcd_key_of(slab: &[Option<Instance>], id: u32) -> &str {
-    slab.get(id as usize)
-        .and_then(Option::as_ref)
-        .map_or("", |inst| &inst.etcd_key)
-}
-
 /// Registry `source` of `live` and the configuration of its zone.
 fn source_of(live: &Live, source: usize) -> Option<(&Source, &ZoneConfig)> {
     let src = live.sources.get(source)?;
     Some((src, live.zones.get(src.zone)?))
-}
-
-/// True when instance `id` is `etcd_key` of registry `source` (overlapping prefixes of two
-/// registries see the same key as two instances).
-fn is_instance(slab: &[Option<Instance>], id: u32, source: usize, etcd_key: &str) -> bool {
-    slab.get(id as usize)
-        .and_then(Option::as_ref)
-        .is_some_and(|inst| inst.source as usize == source && &*inst.etcd_key == etcd_key)
 }
 
 /// The contributor id of a zone file's static records (never an instance id).

@@ -47,6 +47,14 @@ impl NameIndex {
         }
     }
 
+    /// Makes room for `names` more names.
+    pub(super) fn reserve(&mut self, names: usize) {
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.ids
+            .reserve(names, |&id| hasher.hash_one(name_of(entries, id)));
+        self.entries.reserve(names.saturating_sub(self.free.len()));
+    }
+
     /// The entry `id`, if it is in use.
     pub(super) fn get(&self, id: u32) -> Option<&Entry> {
         self.entries.get(id as usize)?.as_ref()

@@ -33,7 +33,7 @@ impl Registry {
             _ => None,
         };
         let node = match sets {
-            Some(sets) => Node::new(name, &sets),
+            Some(set) => Node::new(name, set.as_slice()),
             None => Node::new(name, &self.build(name, &entry.contributors)),
         };
         self.index.set_node(id, node.clone());
@@ -46,7 +46,7 @@ impl Registry {
 
     /// The RRsets of a name whose only contributor is instance `id` in `roles`, when
     /// [`single_rrsets`] knows its shape (the common case, and the cheap one).
-    fn single_sets(&self, id: u32, roles: Roles) -> Option<Vec<RRset>> {
+    fn single_sets(&self, id: u32, roles: Roles) -> Option<Option<RRset>> {
         let inst = self.slab.get(id as usize)?.as_ref()?;
         let (src, config) = source_of(&self.live, inst.source as usize)?;
         let zone = self.zones.get(src.zone)?;
@@ -54,7 +54,7 @@ impl Registry {
             let placement = src.format.place(&src.prefix, zone.labels, &inst.etcd_key);
             placement.owner_name(&zone.name)
         };
-        single_rrsets(&owner, &inst.registration, roles, config.ttl)
+        single_rrsets(&owner, &inst.registration(), roles, config.ttl)
     }
 
     /// The RRsets of `name` from everything that contributes to it.
@@ -90,7 +90,7 @@ impl Registry {
                 let placement = src.format.place(&src.prefix, zone.labels, &inst.etcd_key);
                 placement.owner_name(&zone.name)
             };
-            builder.add(&owner, &inst.registration, roles, config.ttl);
+            builder.add(&owner, &inst.registration(), roles, config.ttl);
         }
         builder.finish()
     }
