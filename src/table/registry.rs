@@ -238,6 +238,7 @@ impl Registry {
         for id in self.index.take_dirty() {
             self.recompute(id);
         }
+        self.index.built();
     }
 
     /// A new immutable view of the current state: rebuilds the names changed since the last

@@ -12,11 +12,21 @@ use crate::records::Roles;
 /// The writer's record of one name: its current node (which holds the name) and who
 /// contributes to it (32 bytes).
 pub(super) struct Entry {
-    /// The name's last built node: its wire name and RRsets.
-    pub(super) node: Node,
+    /// The name's last built node, or, until its first build, where its name waits.
+    node: Slot,
     /// Instances (and the zone file) that contribute records to the name.
     pub(super) contributors: Contributors,
 }
+
+/// An entry's node, or the place of its name in [`NameIndex`]'s `pending` bytes before the
+/// next snapshot first builds it: a new name costs no allocation of its own until then (a
+/// big initial read adds millions of names at once).
+enum Slot {
+    Built(Node),
+    Pending { at: u32, len: u8 },
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 
 /// Every name with its contributors, by entry id, and the entries changed since the last
 /// [`NameIndex::take_dirty`].
@@ -28,6 +38,8 @@ pub(super) struct NameIndex {
     /// Entries by id; freed ids are reused.
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
+    /// The names of the entries not built yet, back to back (emptied once they are).
+    pending: Vec<u8>,
     /// Entries out of date, each listed once (`listed` holds a bit per id): rebuilt once each
     /// at the next snapshot, so a batch of events (or the initial read) costs O(changes).
     dirty: Vec<u32>,
@@ -42,6 +54,7 @@ impl NameIndex {
             ids: HashTable::new(),
             entries: Vec::new(),
             free: Vec::new(),
+            pending: Vec::new(),
             dirty: Vec::new(),
             listed: Vec::new(),
         }
@@ -49,9 +62,9 @@ impl NameIndex {
 
     /// Makes room for `names` more names.
     pub(super) fn reserve(&mut self, names: usize) {
-        let (entries, hasher) = (&self.entries, &self.hasher);
+        let (entries, pending, hasher) = (&self.entries, &self.pending, &self.hasher);
         self.ids
-            .reserve(names, |&id| hasher.hash_one(name_of(entries, id)));
+            .reserve(names, |&id| hasher.hash_one(name_of(entries, pending, id)));
         self.entries.reserve(names.saturating_sub(self.free.len()));
     }
 
@@ -60,18 +73,37 @@ impl NameIndex {
         self.entries.get(id as usize)?.as_ref()
     }
 
+    /// The name of entry `id` (empty for a free one).
+    pub(super) fn name(&self, id: u32) -> &[u8] {
+        name_of(&self.entries, &self.pending, id)
+    }
+
+    /// Forgets the names waiting for their first build: every entry has been built (or
+    /// released) since they were added. Called at the end of a snapshot's rebuild.
+    pub(super) fn built(&mut self) {
+        debug_assert!(self.dirty.is_empty());
+        self.pending.clear();
+    }
+
     /// Records that contributor `contributor` gives `name` `roles` (creating the entry), and
     /// marks the name dirty.
     pub(super) fn add(&mut self, name: &[u8], contributor: u32, roles: Roles) {
         let hash = self.hasher.hash_one(name);
-        let entries = &self.entries;
-        let id = match self.ids.find(hash, |&id| name_of(entries, id) == name) {
+        let (entries, pending) = (&self.entries, &self.pending);
+        let id = match self
+            .ids
+            .find(hash, |&id| name_of(entries, pending, id) == name)
+        {
             Some(&id) => id,
             None => {
                 let entry = Entry {
-                    node: Node::new(name, &[]),
+                    node: Slot::Pending {
+                        at: self.pending.len() as u32,
+                        len: name.len() as u8,
+                    },
                     contributors: Contributors::default(),
                 };
+                self.pending.extend_from_slice(name);
                 let id = match self.free.pop() {
                     Some(id) => {
                         self.entries[id as usize] = Some(entry);
@@ -82,9 +114,10 @@ impl NameIndex {
                         (self.entries.len() - 1) as u32
                     }
                 };
-                let (entries, hasher) = (&self.entries, &self.hasher);
-                self.ids
-                    .insert_unique(hash, id, |&id| hasher.hash_one(name_of(entries, id)));
+                let (entries, pending, hasher) = (&self.entries, &self.pending, &self.hasher);
+                self.ids.insert_unique(hash, id, |&id| {
+                    hasher.hash_one(name_of(entries, pending, id))
+                });
                 id
             }
         };
@@ -97,8 +130,11 @@ impl NameIndex {
     /// Records that `contributor` no longer gives `name` anything, and marks it dirty.
     pub(super) fn remove(&mut self, name: &[u8], contributor: u32) {
         let hash = self.hasher.hash_one(name);
-        let entries = &self.entries;
-        let Some(&id) = self.ids.find(hash, |&id| name_of(entries, id) == name) else {
+        let (entries, pending) = (&self.entries, &self.pending);
+        let Some(&id) = self
+            .ids
+            .find(hash, |&id| name_of(entries, pending, id) == name)
+        else {
             return;
         };
         if let Some(entry) = self.entries[id as usize].as_mut() {
@@ -110,19 +146,21 @@ impl NameIndex {
     /// Replaces the node of entry `id`.
     pub(super) fn set_node(&mut self, id: u32, node: Node) {
         if let Some(Some(entry)) = self.entries.get_mut(id as usize) {
-            entry.node = node;
+            entry.node = Slot::Built(node);
         }
     }
 
-    /// Drops entry `id` (one nothing contributes to any more) and returns it.
-    pub(super) fn release(&mut self, id: u32) -> Option<Entry> {
-        let entry = self.entries.get_mut(id as usize)?.take()?;
-        let hash = self.hasher.hash_one(entry.node.name());
+    /// Drops entry `id` (one nothing contributes to any more) and returns its name.
+    pub(super) fn release(&mut self, id: u32) -> Option<Vec<u8>> {
+        let name = self.get(id)?;
+        let name = name.name(&self.pending).to_vec();
+        let hash = self.hasher.hash_one(&name);
         if let Ok(found) = self.ids.find_entry(hash, |&other| other == id) {
             found.remove();
         }
+        self.entries[id as usize] = None;
         self.free.push(id);
-        Some(entry)
+        Some(name)
     }
 
     /// The entries marked dirty since the last call, each once; none is marked afterwards.
@@ -148,10 +186,23 @@ impl NameIndex {
     }
 }
 
+impl Entry {
+    /// The entry's name (`pending`: the index's names not built yet).
+    fn name<'a>(&'a self, pending: &'a [u8]) -> &'a [u8] {
+        match &self.node {
+            Slot::Built(node) => node.name(),
+            Slot::Pending { at, len } => {
+                let at = *at as usize;
+                pending.get(at..at + *len as usize).unwrap_or_default()
+            }
+        }
+    }
+}
+
 /// The name of entry `id` (empty for a free slot).
-fn name_of(entries: &[Option<Entry>], id: u32) -> &[u8] {
+fn name_of<'a>(entries: &'a [Option<Entry>], pending: &'a [u8], id: u32) -> &'a [u8] {
     entries
         .get(id as usize)
         .and_then(Option::as_ref)
-        .map_or(&[], |entry| entry.node.name())
+        .map_or(&[], |entry| entry.name(pending))
 }

@@ -21,13 +21,12 @@ impl Registry {
             return;
         };
         if entry.contributors.is_empty() {
-            if let Some(old) = self.index.release(id) {
-                let name = old.node.name();
-                self.publish(self.hasher.hash_one(name), name, None);
+            if let Some(name) = self.index.release(id) {
+                self.publish(self.hasher.hash_one(&name), &name, None);
             }
             return;
         }
-        let name = entry.node.name();
+        let name = self.index.name(id);
         let sets = match entry.contributors.single() {
             Some((id, roles)) if id != STATIC_ID => self.single_sets(id, roles),
             _ => None,
@@ -37,11 +36,9 @@ impl Registry {
             None => Node::new(name, &self.build(name, &entry.contributors)),
         };
         self.index.set_node(id, node.clone());
-        self.publish(
-            self.hasher.hash_one(node.name()),
-            node.name(),
-            Some(node.clone()),
-        );
+        let hash = self.hasher.hash_one(node.name());
+        let published = node.clone();
+        self.publish(hash, published.name(), Some(node));
     }
 
     /// The RRsets of a name whose only contributor is instance `id` in `roles`, when
