@@ -53,6 +53,10 @@ fn main() -> anyhow::Result<()> {
                 let (mut put, mut flush) = (Duration::ZERO, Duration::ZERO);
                 read_prefix_at(&client, &etcd, prefix.as_bytes(), 0, |kvs, left| {
                     let at = Instant::now();
+                    if std::env::var_os("PAGES").is_some() {
+                        let ms = started.elapsed().as_millis();
+                        println!("  page of {} keys at {ms} ms", kvs.len());
+                    }
                     registry.reserve(left);
                     keys += kvs.len();
                     for kv in kvs {

@@ -82,7 +82,8 @@ impl NameIndex {
     /// released) since they were added. Called at the end of a snapshot's rebuild.
     pub(super) fn built(&mut self) {
         debug_assert!(self.dirty.is_empty());
-        self.pending.clear();
+        // Freed, not kept: after a big read it would hold tens of megabytes for nothing.
+        self.pending = Vec::new();
     }
 
     /// Records that contributor `contributor` gives `name` `roles` (creating the entry), and
