@@ -104,6 +104,9 @@ pub async fn read_prefix_at(
     Ok(read.revision)
 }
 
+/// Key ranges still to read, `[from, to)`, shared by the readers.
+type Ranges = VecDeque<(Vec<u8>, Vec<u8>)>;
+
 /// Ranges read at once after the first page: one being applied while the next is read.
 const RANGES_IN_FLIGHT: usize = 2;
 
@@ -158,7 +161,7 @@ impl Read {
     /// after page: each page is asked for while the last one waits to be applied.
     async fn ranges(
         self,
-        ranges: Arc<Mutex<VecDeque<(Vec<u8>, Vec<u8>)>>>,
+        ranges: Arc<Mutex<Ranges>>,
         mut largest: usize,
         pages: mpsc::Sender<Result<GetResponse, EtcdError>>,
     ) {
