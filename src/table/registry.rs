@@ -186,7 +186,8 @@ impl Registry {
     /// skipped with a warning naming the key (once per key and reason); an invalid new value
     /// removes the key's old records.
     pub fn put_from(&mut self, source: usize, key: &[u8], value: &[u8]) -> Applied {
-        let key_text = String::from_utf8_lossy(key).into_owned();
+        // Borrowed unless the key is not UTF-8: no copy of a key the table keeps inline.
+        let key_text = String::from_utf8_lossy(key);
         let live = self.live.clone();
         let Some((src, config)) = source_of(&live, source) else {
             return Applied::Ignored;
@@ -196,7 +197,7 @@ impl Registry {
         match parsed {
             Ok(Some((placement, registration))) => {
                 self.rejected_remove(&key_text);
-                self.insert_instance(key_text, source, &placement, registration);
+                self.insert_instance(&key_text, source, &placement, registration);
                 Applied::Registered
             }
             Ok(None) => {
@@ -204,7 +205,7 @@ impl Registry {
                 Applied::Ignored
             }
             Err(reason) => {
-                let known = |map: &Rejected| map.get(key_text.as_str()) == Some(&reason);
+                let known = |map: &Rejected| map.get(&*key_text) == Some(&reason);
                 if !known(&self.rejected) {
                     if !known(&self.known_rejected) {
                         let error = reason.to_string();
@@ -279,7 +280,7 @@ impl Registry {
     /// names.
     fn insert_instance(
         &mut self,
-        etcd_key: String,
+        etcd_key: &str,
         source: usize,
         placement: &Placement<'_>,
         registration: Registration,
@@ -298,8 +299,8 @@ impl Registry {
             self.add_contributor(&name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
-        let hash = self.hasher.hash_one(etcd_key.as_str());
-        self.slab[id as usize] = Some(Instance::new(etcd_key.into(), source as u16, registration));
+        let hash = self.hasher.hash_one(etcd_key);
+        self.slab[id as usize] = Some(Instance::new(etcd_key, source as u16, registration));
         let (slab, hasher) = (&self.slab, &self.hasher);
         self.ids
             .insert_unique(hash, id, |&id| hasher.hash_one(etcd_key_of(slab, id)));
@@ -332,7 +333,7 @@ impl Registry {
     fn place<'i>(&self, inst: &'i Instance) -> Option<Placement<'i>> {
         let src = self.live.sources.get(inst.source as usize)?;
         let labels = self.zones.get(src.zone)?.labels;
-        Some(src.format.place(&src.prefix, labels, &inst.etcd_key))
+        Some(src.format.place(&src.prefix, labels, inst.etcd_key()))
     }
 
     /// Every name an instance of registry `source` touches, with its roles.

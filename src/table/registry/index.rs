@@ -5,12 +5,12 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use super::super::contributors::Contributors;
+use super::super::contributors::{Contributors, Lists};
 use super::super::names::{FastHash, Node};
 use crate::records::Roles;
 
 /// The writer's record of one name: its current node (which holds the name) and who
-/// contributes to it (32 bytes).
+/// contributes to it (24 bytes).
 pub(super) struct Entry {
     /// The name's last built node, or, until its first build, where its name waits.
     node: Slot,
@@ -26,7 +26,7 @@ enum Slot {
     Pending { at: u32, len: u8 },
 }
 
-const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+const _: () = assert!(std::mem::size_of::<Entry>() == 24);
 
 /// Every name with its contributors, by entry id, and the entries changed since the last
 /// [`NameIndex::take_dirty`].
@@ -40,6 +40,8 @@ pub(super) struct NameIndex {
     free: Vec<u32>,
     /// The names of the entries not built yet, back to back (emptied once they are).
     pending: Vec<u8>,
+    /// The contributors of the names that have more than one.
+    lists: Lists,
     /// Entries out of date, each listed once (`listed` holds a bit per id): rebuilt once each
     /// at the next snapshot, so a batch of events (or the initial read) costs O(changes).
     dirty: Vec<u32>,
@@ -55,6 +57,7 @@ impl NameIndex {
             entries: Vec::new(),
             free: Vec::new(),
             pending: Vec::new(),
+            lists: Lists::default(),
             dirty: Vec::new(),
             listed: Vec::new(),
         }
@@ -71,6 +74,12 @@ impl NameIndex {
     /// The entry `id`, if it is in use.
     pub(super) fn get(&self, id: u32) -> Option<&Entry> {
         self.entries.get(id as usize)?.as_ref()
+    }
+
+    /// The contributors of entry `id`, by id.
+    pub(super) fn contributors(&self, id: u32) -> impl Iterator<Item = (u32, Roles)> + '_ {
+        let contributors = self.get(id).map(|e| e.contributors).unwrap_or_default();
+        contributors.iter(&self.lists)
     }
 
     /// The name of entry `id` (empty for a free one).
@@ -123,7 +132,9 @@ impl NameIndex {
             }
         };
         if let Some(entry) = self.entries[id as usize].as_mut() {
-            entry.contributors.insert(contributor, roles);
+            entry
+                .contributors
+                .insert(&mut self.lists, contributor, roles);
         }
         self.mark(id);
     }
@@ -139,7 +150,7 @@ impl NameIndex {
             return;
         };
         if let Some(entry) = self.entries[id as usize].as_mut() {
-            entry.contributors.remove(contributor);
+            entry.contributors.remove(&mut self.lists, contributor);
         }
         self.mark(id);
     }

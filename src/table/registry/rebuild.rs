@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use hickory_proto::rr::LowerName;
 
-use super::super::contributors::Contributors;
 use super::super::names::{shard_of, Node};
 use super::{source_of, Registry, STATIC_ID};
 use crate::records::{single_rrsets, RecordsBuilder, Roles};
@@ -33,7 +32,7 @@ impl Registry {
         };
         let node = match sets {
             Some(set) => Node::new(name, set.as_slice()),
-            None => Node::new(name, &self.build(name, &entry.contributors)),
+            None => Node::new(name, &self.build(name, id)),
         };
         self.index.set_node(id, node.clone());
         let hash = self.hasher.hash_one(node.name());
@@ -48,16 +47,16 @@ impl Registry {
         let (src, config) = source_of(&self.live, inst.source as usize)?;
         let zone = self.zones.get(src.zone)?;
         let owner = || {
-            let placement = src.format.place(&src.prefix, zone.labels, &inst.etcd_key);
+            let placement = src.format.place(&src.prefix, zone.labels, inst.etcd_key());
             placement.owner_name(&zone.name)
         };
         single_rrsets(&owner, &inst.registration(), roles, config.ttl)
     }
 
-    /// The RRsets of `name` from everything that contributes to it.
-    fn build(&self, name: &[u8], contributors: &Contributors) -> Vec<RRset> {
+    /// The RRsets of `name` (entry `entry`) from everything that contributes to it.
+    fn build(&self, name: &[u8], entry: u32) -> Vec<RRset> {
         let mut builder = RecordsBuilder::default();
-        for (id, roles) in contributors.iter() {
+        for (id, roles) in self.index.contributors(entry) {
             if id == STATIC_ID {
                 let Some(owner) = name_from_wire(name) else {
                     continue;
@@ -84,7 +83,7 @@ impl Registry {
                 continue;
             };
             let owner = || {
-                let placement = src.format.place(&src.prefix, zone.labels, &inst.etcd_key);
+                let placement = src.format.place(&src.prefix, zone.labels, inst.etcd_key());
                 placement.owner_name(&zone.name)
             };
             builder.add(&owner, &inst.registration(), roles, config.ttl);
