@@ -21,7 +21,7 @@ pub const FIRST_PAGE: i64 = 1_000;
 pub const PAGE_MAX: i64 = 1_000_000;
 /// Target size of one page's response: a quarter of [`MESSAGE_MAX`]. A page that still comes
 /// back too large is asked again a quarter as long.
-const PAGE_BYTES: usize = 16 << 20;
+const PAGE_BYTES: usize = 4 << 20;
 /// How long a page after the first may take: up to [`PAGE_BYTES`] of values to read and send
 /// (the first page, small, has the usual request timeout and shows that the member answers).
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
