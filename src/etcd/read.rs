@@ -19,8 +19,10 @@ use super::{prefix_end, EtcdConfig, EtcdError, REQUEST_TIMEOUT};
 pub const FIRST_PAGE: i64 = 1_000;
 /// Most keys per page.
 pub const PAGE_MAX: i64 = 1_000_000;
-/// Target size of one page's response: a quarter of [`MESSAGE_MAX`]. A page that still comes
-/// back too large is asked again a quarter as long.
+/// Target size of one page's response, far below [`MESSAGE_MAX`]: every response is decoded
+/// into buffers that are freed once its keys are in the table, and the allocator keeps some
+/// of them (`register list` and the watcher read the same way). A page that still comes back
+/// too large is asked again a quarter as long.
 const PAGE_BYTES: usize = 4 << 20;
 /// How long a page after the first may take: up to [`PAGE_BYTES`] of values to read and send
 /// (the first page, small, has the usual request timeout and shows that the member answers).

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::key::{check_label, KeyError, ServiceKey, MAX_NAME_LEN};
+use crate::key::{check_label, labels, KeyError, ServiceKey, MAX_NAME_LEN};
 use crate::service::Registration;
 
 /// How a format lays out the names of an instance around its service name.
@@ -43,7 +43,7 @@ impl Placement<'_> {
     /// Checks the label rules and that every name `reg` implies fits in 253 characters under a
     /// zone written in `zone_len` characters (with its trailing dot, 0 for the root).
     pub fn check(&self, reg: &Registration, zone_len: usize) -> Result<(), KeyError> {
-        for label in self.service.split('.').chain(self.instance.as_deref()) {
+        for label in labels(&self.service).chain(self.instance.as_deref()) {
             check_label(label)?;
         }
         let service_len = self.service.len() + 1 + zone_len;
@@ -77,14 +77,14 @@ impl Placement<'_> {
             self.instance
                 .as_deref()
                 .into_iter()
-                .chain(self.service.split('.')),
+                .chain(labels(&self.service)),
             zone,
         )
     }
 
     /// `<service>.Z`.
     pub fn service_name(&self, zone: &[u8]) -> Vec<u8> {
-        join_labels(self.service.split('.'), zone)
+        join_labels(labels(&self.service), zone)
     }
 
     /// `_<service>.<proto>.Z`, the native SRV name.
