@@ -76,6 +76,26 @@ pub fn check_label(label: &str) -> Result<(), KeyError> {
     })
 }
 
+/// The dot-separated labels of `name`: `str::split('.')` by a plain byte search, several
+/// times cheaper on names this short (this runs several times for every key of the initial
+/// read).
+pub fn labels(name: &str) -> impl Iterator<Item = &str> + Clone {
+    let mut rest = Some(name);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match text.bytes().position(|b| b == b'.') {
+            Some(at) => {
+                rest = text.get(at + 1..);
+                text.get(..at)
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
+}
+
 /// Splits `key` (which must start with `prefix`) into service and instance, checking the label
 /// rules and that every name it implies under `zone` fits in 253 characters.
 pub fn parse_key<'a>(prefix: &str, key: &'a [u8], zone: &Name) -> Result<ServiceKey<'a>, KeyError> {
@@ -92,14 +112,14 @@ pub fn parse_key<'a>(prefix: &str, key: &'a [u8], zone: &Name) -> Result<Service
     if parts.next().is_some() {
         return Err(KeyError::TooDeep);
     }
-    for label in service.split('.') {
+    for label in labels(service) {
         check_label(label)?;
     }
     if let Some(instance) = instance {
         check_label(instance)?;
     }
     // The SRV names start with the label `_<first label>`, which must fit in 63 too.
-    let first = service.split('.').next().unwrap_or_default();
+    let first = labels(service).next().unwrap_or_default();
     if first.len() >= MAX_LABEL_LEN {
         return Err(KeyError::Label {
             label: first.to_string(),
@@ -171,6 +191,14 @@ mod tests {
     use super::*;
     use crate::records::Placement;
     use crate::testing::{text, zone};
+
+    #[test]
+    fn labels_split_as_str_split_does() {
+        for name in ["", "a", "a.b", "web.v2.x", ".a", "a.", "a..b"] {
+            let want: Vec<&str> = name.split('.').collect();
+            assert_eq!(labels(name).collect::<Vec<_>>(), want, "{name:?}");
+        }
+    }
 
     #[test]
     fn keys_map_to_names() {

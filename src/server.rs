@@ -1,9 +1,11 @@
 //! The etcd-dns server assembled: watcher + table + DNS, sharing one shutdown token.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -74,6 +76,9 @@ pub enum StartError {
     /// The registries.
     #[error(transparent)]
     Registries(#[from] SourceError),
+    /// The watcher's thread or runtime could not be started.
+    #[error("cannot start the etcd watcher's thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The live zones of `config`: a zone file for a zone other than `--zone` is taken out of
@@ -123,6 +128,7 @@ pub fn start(
         Ok(())
     });
     let watcher = watch::run(
+        tokio::runtime::Handle::current(),
         config.etcd,
         zone.clone(),
         table.clone(),
@@ -130,6 +136,7 @@ pub fn start(
         shutdown.clone(),
     );
     let stop = shutdown.clone();
+    let watcher = on_own_thread(watcher)?;
     tasks.spawn(async move {
         // Answering SERVFAIL for the whole zone forever would look healthy to a supervisor.
         watcher.await.inspect_err(|_| stop.cancel())
@@ -164,6 +171,43 @@ pub fn start(
         metrics,
         tasks,
     })
+}
+
+/// Runs the watcher on a thread and runtime of its own, and returns its outcome; dropping
+/// the returned future ends it (as aborting its task did).
+///
+/// The watcher decodes the whole registry and builds the table from it: on one thread,
+/// everything it allocates comes from one malloc arena, where the read's freed buffers are
+/// reused by the table. Spread over the runtime's workers, each worker's arena kept its share
+/// of them (tens of megabytes at a million instances). Its connections to etcd still do
+/// their I/O on the server's runtime (see [`watch::run`]). The query path does not wait on
+/// it either way.
+fn on_own_thread(
+    watcher: impl Future<Output = Result<(), WatchError>> + Send + 'static,
+) -> Result<impl Future<Output = Result<(), WatchError>>, StartError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Thread)?;
+    let (done, outcome) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("etcd-watch".into())
+        .spawn(move || {
+            let mut done = done;
+            runtime.block_on(async {
+                tokio::select! {
+                    result = watcher => {
+                        let _ = done.send(result);
+                    }
+                    // Whoever waited for the outcome is gone: stop too.
+                    _ = done.closed() => {}
+                }
+            });
+        })
+        .map_err(StartError::Thread)?;
+    // A watcher that panicked has no outcome to give: the server goes on without it, as it
+    // did when the watcher was a task.
+    Ok(async move { outcome.await.unwrap_or(Ok(())) })
 }
 
 /// Shortest interval between two comparisons of the table's age with `--max-stale`.

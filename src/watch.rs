@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
 use futures_util::FutureExt;
 use thiserror::Error;
+use tokio::runtime::Handle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
@@ -68,8 +69,11 @@ impl WatchError {
 
 /// Keeps `table` in step with etcd until `shutdown`. Returns an error only for a permanent
 /// failure (see [`WatchError::is_permanent`]) before the registry was first read: after that,
-/// every failure is retried and the last table served meanwhile.
+/// every failure is retried and the last table served meanwhile. The connections to etcd do
+/// their I/O on the runtime `io`, so that etcd's replies keep arriving while the table is
+/// built (the watcher may run on a thread of its own).
 pub async fn run(
+    io: Handle,
     etcd: EtcdConfig,
     config: Arc<Live>,
     table: Arc<Table>,
@@ -83,7 +87,7 @@ pub async fn run(
     loop {
         let one = etcd.only(endpoint);
         endpoint += 1;
-        let session = sync(&one, &config, &table, &metrics, &mut retry)
+        let session = sync(&io, &one, &config, &table, &metrics, &mut retry)
             .instrument(info_span!("watch", etcd = %one.endpoints_text()));
         let result = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -137,7 +141,9 @@ async fn read_registry(
         Registry::for_live(config.clone()).with_known_rejected(table.load().rejected.clone());
     let mut revision = 0;
     for (source, src) in config.sources.iter().enumerate() {
-        revision = read_prefix_at(client, etcd, src.range.as_bytes(), revision, |kvs| {
+        revision = read_prefix_at(client, etcd, src.range.as_bytes(), revision, |kvs, left| {
+            // Sized once for the whole read (a no-op after the first page).
+            registry.reserve(left);
             for kv in kvs {
                 registry.put_from(source, kv.key(), kv.value());
             }
@@ -156,13 +162,18 @@ async fn read_registry(
 /// One session: connect, read, publish, then follow the watch until it breaks (a session only
 /// ends with an error).
 async fn sync(
+    io: &Handle,
     etcd: &EtcdConfig,
     config: &Arc<Live>,
     table: &Table,
     metrics: &Metrics,
     retry: &mut Retry,
 ) -> Result<Infallible, WatchError> {
-    let mut client = etcd.connect().await?;
+    let connect = {
+        let etcd = etcd.clone();
+        io.spawn(async move { etcd.connect().await })
+    };
+    let mut client = connect.await.map_err(EtcdError::from)??;
     let started = std::time::Instant::now();
     let (mut registry, revision) = read_registry(&client, etcd, config, table).await?;
     let read_ms = started.elapsed().as_millis() as u64;

@@ -6,7 +6,7 @@ mod placement;
 mod rrsets;
 
 pub use placement::{Placement, Shape};
-pub use rrsets::RecordsBuilder;
+pub use rrsets::{single_rrsets, RecordsBuilder};
 
 use hickory_proto::rr::Name;
 
@@ -47,6 +47,11 @@ impl Roles {
         self.0 & role.0 != 0
     }
 
+    /// True when every role of `other` is among these.
+    pub fn contains(self, other: Roles) -> bool {
+        self.0 & other.0 == other.0
+    }
+
     fn add(&mut self, other: Roles) {
         self.0 |= other.0;
     }
@@ -64,17 +69,27 @@ pub fn instance_names(
     key: &Placement<'_>,
     reg: &Registration,
     zone: &[u8],
-) -> Vec<(WireName, Roles)> {
+) -> Vec<(Vec<u8>, Roles)> {
     // Built directly in wire form: this runs for every key of the initial read.
-    let mut names: Vec<(Vec<u8>, Roles)> = Vec::with_capacity(6);
+    let mut names: Vec<(Vec<u8>, Roles)> = Vec::with_capacity(8);
     fn add(names: &mut Vec<(Vec<u8>, Roles)>, name: Vec<u8>, role: Roles) {
         match names.iter_mut().find(|(n, _)| *n == name) {
             Some((_, roles)) => roles.add(role),
             None => names.push((name, role)),
         }
     }
-    add(&mut names, key.owner_name(zone), Roles::OWNER);
-    add(&mut names, key.service_name(zone), Roles::SERVICE);
+    match key.instance {
+        Some(_) => {
+            add(&mut names, key.owner_name(zone), Roles::OWNER);
+            add(&mut names, key.service_name(zone), Roles::SERVICE);
+        }
+        // Without an instance label the service name is the owner name.
+        None => add(
+            &mut names,
+            key.owner_name(zone),
+            Roles::OWNER.with(Roles::SERVICE),
+        ),
+    }
     match key.shape {
         Shape::Service if reg.port.is_some() => {
             for proto in SRV_PROTOCOLS {
@@ -97,23 +112,25 @@ pub fn instance_names(
         Shape::Tree => Roles::SERVICE,
         _ => Roles::default(),
     };
-    let owners: Vec<Vec<u8>> = names.iter().map(|(n, _)| n.clone()).collect();
-    for name in owners {
+    for index in 0..names.len() {
         let mut at = 0;
-        while name.len() - at > zone.len() {
-            if at > 0 {
-                add(&mut names, name[at..].to_vec(), above);
+        loop {
+            let name = &names[index].0;
+            if name.len() - at <= zone.len() {
+                break;
             }
-            at += 1 + name[at] as usize;
+            let next = at + 1 + name[at] as usize;
+            if at > 0 {
+                let parent = name[at..].to_vec();
+                add(&mut names, parent, above);
+            }
+            at = next;
         }
     }
     if let Target::Addr(ip) = reg.target {
         add(&mut names, reverse_name(ip).into_vec(), Roles::PTR);
     }
     names
-        .into_iter()
-        .map(|(name, roles)| (name.into_boxed_slice(), roles))
-        .collect()
 }
 
 /// A zone file's owner `name` and its ancestors strictly below `zone` (the empty

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::key::{check_label, KeyError, ServiceKey, MAX_NAME_LEN};
+use crate::key::{check_label, labels, KeyError, ServiceKey, MAX_NAME_LEN};
 use crate::service::Registration;
 
 /// How a format lays out the names of an instance around its service name.
@@ -43,7 +43,7 @@ impl Placement<'_> {
     /// Checks the label rules and that every name `reg` implies fits in 253 characters under a
     /// zone written in `zone_len` characters (with its trailing dot, 0 for the root).
     pub fn check(&self, reg: &Registration, zone_len: usize) -> Result<(), KeyError> {
-        for label in self.service.split('.').chain(self.instance.as_deref()) {
+        for label in labels(&self.service).chain(self.instance.as_deref()) {
             check_label(label)?;
         }
         let service_len = self.service.len() + 1 + zone_len;
@@ -77,14 +77,14 @@ impl Placement<'_> {
             self.instance
                 .as_deref()
                 .into_iter()
-                .chain(self.service.split('.')),
+                .chain(labels(&self.service)),
             zone,
         )
     }
 
     /// `<service>.Z`.
     pub fn service_name(&self, zone: &[u8]) -> Vec<u8> {
-        join_labels(self.service.split('.'), zone)
+        join_labels(labels(&self.service), zone)
     }
 
     /// `_<service>.<proto>.Z`, the native SRV name.
@@ -110,12 +110,16 @@ impl Placement<'_> {
 }
 
 /// The wire name of `labels` (already valid), lowercased, followed by `zone` (wire form).
-fn join_labels<'l>(labels: impl Iterator<Item = &'l str>, zone: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(zone.len() + 32);
+fn join_labels<'l>(labels: impl Iterator<Item = &'l str> + Clone, zone: &[u8]) -> Vec<u8> {
+    // Sized exactly, copied a label at a time and lowercased in one pass: this runs for every
+    // key of the initial read.
+    let size = labels.clone().map(|l| 1 + l.len()).sum::<usize>() + zone.len();
+    let mut out = Vec::with_capacity(size);
     for label in labels {
         out.push(label.len() as u8);
-        out.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+        out.extend_from_slice(label.as_bytes());
     }
+    out.make_ascii_lowercase();
     out.extend_from_slice(zone);
     out
 }

@@ -32,5 +32,8 @@ pub async fn list(etcd: &EtcdConfig, prefix: &str) -> Result<Listing, RegisterEr
         }
     })
     .await?;
+    // Pages arrive by range, not in key order.
+    listing.instances.sort();
+    listing.rejected.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(listing)
 }

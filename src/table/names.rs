@@ -92,6 +92,9 @@ impl Names {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Node(Arc<[u8]>);
 
+/// Largest node built without a temporary vector (most names: one or two small RRsets).
+const SMALL_NODE: usize = 256;
+
 /// Bytes of a set's header inside a [`Node`].
 const SET_HEADER: usize = 14;
 
@@ -114,19 +117,33 @@ impl Node {
                 .iter()
                 .map(|s| SET_HEADER + s.rrs.len() + s.extra.len())
                 .sum::<usize>();
-        let mut bytes = Vec::with_capacity(size);
-        bytes.push(name.len() as u8);
-        bytes.extend_from_slice(name);
+        // A node of the usual size is laid out on the stack and copied into its one
+        // allocation; a bigger one goes through a vector.
+        let mut small = [0u8; SMALL_NODE];
+        let mut big = Vec::new();
+        let bytes = if size <= SMALL_NODE {
+            &mut small[..size]
+        } else {
+            big.resize(size, 0);
+            &mut big[..]
+        };
+        let mut at = 0;
+        let mut put = |part: &[u8]| {
+            bytes[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        };
+        put(&[name.len() as u8]);
+        put(name);
         for set in sets {
-            bytes.extend_from_slice(&set.rtype.to_le_bytes());
-            bytes.extend_from_slice(&set.count.to_le_bytes());
-            bytes.extend_from_slice(&set.extra_count.to_le_bytes());
-            bytes.extend_from_slice(&(set.rrs.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&(set.extra.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(&set.rrs);
-            bytes.extend_from_slice(&set.extra);
+            put(&set.rtype.to_le_bytes());
+            put(&set.count.to_le_bytes());
+            put(&set.extra_count.to_le_bytes());
+            put(&(set.rrs.len() as u32).to_le_bytes());
+            put(&(set.extra.len() as u32).to_le_bytes());
+            put(&set.rrs);
+            put(&set.extra);
         }
-        Self(Arc::from(bytes))
+        Self(Arc::from(&*bytes))
     }
 
     /// The lowercase wire name.
@@ -163,10 +180,5 @@ impl Node {
     /// The RRset of type `rtype`.
     pub fn rrset(&self, rtype: u16) -> Option<RRsetRef<'_>> {
         self.rrsets().find(|s| s.rtype == rtype)
-    }
-
-    /// Where this node lives: the same for every clone of it.
-    pub(super) fn addr(&self) -> usize {
-        Arc::as_ptr(&self.0).cast::<u8>() as usize
     }
 }

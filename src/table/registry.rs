@@ -7,28 +7,21 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use tracing::{debug, warn};
 
-use super::contributors::Contributors;
-use super::names::{FastHash, Group, Names, Node, GROUPS, PER_GROUP};
+use super::names::{FastHash, Group, Names, GROUPS, PER_GROUP, SHARDS};
 use super::serials::ZoneSerial;
 use super::{Rejected, Snapshot};
 use crate::logging::clip;
 use crate::records::{instance_names, static_names, Placement, Roles};
 use crate::service::{Invalid, Registration};
 use crate::sources::{Live, Source};
-use crate::wire::WireName;
 use crate::zone::ZoneConfig;
 
+mod index;
+mod instance;
 mod rebuild;
 
-/// One valid registration, under its etcd key as written (its DNS names are derived from the
-/// key when needed rather than stored).
-#[derive(Debug, Clone)]
-struct Instance {
-    etcd_key: Box<str>,
-    /// Index of its registry in [`Live::sources`].
-    source: u16,
-    registration: Registration,
-}
+use index::NameIndex;
+use instance::{etcd_key_of, is_instance, Instance};
 
 /// The outcome of applying one etcd event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +47,8 @@ pub struct Registry {
     /// Instances by id (a slab: freed ids are reused), so nodes name contributors in 4 bytes.
     slab: Vec<Option<Instance>>,
     free: Vec<u32>,
-    /// Every name with its contributors: the writer's own index (the name lives in the node).
-    names: HashTable<Entry>,
+    /// Every name with its contributors, and which changed since the last snapshot.
+    index: NameIndex,
     /// The published shards by group, shared with the last snapshot until a change copies one.
     groups: Vec<Group>,
     hasher: FastHash,
@@ -65,10 +58,6 @@ pub struct Registry {
     /// The previous table's rejected keys, while a re-read rebuilds the registry: a key
     /// rejected there for the same reason is not logged again (cleared at the first snapshot).
     known_rejected: Arc<Rejected>,
-    /// Names whose entries are out of date, by their current node (repeats are dropped at the
-    /// next snapshot): rebuilt once each then, so a batch of events (or the initial read) costs
-    /// O(changes), not O(changes × instances per name).
-    dirty: Vec<Node>,
     /// The highest etcd revision applied, over every zone.
     revision: i64,
 }
@@ -83,18 +72,18 @@ impl Registry {
     /// A registry for `live`'s zones and registries holding only the zone files' static
     /// records, if any.
     pub fn for_live(live: Arc<Live>) -> Self {
+        let hasher = FastHash::default();
         let mut registry = Self {
+            index: NameIndex::new(hasher.clone()),
             ids: HashTable::new(),
             slab: Vec::new(),
             free: Vec::new(),
-            names: HashTable::new(),
             groups: (0..GROUPS)
                 .map(|_| Arc::new((0..PER_GROUP).map(|_| Arc::default()).collect()))
                 .collect(),
-            hasher: FastHash::default(),
+            hasher,
             rejected: Arc::default(),
             known_rejected: Arc::default(),
-            dirty: Vec::new(),
             zones: live.zones.iter().map(|z| ZoneSerial::new(z)).collect(),
             revision: 0,
             live,
@@ -115,6 +104,31 @@ impl Registry {
     pub fn with_known_rejected(mut self, previous: Arc<Rejected>) -> Self {
         self.known_rejected = previous;
         self
+    }
+
+    /// Makes room for `instances` more instances and their names (about two each) at once,
+    /// instead of growing every table step by step: a big initial read knows its size from
+    /// its first page. Shards already shared with a snapshot are left to grow.
+    pub fn reserve(&mut self, instances: usize) {
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.ids
+            .reserve(instances, |&id| hasher.hash_one(etcd_key_of(slab, id)));
+        self.slab.reserve(instances.saturating_sub(self.free.len()));
+        self.index.reserve(2 * instances);
+        // A quarter more than the average, for the spread of names over shards.
+        let per_shard = 2 * instances / SHARDS;
+        if per_shard == 0 {
+            return;
+        }
+        let hasher = &self.hasher;
+        for group in &mut self.groups {
+            let Some(group) = Arc::get_mut(group) else {
+                continue;
+            };
+            for shard in group.iter_mut().filter_map(Arc::get_mut) {
+                shard.reserve(per_shard + per_shard / 4, |n| hasher.hash_one(n.name()));
+            }
+        }
     }
 
     /// Number of valid instances.
@@ -172,7 +186,8 @@ impl Registry {
     /// skipped with a warning naming the key (once per key and reason); an invalid new value
     /// removes the key's old records.
     pub fn put_from(&mut self, source: usize, key: &[u8], value: &[u8]) -> Applied {
-        let key_text = String::from_utf8_lossy(key).into_owned();
+        // Borrowed unless the key is not UTF-8: no copy of a key the table keeps inline.
+        let key_text = String::from_utf8_lossy(key);
         let live = self.live.clone();
         let Some((src, config)) = source_of(&live, source) else {
             return Applied::Ignored;
@@ -182,7 +197,7 @@ impl Registry {
         match parsed {
             Ok(Some((placement, registration))) => {
                 self.rejected_remove(&key_text);
-                self.insert_instance(key_text, source, &placement, registration);
+                self.insert_instance(&key_text, source, &placement, registration);
                 Applied::Registered
             }
             Ok(None) => {
@@ -190,7 +205,7 @@ impl Registry {
                 Applied::Ignored
             }
             Err(reason) => {
-                let known = |map: &Rejected| map.get(key_text.as_str()) == Some(&reason);
+                let known = |map: &Rejected| map.get(&*key_text) == Some(&reason);
                 if !known(&self.rejected) {
                     if !known(&self.known_rejected) {
                         let error = reason.to_string();
@@ -221,13 +236,10 @@ impl Registry {
     /// by [`Registry::snapshot`]; the initial read also calls it after every page, so that
     /// this work overlaps with etcd serving the next one.
     pub fn flush(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        // A node stays the same allocation until it is recomputed, so repeats share a pointer.
-        dirty.sort_unstable_by_key(Node::addr);
-        dirty.dedup_by_key(|node| node.addr());
-        for node in dirty {
-            self.recompute(node.name());
+        for id in self.index.take_dirty() {
+            self.recompute(id);
         }
+        self.index.built();
     }
 
     /// A new immutable view of the current state: rebuilds the names changed since the last
@@ -257,37 +269,18 @@ impl Registry {
     }
 
     fn add_contributor(&mut self, name: &[u8], id: u32, roles: Roles) {
-        let hash = self.hasher.hash_one(name);
-        let entry = match self.names.find_mut(hash, |e| e.node.name() == name) {
-            Some(entry) => entry,
-            None => {
-                let entry = Entry {
-                    node: Node::new(name, &[]),
-                    contributors: Contributors::default(),
-                };
-                let hasher = &self.hasher;
-                self.names
-                    .insert_unique(hash, entry, |e| hasher.hash_one(e.node.name()))
-                    .into_mut()
-            }
-        };
-        entry.contributors.insert(id, roles);
-        self.dirty.push(entry.node.clone());
+        self.index.add(name, id, roles);
     }
 
     fn remove_contributor(&mut self, name: &[u8], id: u32) {
-        let hash = self.hasher.hash_one(name);
-        if let Some(entry) = self.names.find_mut(hash, |e| e.node.name() == name) {
-            entry.contributors.remove(id);
-            self.dirty.push(entry.node.clone());
-        }
+        self.index.remove(name, id);
     }
 
     /// Adds a valid instance of registry `source`: `etcd_key` as written, `placement` its
     /// names.
     fn insert_instance(
         &mut self,
-        etcd_key: String,
+        etcd_key: &str,
         source: usize,
         placement: &Placement<'_>,
         registration: Registration,
@@ -306,12 +299,8 @@ impl Registry {
             self.add_contributor(&name, id, roles);
         }
         debug!(key = %etcd_key, "registered");
-        let hash = self.hasher.hash_one(etcd_key.as_str());
-        self.slab[id as usize] = Some(Instance {
-            etcd_key: etcd_key.into(),
-            source: source as u16,
-            registration,
-        });
+        let hash = self.hasher.hash_one(etcd_key);
+        self.slab[id as usize] = Some(Instance::new(etcd_key, source as u16, registration));
         let (slab, hasher) = (&self.slab, &self.hasher);
         self.ids
             .insert_unique(hash, id, |&id| hasher.hash_one(etcd_key_of(slab, id)));
@@ -334,7 +323,7 @@ impl Registry {
         // Only the etcd key is kept, so the names are derived again (without checking again).
         let names = self
             .place(&old)
-            .and_then(|placement| self.names_of(source, &placement, &old.registration));
+            .and_then(|placement| self.names_of(source, &placement, &old.registration()));
         for (name, _) in names.into_iter().flatten() {
             self.remove_contributor(&name, id);
         }
@@ -344,7 +333,7 @@ impl Registry {
     fn place<'i>(&self, inst: &'i Instance) -> Option<Placement<'i>> {
         let src = self.live.sources.get(inst.source as usize)?;
         let labels = self.zones.get(src.zone)?.labels;
-        Some(src.format.place(&src.prefix, labels, &inst.etcd_key))
+        Some(src.format.place(&src.prefix, labels, inst.etcd_key()))
     }
 
     /// Every name an instance of registry `source` touches, with its roles.
@@ -353,38 +342,17 @@ impl Registry {
         source: usize,
         placement: &Placement<'_>,
         registration: &Registration,
-    ) -> Option<Vec<(WireName, Roles)>> {
+    ) -> Option<Vec<(Vec<u8>, Roles)>> {
         let src = self.live.sources.get(source)?;
         let zone = &self.zones.get(src.zone)?.name;
         Some(instance_names(placement, registration, zone))
     }
 }
 
-/// The writer's record of one name: its current node and who contributes to it (32 bytes).
-struct Entry {
-    node: Node,
-    contributors: Contributors,
-}
-
-/// The etcd key of instance `id` ("" for a free slot).
-fn etcd_key_of(slab: &[Option<Instance>], id: u32) -> &str {
-    slab.get(id as usize)
-        .and_then(Option::as_ref)
-        .map_or("", |inst| &inst.etcd_key)
-}
-
 /// Registry `source` of `live` and the configuration of its zone.
 fn source_of(live: &Live, source: usize) -> Option<(&Source, &ZoneConfig)> {
     let src = live.sources.get(source)?;
     Some((src, live.zones.get(src.zone)?))
-}
-
-/// True when instance `id` is `etcd_key` of registry `source` (overlapping prefixes of two
-/// registries see the same key as two instances).
-fn is_instance(slab: &[Option<Instance>], id: u32, source: usize, etcd_key: &str) -> bool {
-    slab.get(id as usize)
-        .and_then(Option::as_ref)
-        .is_some_and(|inst| inst.source as usize == source && &*inst.etcd_key == etcd_key)
 }
 
 /// The contributor id of a zone file's static records (never an instance id).

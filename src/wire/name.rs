@@ -56,7 +56,12 @@ pub fn zone_offset(name: &[u8], zone: &[u8]) -> Option<usize> {
 /// The lowercase wire form of the reverse name of `ip` (`d.c.b.a.in-addr.arpa.` or the 32
 /// nibbles under `ip6.arpa.`), built without going through text.
 pub fn reverse_name(ip: IpAddr) -> WireName {
-    let mut name = Vec::with_capacity(72);
+    // Sized exactly (the longest IPv4 name, every IPv6 one): no shrinking copy into the box.
+    let capacity = match ip {
+        IpAddr::V4(_) => 4 * 4 + b"\x07in-addr\x04arpa\x00".len(),
+        IpAddr::V6(_) => 32 * 2 + b"\x03ip6\x04arpa\x00".len(),
+    };
+    let mut name = Vec::with_capacity(capacity);
     match ip {
         IpAddr::V4(ip) => {
             for octet in ip.octets().iter().rev() {

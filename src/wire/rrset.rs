@@ -69,9 +69,15 @@ impl RRset {
     pub fn from_rdata<'a>(
         rtype: u16,
         ttl: u32,
-        rdatas: impl IntoIterator<Item = &'a [u8]>,
+        rdatas: impl IntoIterator<Item = &'a [u8], IntoIter: Clone>,
     ) -> Self {
-        let mut rrs = Vec::new();
+        let rdatas = rdatas.into_iter();
+        // Sized up front: one allocation, and no shrinking copy into the box.
+        let size = rdatas
+            .clone()
+            .map(|r| QNAME_POINTER.len() + 10 + r.len())
+            .sum();
+        let mut rrs = Vec::with_capacity(size);
         let mut count = 0u16;
         for rdata in rdatas {
             rrs.extend_from_slice(&QNAME_POINTER);

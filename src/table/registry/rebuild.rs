@@ -8,25 +8,55 @@ use hickory_proto::rr::LowerName;
 
 use super::super::names::{shard_of, Node};
 use super::{source_of, Registry, STATIC_ID};
-use crate::records::RecordsBuilder;
+use crate::records::{single_rrsets, RecordsBuilder, Roles};
 use crate::wire::name_from_wire;
+use crate::wire::RRset;
 
 impl Registry {
-    /// Rebuilds the RRsets of one name from what contributes to it, and publishes the node
+    /// Rebuilds the RRsets of name `id` from what contributes to it, and publishes the node
     /// (or its removal, when nothing contributes any more) if it changed.
-    pub(super) fn recompute(&mut self, name: &[u8]) {
-        let hash = self.hasher.hash_one(name);
-        let Ok(found) = self.names.find_entry(hash, |e| e.node.name() == name) else {
+    pub(super) fn recompute(&mut self, id: u32) {
+        let Some(entry) = self.index.get(id) else {
             return;
         };
-        if found.get().contributors.is_empty() {
-            found.remove();
-            self.publish(hash, name, None);
+        if entry.contributors.is_empty() {
+            if let Some(name) = self.index.release(id) {
+                self.publish(self.hasher.hash_one(&name), &name, None);
+            }
             return;
         }
-        let entry = found.into_mut();
+        let name = self.index.name(id);
+        let sets = match entry.contributors.single() {
+            Some((id, roles)) if id != STATIC_ID => self.single_sets(id, roles),
+            _ => None,
+        };
+        let node = match sets {
+            Some(set) => Node::new(name, set.as_slice()),
+            None => Node::new(name, &self.build(name, id)),
+        };
+        self.index.set_node(id, node.clone());
+        let hash = self.hasher.hash_one(node.name());
+        let published = node.clone();
+        self.publish(hash, published.name(), Some(node));
+    }
+
+    /// The RRsets of a name whose only contributor is instance `id` in `roles`, when
+    /// [`single_rrsets`] knows its shape (the common case, and the cheap one).
+    fn single_sets(&self, id: u32, roles: Roles) -> Option<Option<RRset>> {
+        let inst = self.slab.get(id as usize)?.as_ref()?;
+        let (src, config) = source_of(&self.live, inst.source as usize)?;
+        let zone = self.zones.get(src.zone)?;
+        let owner = || {
+            let placement = src.format.place(&src.prefix, zone.labels, inst.etcd_key());
+            placement.owner_name(&zone.name)
+        };
+        single_rrsets(&owner, &inst.registration(), roles, config.ttl)
+    }
+
+    /// The RRsets of `name` (entry `entry`) from everything that contributes to it.
+    fn build(&self, name: &[u8], entry: u32) -> Vec<RRset> {
         let mut builder = RecordsBuilder::default();
-        for (id, roles) in entry.contributors.iter() {
+        for (id, roles) in self.index.contributors(entry) {
             if id == STATIC_ID {
                 let Some(owner) = name_from_wire(name) else {
                     continue;
@@ -53,14 +83,12 @@ impl Registry {
                 continue;
             };
             let owner = || {
-                let placement = src.format.place(&src.prefix, zone.labels, &inst.etcd_key);
+                let placement = src.format.place(&src.prefix, zone.labels, inst.etcd_key());
                 placement.owner_name(&zone.name)
             };
-            builder.add(&owner, &inst.registration, roles, config.ttl);
+            builder.add(&owner, &inst.registration(), roles, config.ttl);
         }
-        let node = Node::new(name, &builder.finish());
-        entry.node = node.clone();
-        self.publish(hash, name, Some(node));
+        builder.finish()
     }
 
     /// Puts `node` (or, with `None`, the absence of `name`) into the published shard, copying
