@@ -2,7 +2,10 @@
 # etcd-dns at a million instances: start-up time, memory and query cost.
 #
 #   bench/million.sh [--count N] [--data DIR] [--starts K] [--secs S] [--reps R] [--no-dnsperf] [--unpinned]
+#   bench/million.sh --quick    one start, one 2 s dnsperf run
 #
+# With BENCH_BIN_DIR set (as bench/compare.sh sets it), its etcd-dns and examples/bench_registry
+# are used instead of building.
 # etcd (data in DIR, default /tmp/etcd-dns-million-N; loaded with N instances `services/n<i>` =
 # {"IP":…} by bench_registry the first time, reused afterwards) runs on core 0. etcd-dns (release
 # build) starts K times (default 3) pinned to core 1; each start prints the time from process
@@ -28,8 +31,9 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --no-dnsperf) perf=false; shift ;;
     --unpinned) etcd_cpus=0-$(($(nproc) - 1)); server_cpus=$etcd_cpus; shift ;;
+    --quick) starts=1; secs=2; reps=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: bench/million.sh [--count N] [--data DIR] [--starts K] [--secs S] [--reps R] [--no-dnsperf] [--unpinned]" >&2; exit 2 ;;
+    *) echo "usage: bench/million.sh [--quick] [--count N] [--data DIR] [--starts K] [--secs S] [--reps R] [--no-dnsperf] [--unpinned]" >&2; exit 2 ;;
   esac
 done
 data=${data:-/tmp/etcd-dns-million-$count}
@@ -40,25 +44,18 @@ die() { echo "bench/million.sh: $*" >&2; exit 1; }
 for tool in etcd etcdctl taskset perl; do command -v $tool >/dev/null || die "missing $tool"; done
 $perf && { command -v dnsperf >/dev/null || die "missing dnsperf (apt-get install -y dnsperf)"; }
 
-say "building (release): etcd-dns, bench_registry"
-cargo build --release --locked --quiet --bin etcd-dns --example bench_registry
-bin=${CARGO_TARGET_DIR:-$root/target}/release
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  bin=$BENCH_BIN_DIR
+else
+  say "building (release): etcd-dns, bench_registry"
+  cargo build --release --locked --quiet --bin etcd-dns --example bench_registry
+  bin=${CARGO_TARGET_DIR:-$root/target}/release
+fi
 work=$(mktemp -d /tmp/etcd-dns-million.XXXXXX)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh # pids, cleanup (stops them, removes $work), cpu_ticks, median
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-source bench/lib.sh
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-cpu_ticks() { # PID: utime + stime of all its threads
-  sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
 status_mb() { # PID FIELD: a /proc/PID/status size in MB
   awk -v f="$2:" '$1 == f { printf "%.0f", $2 / 1024 }' "/proc/$1/status"
 }
