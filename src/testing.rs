@@ -2,6 +2,7 @@
 
 use hickory_proto::rr::Name;
 
+use crate::records::Roles;
 use crate::wire::name_from_wire;
 
 /// `text` as a name (tests only write valid ones).
@@ -17,6 +18,28 @@ pub fn zone() -> Name {
 /// A wire name as text, for readable expectations.
 pub fn text(wire: &[u8]) -> String {
     name_from_wire(wire).expect("wire name").to_ascii()
+}
+
+/// `roles` as letters for readable expectations: O owner, S service, R SRV, P PTR, E endpoint
+/// (any index); "-" for none (an empty non-terminal).
+pub fn letters(roles: Roles) -> String {
+    let all = [
+        (Roles::OWNER, 'O'),
+        (Roles::SERVICE, 'S'),
+        (Roles::SRV, 'R'),
+        (Roles::PTR, 'P'),
+        (Roles::ENDPOINT, 'E'),
+    ];
+    let s: String = all
+        .iter()
+        .filter(|(r, _)| roles.has(*r))
+        .map(|(_, c)| *c)
+        .collect();
+    if s.is_empty() {
+        "-".to_string()
+    } else {
+        s
+    }
 }
 
 /// Everything `run` logs (at debug and above), as plain text lines.

@@ -4,8 +4,8 @@
 use hickory_proto::rr::Name;
 
 use super::Format;
-use crate::records::{instance_names, Roles};
-use crate::testing::{name, text};
+use crate::records::instance_names;
+use crate::testing::{letters, name, text};
 use crate::wire::wire_name;
 
 /// What `format` makes of `key` = `value` under `prefix` in `zone`, as one line: "ignored",
@@ -93,25 +93,6 @@ fn native_is_the_spec_format() {
 fn formats_lay_out_their_names() {
     let zone = name(ZONE);
     let zone_wire = wire_name(&zone);
-    let letters = |roles: Roles| {
-        let all = [
-            (Roles::OWNER, 'O'),
-            (Roles::SERVICE, 'S'),
-            (Roles::SRV, 'R'),
-            (Roles::PTR, 'P'),
-            (Roles::ENDPOINT, 'E'),
-        ];
-        let s: String = all
-            .iter()
-            .filter(|(r, _)| roles.has(*r))
-            .map(|(_, c)| *c)
-            .collect();
-        if s.is_empty() {
-            "-".to_string()
-        } else {
-            s
-        }
-    };
     type Names<'a> = &'a [(&'a str, &'a str)];
     let cases: &[(Format, &str, &str, &str, Names)] = &[
         (

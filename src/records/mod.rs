@@ -152,7 +152,7 @@ mod tests {
     use super::*;
     use crate::key::parse_key;
     use crate::service::parse_value;
-    use crate::testing::{text, zone};
+    use crate::testing::{letters, text, zone};
 
     #[test]
     fn names_an_instance_touches() {
@@ -191,24 +191,6 @@ mod tests {
                 ],
             ),
         ];
-        let letters = |roles: Roles| {
-            let all = [
-                (Roles::OWNER, 'O'),
-                (Roles::SERVICE, 'S'),
-                (Roles::SRV, 'R'),
-                (Roles::PTR, 'P'),
-            ];
-            let s: String = all
-                .iter()
-                .filter(|(r, _)| roles.has(*r))
-                .map(|(_, c)| *c)
-                .collect();
-            if s.is_empty() {
-                "-".to_string()
-            } else {
-                s
-            }
-        };
         for (etcd_key, value, want) in cases {
             let key = parse_key("services/", etcd_key.as_bytes(), &zone()).expect("key");
             let registration = parse_value(value.as_bytes()).expect("value");
