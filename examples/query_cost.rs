@@ -34,7 +34,6 @@ fn main() -> anyhow::Result<()> {
     let zone = Name::from_ascii("services.local.")?;
     let config = Arc::new(ZoneConfig {
         zone: zone.clone(),
-        prefix: "services/".into(),
         ttl: 5,
         negative_ttl: 5,
         statics: None,

@@ -44,7 +44,6 @@ fn main() -> anyhow::Result<()> {
             "build" => {
                 let config = Arc::new(ZoneConfig {
                     zone: Name::from_ascii("services.local.")?,
-                    prefix: "services/".into(),
                     ttl: 5,
                     negative_ttl: 5,
                     statics: None,

@@ -34,7 +34,6 @@ fn main() -> anyhow::Result<()> {
         .parse()?;
     let config = Arc::new(ZoneConfig {
         zone: Name::from_ascii("services.local.")?,
-        prefix: "services/".into(),
         ttl: 5,
         negative_ttl: 5,
         statics: None,

@@ -152,6 +152,9 @@ impl Http {
     pub fn readiness(&self) -> (bool, String) {
         let snapshot = self.table.load();
         let age = self.table.age();
+        if let Some(why) = self.table.failure() {
+            return (false, format!("not ready: the etcd watcher stopped: {why}"));
+        }
         match (snapshot.ready, age) {
             (false, _) | (_, None) => (false, "not ready: the registry has not been read from etcd yet".into()),
             (true, Some(age)) if self.max_stale.is_some_and(|max| age > max) => (

@@ -1,9 +1,11 @@
 //! The etcd-dns server assembled: watcher + table + DNS, sharing one shutdown token.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
@@ -12,7 +14,8 @@ use tracing::info;
 
 use crate::dns::rrl::{RateLimiter, RrlConfig};
 use crate::dns::tcp::TcpLimits;
-use crate::dns::{self, transport, zones, CatalogConfig, CatalogError, Listeners};
+use crate::dns::zones::{self, ZoneFile};
+use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
 use crate::etcd::EtcdConfig;
 use crate::http::{self, Http};
 use crate::metrics::Metrics;
@@ -24,14 +27,11 @@ use crate::zone::ZoneConfig;
 /// Everything the server needs besides its sockets.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The default live zone (`--zone`, its TTLs and zone file) and its native prefix.
-    pub zone: ZoneConfig,
-    /// `--registry`: the registries and the zones they feed; empty for the native registry
-    /// `zone.prefix` alone.
-    pub registries: Vec<RegistrySpec>,
+    /// The live zones and the registries feeding them (see [`live_zones`]).
+    pub live: Live,
     /// How to reach etcd.
     pub etcd: EtcdConfig,
-    /// Static zones, forwarding, zone transfers.
+    /// Static zones (the zone files no live zone took), forwarding, zone transfers.
     pub catalog: CatalogConfig,
     /// `--max-stale`: how long the table may go unconfirmed by etcd before names under the
     /// zone answer SERVFAIL and `/ready` fails.
@@ -48,23 +48,44 @@ pub struct Running {
     pub table: Arc<Table>,
     /// Query and watch counters.
     pub metrics: Arc<Metrics>,
-    tasks: JoinSet<Result<(), WatchError>>,
+    tasks: JoinSet<Result<(), RunError>>,
 }
 
 impl Running {
     /// Waits until every task has stopped: after the shutdown token fired, or after the
-    /// watcher met a permanent failure before its first read (wrong credentials, missing
-    /// permission, a certificate that does not verify), which fires the token itself and is
-    /// returned.
-    pub async fn wait(mut self) -> Result<(), WatchError> {
+    /// watcher stopped on its own — a permanent failure before its first read (wrong
+    /// credentials, missing permission, a certificate that does not verify), or a panic —
+    /// which fires the token itself and is returned.
+    pub async fn wait(mut self) -> Result<(), RunError> {
         let mut result = Ok(());
         while let Some(joined) = self.tasks.join_next().await {
-            if let Ok(Err(error)) = joined {
-                result = Err(error);
+            match joined {
+                Ok(Err(error)) => result = Err(error),
+                // Only the watcher's task is supervised; the others catch nothing, and a
+                // panic in one of them is a bug that must not go unnoticed either.
+                Err(error) if error.is_panic() => {
+                    result = Err(RunError::TaskPanicked(error.to_string()));
+                }
+                _ => {}
             }
         }
         result
     }
+}
+
+/// Why a running server stopped on its own: the process should exit non-zero, so that a
+/// supervisor restarts it, rather than serve a table that can no longer change.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// A failure retrying cannot fix, before the registry was first read.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    /// The watcher ended while the server was running (a panic: a bug).
+    #[error("the etcd watcher stopped: {0}")]
+    WatcherStopped(String),
+    /// Another of the server's tasks panicked (a bug).
+    #[error("a server task panicked: {0}")]
+    TaskPanicked(String),
 }
 
 /// Why the server cannot start.
@@ -73,34 +94,37 @@ pub enum StartError {
     /// A static zone file or the forwarder.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    /// The registries.
-    #[error(transparent)]
-    Registries(#[from] SourceError),
     /// The watcher's thread or runtime could not be started.
     #[error("cannot start the etcd watcher's thread: {0}")]
     Thread(std::io::Error),
 }
 
-/// The live zones of `config`: a zone file for a zone other than `--zone` is taken out of
-/// the catalog's files and serves that zone's static records.
-pub fn live_zones(config: &mut ServerConfig) -> Result<Live, SourceError> {
-    let catalog = &mut config.catalog;
-    Live::new(config.zone.clone(), &config.registries, |zone| {
-        let files = std::mem::take(&mut catalog.zone_files);
-        let (statics, others) = zones::split_live(files, zone);
-        catalog.zone_files = others;
+/// The live zones that `registries` feed (none: the native registry `services/` feeding
+/// `main.zone`), all with `main`'s TTLs, and the zone files they leave: a file for a live zone
+/// serves that zone's static records (SOA and NS fields, static names), every other file is a
+/// static zone of its own.
+pub fn live_zones(
+    main: ZoneConfig,
+    registries: &[RegistrySpec],
+    files: Vec<ZoneFile>,
+) -> Result<(Live, Vec<ZoneFile>), SourceError> {
+    let mut files = files;
+    let live = Live::new(main, registries, |zone| {
+        let (statics, others) = zones::split_live(std::mem::take(&mut files), zone);
+        files = others;
         statics.map(Arc::new)
-    })
+    })?;
+    Ok((live, files))
 }
 
 /// Starts the watcher, the DNS server on `listeners` and, when `listeners.http` is bound, the
 /// HTTP endpoints; they run until `shutdown`.
 pub fn start(
-    mut config: ServerConfig,
+    config: ServerConfig,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
-    let zone = Arc::new(live_zones(&mut config)?);
+    let zone = Arc::new(config.live);
     let table = Arc::new(Table::for_live(&zone));
     let metrics = Arc::new(Metrics::default());
     let mut router = dns::router(table.clone(), metrics.clone(), &config.catalog)?;
@@ -135,12 +159,8 @@ pub fn start(
         metrics.clone(),
         shutdown.clone(),
     );
-    let stop = shutdown.clone();
     let watcher = on_own_thread(watcher)?;
-    tasks.spawn(async move {
-        // Answering SERVFAIL for the whole zone forever would look healthy to a supervisor.
-        watcher.await.inspect_err(|_| stop.cancel())
-    });
+    tasks.spawn(supervise(watcher, table.clone(), shutdown.clone()));
     let mut listeners = listeners;
     if let Some(listener) = listeners.http.take() {
         let endpoints = Http {
@@ -184,7 +204,7 @@ pub fn start(
 /// it either way.
 fn on_own_thread(
     watcher: impl Future<Output = Result<(), WatchError>> + Send + 'static,
-) -> Result<impl Future<Output = Result<(), WatchError>>, StartError> {
+) -> Result<impl Future<Output = Result<(), RunError>>, StartError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -196,8 +216,8 @@ fn on_own_thread(
             let mut done = done;
             runtime.block_on(async {
                 tokio::select! {
-                    result = watcher => {
-                        let _ = done.send(result);
+                    result = AssertUnwindSafe(watcher).catch_unwind() => {
+                        let _ = done.send(result.map_err(|panic| panic_message(&*panic)));
                     }
                     // Whoever waited for the outcome is gone: stop too.
                     _ = done.closed() => {}
@@ -205,9 +225,48 @@ fn on_own_thread(
             });
         })
         .map_err(StartError::Thread)?;
-    // A watcher that panicked has no outcome to give: the server goes on without it, as it
-    // did when the watcher was a task.
-    Ok(async move { outcome.await.unwrap_or(Ok(())) })
+    Ok(async move {
+        match outcome.await {
+            Ok(Ok(result)) => result.map_err(RunError::from),
+            Ok(Err(panic)) => Err(RunError::WatcherStopped(format!("it panicked: {panic}"))),
+            Err(_) => Err(RunError::WatcherStopped("its thread ended".into())),
+        }
+    })
+}
+
+/// The text of a panic's payload (`panic!("…")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (
+        payload.downcast_ref::<&str>(),
+        payload.downcast_ref::<String>(),
+    ) {
+        (Some(text), _) => (*text).to_string(),
+        (_, Some(text)) => text.clone(),
+        _ => "(no message)".into(),
+    }
+}
+
+/// Awaits the watcher. One that stops on its own — a permanent failure before the first
+/// read, a panic, or a return without a shutdown — leaves a table that will never change
+/// again: `/ready` fails with the reason and the whole server stops, so that the process
+/// exits non-zero and its supervisor restarts it. (Answering from a frozen table, or SERVFAIL
+/// for the whole zone, forever would look healthy to a supervisor.)
+async fn supervise(
+    watcher: impl Future<Output = Result<(), RunError>>,
+    table: Arc<Table>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let result = match watcher.await {
+        Ok(()) if !shutdown.is_cancelled() => Err(RunError::WatcherStopped(
+            "it returned while the server was running".into(),
+        )),
+        result => result,
+    };
+    if let Err(error) = &result {
+        table.mark_failed(error.to_string());
+        shutdown.cancel();
+    }
+    result
 }
 
 /// Shortest interval between two comparisons of the table's age with `--max-stale`.
@@ -225,5 +284,72 @@ async fn guard_staleness(table: Arc<Table>, max: Duration, shutdown: Cancellatio
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => table.mark_stale(max),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::Live;
+    use crate::zone::ZoneConfig;
+
+    /// A table and the `/ready` view of it.
+    fn table_and_ready() -> (Arc<Table>, Http) {
+        let zone = ZoneConfig::new(crate::testing::zone());
+        let table = Arc::new(Table::for_live(&Live::native(zone)));
+        let http = Http {
+            table: table.clone(),
+            metrics: Arc::default(),
+            max_stale: None,
+        };
+        (table, http)
+    }
+
+    /// A watcher that panics on its thread stops the server with the panic's message, and
+    /// `/ready` says why until the process exits.
+    #[tokio::test]
+    async fn a_panicking_watcher_stops_the_server() {
+        let (table, http) = table_and_ready();
+        let shutdown = CancellationToken::new();
+        let watcher = on_own_thread(async { panic!("bug in the watcher") }).expect("thread");
+        let result = supervise(watcher, table.clone(), shutdown.clone()).await;
+        let error = result
+            .expect_err("a panicked watcher is an error")
+            .to_string();
+        assert!(error.contains("bug in the watcher"), "{error}");
+        assert!(shutdown.is_cancelled(), "the whole server stops");
+        let (ready, why) = http.readiness();
+        assert!(!ready);
+        assert!(
+            why.contains("watcher stopped") && why.contains("bug in the watcher"),
+            "{why}"
+        );
+    }
+
+    /// A watcher that returns while the server runs is as fatal as one that panics.
+    #[tokio::test]
+    async fn a_watcher_returning_early_stops_the_server() {
+        let (table, http) = table_and_ready();
+        let shutdown = CancellationToken::new();
+        let watcher = on_own_thread(async { Ok(()) }).expect("thread");
+        let result = supervise(watcher, table, shutdown.clone()).await;
+        assert!(
+            matches!(result, Err(RunError::WatcherStopped(_))),
+            "{result:?}"
+        );
+        assert!(shutdown.is_cancelled());
+        assert!(!http.readiness().0);
+    }
+
+    /// A watcher that returns because of the shutdown is the normal end.
+    #[tokio::test]
+    async fn a_watcher_stopped_by_shutdown_is_no_error() {
+        let (table, _) = table_and_ready();
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let watcher = on_own_thread(async { Ok(()) }).expect("thread");
+        let result = supervise(watcher, table.clone(), shutdown).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(table.failure(), None);
     }
 }

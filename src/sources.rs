@@ -11,6 +11,9 @@ use thiserror::Error;
 use crate::formats::Format;
 use crate::zone::{StaticRecords, ZoneConfig};
 
+/// The native registry's prefix unless `--prefix` or `--registry` says otherwise.
+pub const DEFAULT_PREFIX: &str = "services/";
+
 /// One `--registry` as written: `kratos=/microservices/@kratos.local.`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySpec {
@@ -20,6 +23,17 @@ pub struct RegistrySpec {
     pub prefix: String,
     /// The zone their names go to; `None` for `--zone`.
     pub zone: Option<Name>,
+}
+
+impl RegistrySpec {
+    /// The native registry under `prefix`, feeding `--zone` (what `--prefix` means).
+    pub fn native(prefix: &str) -> Self {
+        Self {
+            format: Format::Native,
+            prefix: prefix.into(),
+            zone: None,
+        }
+    }
 }
 
 impl FromStr for RegistrySpec {
@@ -88,12 +102,13 @@ pub enum SourceError {
 }
 
 impl Live {
-    /// The one native registry `config.prefix` feeding `config.zone`: today's behaviour.
+    /// The one native registry [`DEFAULT_PREFIX`] feeding `config.zone` (tests, examples,
+    /// the fuzzing harness).
     pub fn native(config: ZoneConfig) -> Self {
         let source = Source {
             format: Format::Native,
-            range: config.prefix.clone(),
-            prefix: config.prefix.clone(),
+            range: DEFAULT_PREFIX.into(),
+            prefix: DEFAULT_PREFIX.into(),
             zone: 0,
         };
         Self {
@@ -102,15 +117,16 @@ impl Live {
         }
     }
 
-    /// The zones and sources of `specs` (none: [`Live::native`]). Zones other than
-    /// `main.zone` take its TTLs and `statics(zone)` as their zone file's records.
+    /// The zones and sources of `specs` (none: [`Live::native`]). Every zone takes `main`'s
+    /// TTLs, and `statics(zone)` as its zone file's records unless `main` brings its own.
     pub fn new(
         main: ZoneConfig,
         specs: &[RegistrySpec],
         mut statics: impl FnMut(&Name) -> Option<Arc<StaticRecords>>,
     ) -> Result<Self, SourceError> {
         if specs.is_empty() {
-            return Ok(Self::native(main));
+            let spec = RegistrySpec::native(DEFAULT_PREFIX);
+            return Self::new(main, &[spec], statics);
         }
         let mut zones: Vec<Arc<ZoneConfig>> = Vec::new();
         let mut sources = Vec::new();
@@ -119,15 +135,13 @@ impl Live {
             let zone = match zones.iter().position(|z| z.zone == name) {
                 Some(at) => at,
                 None => {
-                    let config = if name == main.zone {
-                        main.clone()
-                    } else {
-                        ZoneConfig {
-                            statics: statics(&name),
-                            zone: name.clone(),
-                            prefix: spec.prefix.clone(),
-                            ..main.clone()
-                        }
+                    let config = ZoneConfig {
+                        statics: match &main.statics {
+                            Some(own) if name == main.zone => Some(own.clone()),
+                            _ => statics(&name),
+                        },
+                        zone: name.clone(),
+                        ..main.clone()
                     };
                     zones.push(Arc::new(config));
                     zones.len() - 1
@@ -160,13 +174,7 @@ mod tests {
     use crate::testing::{name, zone};
 
     fn main_zone() -> ZoneConfig {
-        ZoneConfig {
-            zone: zone(),
-            prefix: "services/".into(),
-            ttl: 5,
-            negative_ttl: 5,
-            statics: None,
-        }
+        ZoneConfig::new(zone())
     }
 
     #[test]

@@ -25,8 +25,6 @@ const SOA_EXPIRE: i32 = 3600;
 pub struct ZoneConfig {
     /// The live zone, for example `services.local.`.
     pub zone: Name,
-    /// The etcd key prefix, for example `services/`.
-    pub prefix: String,
     /// TTL of records whose value names none.
     pub ttl: u32,
     /// TTL of negative answers, and the SOA MINIMUM.
@@ -47,6 +45,16 @@ pub struct StaticRecords {
 }
 
 impl ZoneConfig {
+    /// Zone `zone` with the default TTLs and no zone file.
+    pub fn new(zone: Name) -> Self {
+        Self {
+            zone,
+            ttl: DEFAULT_TTL,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            statics: None,
+        }
+    }
+
     /// The zone's default NS target, `ns.<zone>`, when no zone file names one.
     pub fn ns_name(&self) -> Name {
         Name::from_ascii("ns")

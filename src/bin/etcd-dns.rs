@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,8 +12,8 @@ use etcd_dns::dns::tcp::{self, TcpLimits};
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
 use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::http;
-use etcd_dns::server::{self, ServerConfig};
-use etcd_dns::sources::RegistrySpec;
+use etcd_dns::server::{self, RunError, ServerConfig};
+use etcd_dns::sources::{RegistrySpec, DEFAULT_PREFIX};
 use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
@@ -120,8 +119,6 @@ struct Args {
     log_level: String,
 }
 
-/// Default prefix of the native registry.
-const DEFAULT_PREFIX: &str = "services/";
 /// Default directory of static zone files; it may be absent.
 const DEFAULT_ZONES: &str = "zones";
 /// Where the system's resolvers are listed.
@@ -147,7 +144,6 @@ async fn main() -> Result<()> {
     zone.set_fqdn(true);
     let required = args.zones != Path::new(DEFAULT_ZONES);
     let files = zones::load_dir(&args.zones, required).context("cannot load zone files")?;
-    let (statics, zone_files) = zones::split_live(files, &zone);
     let upstreams = if args.no_forward {
         None
     } else if let Some(list) = &args.upstream {
@@ -161,20 +157,34 @@ async fn main() -> Result<()> {
             Some(found)
         }
     };
-    if args.prefix.is_some() && !args.registry.is_empty() {
-        anyhow::bail!(
+    let registries = match (&args.prefix, args.registry.as_slice()) {
+        (Some(_), [_, ..]) => anyhow::bail!(
             "--prefix and --registry both given: write the native registry as --registry native=PREFIX"
-        );
-    }
+        ),
+        (prefix, []) => vec![RegistrySpec::native(
+            prefix.as_deref().unwrap_or(DEFAULT_PREFIX),
+        )],
+        (None, given) => given.to_vec(),
+    };
+    let main_zone = ZoneConfig {
+        ttl: args.ttl,
+        negative_ttl: args.negative_ttl,
+        ..ZoneConfig::new(zone)
+    };
+    // Bad registries (nested zones) fail before anything is served.
+    let (live, zone_files) =
+        server::live_zones(main_zone, &registries, files).context("bad --registry")?;
+    let prefixes: Vec<String> = live
+        .sources
+        .iter()
+        .map(|s| {
+            let zone = &live.zones[s.zone].zone;
+            info!(format = %s.format, prefix = %s.prefix, %zone, "serving registry");
+            format!("{:?}", s.prefix)
+        })
+        .collect();
     let config = ServerConfig {
-        zone: ZoneConfig {
-            zone,
-            prefix: args.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.into()),
-            ttl: args.ttl,
-            negative_ttl: args.negative_ttl,
-            statics: statics.map(Arc::new),
-        },
-        registries: args.registry.clone(),
+        live,
         etcd,
         catalog: CatalogConfig {
             zone_files,
@@ -200,33 +210,31 @@ async fn main() -> Result<()> {
             .with_http(args.http)
             .with_context(|| format!("cannot serve --http on {}", args.http))?;
     }
-    // Bad registries (nested zones) fail before anything is served (`start` builds them again).
-    let live = server::live_zones(&mut config.clone()).context("bad --registry")?;
     for addr in listeners.local_addrs() {
-        info!(%addr, zone = %config.zone.zone, prefix = %config.zone.prefix, "listening");
+        info!(%addr, "listening");
     }
-    let prefixes: Vec<String> = live
-        .sources
-        .iter()
-        .map(|s| {
-            let zone = &live.zones[s.zone].zone;
-            info!(format = %s.format, prefix = %s.prefix, %zone, "serving registry");
-            format!("{:?}", s.prefix)
-        })
-        .collect();
     let shutdown = CancellationToken::new();
     let running = server::start(config, listeners, shutdown.clone())?;
     let stopped = running.wait();
     tokio::pin!(stopped);
-    let fatal = || format!("cannot read the registry {} from etcd", prefixes.join(", "));
+    // Only what cannot fix itself stops the server on its own: a permanent etcd failure before
+    // the first read, or a watcher that died (a bug): exit non-zero, so a supervisor restarts it.
+    let fatal = |result: Result<(), RunError>| {
+        result.map_err(|error| match error {
+            RunError::Watch(error) => anyhow::Error::new(error).context(format!(
+                "cannot read the registry {} from etcd",
+                prefixes.join(", ")
+            )),
+            other => anyhow::Error::new(other),
+        })
+    };
     tokio::select! {
-        // Only a failure that retrying cannot fix stops the server on its own.
-        result = &mut stopped => return result.with_context(fatal),
+        result = &mut stopped => return fatal(result),
         signal = wait_for_signal() => signal?,
     }
     info!("shutting down");
     shutdown.cancel();
-    stopped.await.with_context(fatal)
+    fatal(stopped.await)
 }
 
 /// The `--rrl-*` settings; on by default when a listener is reachable from other hosts.

@@ -13,7 +13,6 @@ use crate::records::{instance_names, Placement, Roles};
 use crate::service::{parse_entry, Invalid, Registration};
 use crate::table::{Applied, Node, Registry, Snapshot};
 use crate::wire::{wire_name, zone_offset};
-use crate::zone::ZoneConfig;
 
 /// At most this many operations per input: longer inputs only slow the fuzzer down.
 const MAX_OPS: usize = 64;
@@ -61,10 +60,11 @@ pub fn key_value(input: &[u8]) -> Result<(), Violation> {
         match op {
             Op::Put(key, value) => {
                 let text = String::from_utf8_lossy(key).into_owned();
-                let expected = parse_entry(&config.prefix, &config.zone, key, value);
+                let expected =
+                    parse_entry(crate::sources::DEFAULT_PREFIX, &config.zone, key, value);
                 match (expected, registry.put(key, value)) {
                     (Ok((parsed, registration)), Applied::Registered) => {
-                        check_names(&config, &zone, &text, parsed, &registration)?;
+                        check_names(&zone, &text, parsed, &registration)?;
                         model.rejected.remove(&text);
                         model.live.insert(text, registration);
                     }
@@ -105,7 +105,7 @@ pub fn key_value(input: &[u8]) -> Result<(), Violation> {
     }
     let snapshot = registry.snapshot();
     check_table(&config, &snapshot)?;
-    check_lookups(&config, &zone, &snapshot, &model)?;
+    check_lookups(&zone, &snapshot, &model)?;
     for key in model.live.keys().chain(model.rejected.keys()) {
         registry.delete(key.as_bytes());
     }
@@ -136,15 +136,15 @@ fn nodes(snapshot: &Snapshot) -> HashMap<Vec<u8>, Node> {
 /// The names an accepted key implies: valid wire names, in the zone (the reverse name aside),
 /// and derived again the same way from the key text alone (as the registry does on removal).
 fn check_names(
-    config: &ZoneConfig,
     zone: &[u8],
     text: &str,
     parsed: ServiceKey<'_>,
     registration: &Registration,
 ) -> Result<(), Violation> {
-    ensure(ServiceKey::split(&config.prefix, text) == parsed, || {
-        format!("{text:?} splits unlike it parsed")
-    })?;
+    ensure(
+        ServiceKey::split(crate::sources::DEFAULT_PREFIX, text) == parsed,
+        || format!("{text:?} splits unlike it parsed"),
+    )?;
     for (name, roles) in instance_names(&Placement::from(parsed), registration, zone) {
         ensure(valid_wire_name(&name), || {
             format!("{text:?} implies the invalid wire name {name:?}")

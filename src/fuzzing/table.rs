@@ -103,7 +103,6 @@ pub(super) fn check_table(config: &ZoneConfig, snapshot: &Snapshot) -> Result<()
 /// names, the PTR back to its owner, its TXT strings, its SRV records, and a CNAME to its host
 /// where nothing else is at its owner.
 pub(super) fn check_lookups(
-    config: &ZoneConfig,
     zone: &[u8],
     snapshot: &Snapshot,
     model: &Model,
@@ -126,7 +125,7 @@ pub(super) fn check_lookups(
         })
     };
     for (text, registration) in &model.live {
-        let key = Placement::from(ServiceKey::split(&config.prefix, text));
+        let key = Placement::from(ServiceKey::split(crate::sources::DEFAULT_PREFIX, text));
         let owner = key.owner_name(zone);
         let service = key.service_name(zone);
         let owner_name = name_from_wire(&owner).unwrap_or_else(Name::root);

@@ -80,7 +80,6 @@ static LIVE_STATICS: LazyLock<Arc<StaticRecords>> =
 pub(super) fn live_config() -> ZoneConfig {
     ZoneConfig {
         zone: Name::from_ascii(LIVE_ORIGIN).expect("harness zone"),
-        prefix: "services/".into(),
         ttl: 5,
         negative_ttl: 5,
         statics: Some(LIVE_STATICS.clone()),

@@ -15,7 +15,7 @@ mod serials;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -169,6 +169,9 @@ pub struct Table {
     /// event or a progress notification); [`NEVER`] before the first read. Written by the
     /// watcher alone, read by `/metrics` and `/ready`: never on the query path.
     confirmed: AtomicU64,
+    /// Why the watcher stopped for good (it panicked, or met a failure retrying cannot fix):
+    /// nothing will change the table again, so `/ready` fails with this reason.
+    failed: OnceLock<Box<str>>,
 }
 
 /// `confirmed` before etcd ever confirmed the table.
@@ -187,7 +190,18 @@ impl Table {
             current: ArcSwap::from_pointee(Snapshot::empty(live)),
             created: Instant::now(),
             confirmed: AtomicU64::new(NEVER),
+            failed: OnceLock::new(),
         }
+    }
+
+    /// Records that the watcher stopped for good, and why (the first reason stays).
+    pub fn mark_failed(&self, why: impl Into<Box<str>>) {
+        let _ = self.failed.set(why.into());
+    }
+
+    /// Why the watcher stopped for good, if it did: the table is frozen.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.get().map(|why| &**why)
     }
 
     /// Records that etcd just confirmed the table is current (a view marked stale is

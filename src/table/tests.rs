@@ -13,7 +13,6 @@ use crate::zone::ZoneConfig;
 pub(super) fn config() -> Arc<ZoneConfig> {
     Arc::new(ZoneConfig {
         zone: Name::from_ascii("services.local.").expect("zone"),
-        prefix: "services/".into(),
         ttl: 5,
         negative_ttl: 5,
         statics: None,

@@ -18,7 +18,6 @@ use crate::zone::ZoneConfig;
 fn router(forwarding: bool) -> Router {
     let config = ZoneConfig {
         zone: name("services.local."),
-        prefix: "services/".into(),
         ttl: 5,
         negative_ttl: 5,
         statics: None,
