@@ -81,6 +81,33 @@ impl Registration {
             endpoints: Vec::new(),
         }
     }
+
+    /// The address of a registration whose records are only that address's A or AAAA (at its
+    /// names) and PTR (at its reverse name), at its TTL: the common shape, which the table
+    /// builds without [`crate::records::RecordsBuilder`]. `None` for any other shape.
+    ///
+    /// Every field is named, none with `..`: a field added to `Registration` does not compile
+    /// here until it says whether it takes a registration off this path, so the fast path
+    /// cannot drop it silently.
+    pub fn address_only(&self) -> Option<IpAddr> {
+        let Self {
+            target,
+            port,
+            // SRV fields: without a port there is no SRV record for them to shape.
+            priority: _,
+            weight: _,
+            // The fast path applies it.
+            ttl: _,
+            txt,
+            endpoints,
+        } = self;
+        match target {
+            Target::Addr(ip) if port.is_none() && txt.is_empty() && endpoints.is_empty() => {
+                Some(*ip)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why a value cannot be served.

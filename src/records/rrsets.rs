@@ -185,8 +185,8 @@ impl RecordsBuilder {
 }
 
 /// The RRsets of a name whose one contributor is `reg` in `roles`, when that is the common
-/// shape — an address without port, TXT or endpoints, at its owner or service name, or the
-/// PTR at its reverse name — built without [`RecordsBuilder`]'s maps: the same set (or none)
+/// shape — an address alone ([`Registration::address_only`]) at its owner or service name, or
+/// the PTR at its reverse name — built without [`RecordsBuilder`]'s maps: the same set (or none)
 /// it would give. `None` for any other shape, which the builder handles.
 pub fn single_rrsets(
     owner: &dyn Fn() -> Vec<u8>,
@@ -194,12 +194,7 @@ pub fn single_rrsets(
     roles: Roles,
     ttl: u32,
 ) -> Option<Option<RRset>> {
-    let Target::Addr(ip) = reg.target else {
-        return None;
-    };
-    if reg.port.is_some() || !reg.txt.is_empty() || !reg.endpoints.is_empty() {
-        return None;
-    }
+    let ip = reg.address_only()?;
     let ttl = reg.ttl.unwrap_or(ttl);
     let set = if roles == Roles::PTR {
         RRset::from_rdata(RecordType::PTR.into(), ttl, [owner().as_slice()])

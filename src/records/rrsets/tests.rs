@@ -69,6 +69,115 @@ fn single_contributors_build_as_the_builder_does() {
     assert_eq!(shortcuts, 15);
 }
 
+/// No field of a registration is lost on the fast path: each field, set alone on a plain
+/// address, gives the builder's records through `single_rrsets` or keeps it off that path.
+/// The registrations are written out field by field (no `..`): a new field does not compile
+/// here until it is given a value to test.
+#[test]
+fn no_field_is_lost_on_the_fast_path() {
+    let owner_wire = wire_name(&Name::from_ascii("n1.web.services.local.").expect("owner"));
+    let owner = || owner_wire.to_vec();
+    let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+    let plain = || Registration {
+        target: Target::Addr(ip),
+        port: None,
+        priority: 10,
+        weight: 10,
+        ttl: None,
+        txt: Vec::new(),
+        endpoints: Vec::new(),
+    };
+    let endpoint = crate::service::Endpoint {
+        scheme: "grpc".into(),
+        port: 9000,
+    };
+    let each_field_set: Vec<(&str, Registration)> = vec![
+        (
+            "target",
+            Registration {
+                target: Target::Host(Box::new(Name::from_ascii("db.example.com.").expect("host"))),
+                ..plain()
+            },
+        ),
+        (
+            "port",
+            Registration {
+                port: Some(80),
+                ..plain()
+            },
+        ),
+        (
+            "priority",
+            Registration {
+                priority: 1,
+                ..plain()
+            },
+        ),
+        (
+            "weight",
+            Registration {
+                weight: 1,
+                ..plain()
+            },
+        ),
+        (
+            "ttl",
+            Registration {
+                ttl: Some(30),
+                ..plain()
+            },
+        ),
+        (
+            "txt",
+            Registration {
+                txt: vec!["a=b".into()],
+                ..plain()
+            },
+        ),
+        (
+            "endpoints",
+            Registration {
+                endpoints: vec![endpoint],
+                ..plain()
+            },
+        ),
+    ];
+    // Seven fields, one case each: a new field breaks this destructuring, and the count.
+    let Registration {
+        target: _,
+        port: _,
+        priority: _,
+        weight: _,
+        ttl: _,
+        txt: _,
+        endpoints: _,
+    } = plain();
+    assert_eq!(
+        each_field_set.len(),
+        7,
+        "one case per field of Registration"
+    );
+    let roles = [
+        Roles::OWNER,
+        Roles::SERVICE,
+        Roles::OWNER.with(Roles::SERVICE),
+        Roles::PTR,
+        Roles::SRV,
+        Roles::OWNER.with(Roles::SRV),
+    ];
+    for (field, reg) in &each_field_set {
+        for role in roles {
+            let mut builder = RecordsBuilder::default();
+            builder.add(&owner, reg, role, 5);
+            let built = builder.finish();
+            if let Some(fast) = single_rrsets(&owner, reg, role, 5) {
+                let fast: Vec<RRset> = fast.into_iter().collect();
+                assert_eq!(fast, built, "field {field}, roles {role:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn contributions_become_rrsets() {
     let (owner, service, srv, ptr) = (Roles::OWNER, Roles::SERVICE, Roles::SRV, Roles::PTR);

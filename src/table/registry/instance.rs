@@ -43,6 +43,10 @@ enum Stored {
 impl Instance {
     /// The instance `etcd_key` of registry `source`, registered as `registration`.
     pub(super) fn new(etcd_key: &str, source: u16, registration: Registration) -> Self {
+        // Storage must give every field back, so it compares with the default registration
+        // (a field added to `Registration` takes part through `PartialEq`);
+        // `Registration::address_only` answers another question — which records — and lets
+        // a TTL or SRV fields through.
         let registration = match registration.target {
             Target::Addr(IpAddr::V4(ip))
                 if registration == Registration::new(Target::Addr(ip.into())) =>
