@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use etcd_dns::etcd::EtcdConfig;
 use tempfile::TempDir;
 
-use super::{etcd_bin, free_port, INSTALL_HINT};
+use super::etcd::{etcd_bin, free_port, INSTALL_HINT};
 
 /// How long the members may take to elect a leader and answer.
 const CLUSTER_START_TIMEOUT: Duration = Duration::from_secs(30);

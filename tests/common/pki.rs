@@ -1,5 +1,6 @@
 //! Certificates made at test time for the mutual-TLS tests: a CA, a server certificate for
-//! 127.0.0.1 and a client certificate it signed, and an unrelated CA that verifies neither.
+//! 127.0.0.1 and a client certificate it signed, and an unrelated CA that verifies neither;
+//! the files a client needs.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,32 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
-use super::TlsFiles;
+/// The files a client needs for mutual TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA that signed the server's and the client's certificates.
+    pub ca: PathBuf,
+    /// The client certificate.
+    pub cert: PathBuf,
+    /// The client key.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The client flags for these files.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (flag, path) in [
+            ("--etcd-ca", &self.ca),
+            ("--etcd-cert", &self.cert),
+            ("--etcd-key", &self.key),
+        ] {
+            flags.push(flag.to_string());
+            flags.push(path.display().to_string());
+        }
+        flags
+    }
+}
 
 /// A CA with a server and a client certificate, in PEM files in a temp dir.
 pub struct Pki {
