@@ -7,10 +7,21 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::Message;
+use hickory_proto::op::ResponseCode::{NXDomain, NoError};
 use hickory_proto::rr::RecordType;
 
 const NAME: &str = "s-test.services.local.";
+/// How long a new registration may take to resolve (the process start included).
+const REGISTERED_WITHIN: Duration = Duration::from_secs(5);
+/// How long the revoke on SIGTERM or SIGINT may take to show: it is immediate.
+const REVOKED_WITHIN: Duration = Duration::from_secs(1);
+
+/// Waits until `name`/`qtype` answers with records at `dns` (a registration is live), within
+/// [`REGISTERED_WITHIN`], or panics naming the name, type and rcode; the answer and the time.
+async fn wait_registered(dns: &DnsServer, name: &str, qtype: RecordType) -> (Message, Duration) {
+    wait_rcode(dns.addr, name, qtype, NoError, REGISTERED_WITHIN).await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_then_sigterm_revokes_at_once() {
@@ -20,26 +31,12 @@ async fn registered_then_sigterm_revokes_at_once() {
         &etcd.endpoint,
         &["--name", "s-test", "--ip", "192.168.1.26"],
     );
-    let (m, took) = wait_rcode(
-        dns.addr,
-        NAME,
-        RecordType::A,
-        ResponseCode::NoError,
-        Duration::from_secs(5),
-    )
-    .await;
+    let (m, took) = wait_registered(&dns, NAME, RecordType::A).await;
     assert_eq!(addresses(&m), vec!["192.168.1.26"]);
     eprintln!("register → resolvable: {took:?} (includes process start)");
 
     reg.signal("TERM");
-    let (_, took) = wait_rcode(
-        dns.addr,
-        NAME,
-        RecordType::A,
-        ResponseCode::NXDomain,
-        Duration::from_secs(1),
-    )
-    .await;
+    let (_, took) = wait_rcode(dns.addr, NAME, RecordType::A, NXDomain, REVOKED_WITHIN).await;
     eprintln!("SIGTERM → NXDOMAIN: {took:?}");
     assert_eq!(
         reg.wait_exit(Duration::from_secs(5)).await,
@@ -55,23 +52,9 @@ async fn sigint_revokes_too() {
         &etcd.endpoint,
         &["--name", "s-test", "--ip", "10.1.1.1", "--port", "80"],
     );
-    wait_rcode(
-        dns.addr,
-        NAME,
-        RecordType::SRV,
-        ResponseCode::NoError,
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_registered(&dns, NAME, RecordType::SRV).await;
     reg.signal("INT");
-    wait_rcode(
-        dns.addr,
-        NAME,
-        RecordType::A,
-        ResponseCode::NXDomain,
-        Duration::from_secs(1),
-    )
-    .await;
+    wait_rcode(dns.addr, NAME, RecordType::A, NXDomain, REVOKED_WITHIN).await;
     assert_eq!(reg.wait_exit(Duration::from_secs(5)).await, Some(0));
 }
 
@@ -86,14 +69,7 @@ async fn sigkill_disappears_within_ttl_plus_two_seconds() {
         &etcd.endpoint,
         &["--name", "s-test", "--ip", "10.1.1.2", "--ttl", &ttl_text],
     );
-    wait_rcode(
-        dns.addr,
-        NAME,
-        RecordType::A,
-        ResponseCode::NoError,
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_registered(&dns, NAME, RecordType::A).await;
     // Let a few keep-alives pass first: the name must survive longer than one TTL while alive.
     // It must answer at every poll, the last one made more than TTL + 1 s after it first did.
     let resolvable = Instant::now();
@@ -115,7 +91,7 @@ async fn sigkill_disappears_within_ttl_plus_two_seconds() {
         dns.addr,
         NAME,
         RecordType::A,
-        ResponseCode::NXDomain,
+        NXDomain,
         Duration::from_secs(ttl + 2),
     )
     .await;
@@ -130,14 +106,7 @@ async fn second_register_for_a_live_key_is_a_clear_error() {
         &etcd.endpoint,
         &["--name", "web", "--instance", "n1", "--ip", "10.0.0.1"],
     );
-    wait_rcode(
-        dns.addr,
-        "n1.web.services.local.",
-        RecordType::A,
-        ResponseCode::NoError,
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_registered(&dns, "n1.web.services.local.", RecordType::A).await;
 
     let mut second = register(
         &etcd.endpoint,
@@ -172,7 +141,7 @@ async fn second_register_for_a_live_key_is_a_clear_error() {
         "web.services.local.",
         RecordType::A,
         2,
-        Duration::from_secs(5),
+        REGISTERED_WITHIN,
     )
     .await;
     assert_eq!(addresses(&m), vec!["10.0.0.1", "10.0.0.2"]);
@@ -183,14 +152,7 @@ async fn second_register_for_a_live_key_is_a_clear_error() {
 async fn deleted_key_is_registered_again() {
     let (etcd, dns) = etcd_and_dns().await;
     let _reg = register(&etcd.endpoint, &["--name", "s-test", "--ip", "10.3.3.3"]);
-    wait_rcode(
-        dns.addr,
-        NAME,
-        RecordType::A,
-        ResponseCode::NoError,
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_registered(&dns, NAME, RecordType::A).await;
     etcd.delete("services/s-test").await;
     // It may briefly be gone; it must come back on its own.
     let (m, took) = eventually(
