@@ -17,7 +17,8 @@
 //! - [`wire`]: DNS wire format: name keys, RRsets, the strict query parser, the reply writer.
 //! - [`zone`]: the live zone's configuration and its apex (SOA, NS).
 //! - [`table`]: the live table: snapshots, the atomic swap, the writer's index.
-//! - [`flags`], [`backoff`], [`logging`]: shared command-line, retry and logging pieces.
+//! - [`flags`], [`backoff`], [`logging`], [`rlimit`]: shared command-line, retry, logging and
+//!   open-file limit pieces.
 //! - [`etcd`]: connecting to etcd, bounded requests, the paged read of a prefix.
 //! - [`watch`]: etcd read + watch + resync → table.
 //! - [`dns`]: router, live answers, transfers, static zones, forwarding, sockets.
@@ -45,6 +46,7 @@ pub mod logging;
 pub mod metrics;
 pub mod records;
 pub mod register;
+pub mod rlimit;
 pub mod server;
 pub mod service;
 pub mod sources;

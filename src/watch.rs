@@ -140,15 +140,21 @@ async fn read_registry(
     let mut registry =
         Registry::for_live(config.clone()).with_known_rejected(table.load().rejected.clone());
     let mut revision = 0;
-    for (source, src) in config.sources.iter().enumerate() {
-        revision = read_prefix_at(client, etcd, src.range.as_bytes(), revision, |kvs, left| {
-            // Sized once for the whole read (a no-op after the first page).
-            registry.reserve(left);
-            for kv in kvs {
-                registry.put_from(source, kv.key(), kv.value());
-            }
-            registry.flush();
-        })
+    for (source, feed) in config.sources.iter().enumerate() {
+        revision = read_prefix_at(
+            client,
+            etcd,
+            feed.range.as_bytes(),
+            revision,
+            |kvs, left| {
+                // Sized once for the whole read (a no-op after the first page).
+                registry.reserve(left);
+                for kv in kvs {
+                    registry.put_from(source, kv.key(), kv.value());
+                }
+                registry.flush();
+            },
+        )
         .await?;
     }
     registry.set_revision(revision);

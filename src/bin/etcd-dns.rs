@@ -128,7 +128,7 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 async fn main() -> Result<()> {
     let args = Args::parse();
     etcd_dns::logging::init(&args.log_level);
-    match tcp::raise_fd_limit() {
+    match etcd_dns::rlimit::raise_fd_limit() {
         Ok((before, after)) if after > before => {
             info!(
                 before,

@@ -15,7 +15,7 @@ use crate::dns::acl::Acl;
 use crate::dns::reply::{REPLY_CAPACITY, TCP_MESSAGE_MAX};
 use crate::dns::router::{Answer, Router};
 use crate::dns::{router, tcp, CatalogConfig};
-use crate::metrics::{Metrics, QueryStats};
+use crate::metrics::{Metrics, ThreadStats};
 use crate::table::{Registry, Table};
 use crate::wire::{FLAG_TC, HEADER_LEN};
 
@@ -60,7 +60,7 @@ const BIG_INSTANCES: u32 = 60;
 pub struct Requests {
     router: Arc<Router>,
     /// A UDP thread's own counters.
-    stats: Arc<QueryStats>,
+    stats: ThreadStats,
     /// Runs what the UDP loop hands to tasks, and the TCP connection.
     runtime: Runtime,
 }

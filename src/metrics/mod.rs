@@ -1,6 +1,7 @@
 //! What `/metrics` reports. Query counters are kept per answering thread, so that no core waits
-//! on another: a UDP thread owns its [`QueryStats`] and is its only writer (a load and a store,
-//! no locked instruction); tasks share one set with atomic adds. A scrape sums them all.
+//! on another: a UDP thread owns its [`ThreadStats`] and is their only writer (a load and a
+//! store, no locked instruction); tasks share one set with atomic adds (`stats.rs`). A scrape
+//! sums them all.
 //!
 //! Reading the clock twice would cost a live answer more than counting it, so answers made on
 //! the spot (live names, errors) are timed one in [`TIMING_SAMPLE`]; answers that wait on the
@@ -9,7 +10,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -18,152 +18,13 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 mod events;
+mod stats;
 
 pub use events::{ClientEvent, CLIENT_EVENTS};
-
-/// How a request was answered, as the `path` label says it.
-pub const PATHS: [&str; 5] = ["live", "transfer", "static", "forward", "error"];
-/// Query types with a label of their own; every other type counts as "other".
-const QTYPES: [(u16, &str); 11] = [
-    (1, "A"),
-    (2, "NS"),
-    (5, "CNAME"),
-    (6, "SOA"),
-    (12, "PTR"),
-    (16, "TXT"),
-    (28, "AAAA"),
-    (33, "SRV"),
-    (251, "IXFR"),
-    (252, "AXFR"),
-    (255, "ANY"),
-];
-/// RCODE names by value (the low four bits of the header); every other one is "other".
-const RCODES: [&str; 6] = [
-    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
-];
-/// Upper bounds of the latency histogram's buckets, in seconds: from a live answer (a few µs)
-/// to a forwarded one that waited on every upstream (seconds).
-pub const LATENCY_BUCKETS: [f64; 14] = [
-    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.25, 1.0, 5.0,
-];
-/// One in this many answers made on the spot is timed.
-pub const TIMING_SAMPLE: u64 = 16;
-/// Counters per (path, qtype, rcode).
-const QUERY_COUNTERS: usize = PATHS.len() * (QTYPES.len() + 1) * (RCODES.len() + 1);
-/// Buckets per path, the last one above every bound.
-const BUCKETS: usize = LATENCY_BUCKETS.len() + 1;
-
-/// One writer's query counters.
-#[derive(Debug)]
-pub struct QueryStats {
-    /// True when one thread alone writes these: plain loads and stores are then enough.
-    exclusive: bool,
-    queries: Box<[AtomicU64]>,
-    latency: Box<[AtomicU64]>,
-    latency_ns: [AtomicU64; PATHS.len()],
-    dropped: AtomicU64,
-    upstream_failures: AtomicU64,
-    /// Per [`ClientEvent`].
-    events: [AtomicU64; CLIENT_EVENTS.len()],
-    /// Answers seen, for choosing which to time.
-    ticks: AtomicU64,
-}
-
-/// The counter index of a QTYPE: its place in [`QTYPES`], or the "other" slot.
-fn qtype_slot(qtype: u16) -> usize {
-    match qtype {
-        1 => 0,
-        2 => 1,
-        5 => 2,
-        6 => 3,
-        12 => 4,
-        16 => 5,
-        28 => 6,
-        33 => 7,
-        251 => 8,
-        252 => 9,
-        255 => 10,
-        _ => QTYPES.len(),
-    }
-}
-
-impl QueryStats {
-    fn new(exclusive: bool) -> Self {
-        let zeros = |n| (0..n).map(|_| AtomicU64::new(0)).collect();
-        Self {
-            exclusive,
-            queries: zeros(QUERY_COUNTERS),
-            latency: zeros(PATHS.len() * BUCKETS),
-            latency_ns: Default::default(),
-            dropped: AtomicU64::new(0),
-            upstream_failures: AtomicU64::new(0),
-            events: Default::default(),
-            ticks: AtomicU64::new(0),
-        }
-    }
-
-    /// True for one call in [`TIMING_SAMPLE`]: time this answer.
-    pub fn time_this_one(&self) -> bool {
-        let tick = self.ticks.load(Ordering::Relaxed);
-        self.bump(&self.ticks, 1);
-        tick.is_multiple_of(TIMING_SAMPLE)
-    }
-
-    fn bump(&self, counter: &AtomicU64, n: u64) {
-        if self.exclusive {
-            counter.store(
-                counter.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
-        } else {
-            counter.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    /// Counts one answered request: its `path` (an index into [`PATHS`]), QTYPE, the RCODE of
-    /// `reply` and, when it was timed, how long it took.
-    pub fn answered(&self, path: usize, qtype: u16, reply: &[u8], elapsed: Option<Duration>) {
-        let path = path.min(PATHS.len() - 1);
-        let rcode = reply.get(3).map_or(RCODES.len(), |b| (b & 0x0f) as usize);
-        let rcode = rcode.min(RCODES.len());
-        let at = (path * (QTYPES.len() + 1) + qtype_slot(qtype)) * (RCODES.len() + 1) + rcode;
-        if let Some(counter) = self.queries.get(at) {
-            self.bump(counter, 1);
-        }
-        if let Some(elapsed) = elapsed {
-            self.timed(path, elapsed);
-        }
-    }
-
-    fn timed(&self, path: usize, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        if let Some(counter) = self.latency.get(path * BUCKETS + bucket) {
-            self.bump(counter, 1);
-        }
-        self.bump(&self.latency_ns[path], elapsed.as_nanos() as u64);
-    }
-
-    /// Counts a request that got no reply (a response, or bytes too short to answer).
-    pub fn dropped(&self) {
-        self.bump(&self.dropped, 1);
-    }
-
-    /// Counts a forwarded query that no upstream answered (SERVFAIL to the client).
-    pub fn upstream_failed(&self) {
-        self.bump(&self.upstream_failures, 1);
-    }
-
-    /// Counts one thing a client made happen.
-    pub fn event(&self, event: ClientEvent) {
-        if let Some(counter) = self.events.get(event as usize) {
-            self.bump(counter, 1);
-        }
-    }
-}
+use stats::{query_counter, BUCKETS, QTYPES, QUERY_COUNTERS, RCODES};
+pub use stats::{
+    Exclusive, Path, QueryStats, Shared, ThreadStats, Writer, LATENCY_BUCKETS, TIMING_SAMPLE,
+};
 
 /// Counters a part keeps itself (the answer cache, in its own shards), written into
 /// `/metrics` at scrape time.
@@ -177,10 +38,10 @@ pub trait Report: std::fmt::Debug + Send + Sync {
 pub struct Metrics {
     /// Parts that report their own counters.
     reports: Mutex<Vec<Arc<dyn Report>>>,
-    /// Every [`QueryStats`] ever handed out, summed on scrape.
-    writers: Mutex<Vec<Arc<QueryStats>>>,
+    /// Every thread's counters ever handed out, summed on scrape.
+    threads: Mutex<Vec<Arc<QueryStats<Exclusive>>>>,
     /// The set tasks share (TCP, the catalog, transfers).
-    shared: Arc<QueryStats>,
+    shared: QueryStats<Shared>,
     /// Watch responses applied (events and progress notifications).
     pub watch_events: AtomicU64,
     /// Full reads of the registry after the first one.
@@ -193,11 +54,10 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let shared = Arc::new(QueryStats::new(false));
         Self {
             reports: Mutex::new(Vec::new()),
-            writers: Mutex::new(vec![shared.clone()]),
-            shared,
+            threads: Mutex::new(Vec::new()),
+            shared: QueryStats::default(),
             watch_events: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
             tcp_connections: AtomicU64::new(0),
@@ -208,12 +68,12 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counters for one thread that alone writes them (a UDP socket's thread).
-    pub fn exclusive(&self) -> Arc<QueryStats> {
-        let stats = Arc::new(QueryStats::new(true));
+    pub fn exclusive(&self) -> ThreadStats {
+        let stats = Arc::new(QueryStats::default());
         // A poisoned lock only means a scrape panicked; the list itself is intact.
-        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-        writers.push(stats.clone());
-        stats
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        threads.push(stats.clone());
+        ThreadStats::new(stats)
     }
 
     /// Adds a part's own counters to what a scrape writes.
@@ -223,34 +83,21 @@ impl Metrics {
     }
 
     /// The counters tasks share.
-    pub fn shared(&self) -> &QueryStats {
+    pub fn shared(&self) -> &QueryStats<Shared> {
         &self.shared
     }
 
     /// The query counters summed over every writer.
     fn sums(&self) -> Sums {
-        let writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         let mut sums = Sums {
             queries: vec![0; QUERY_COUNTERS],
-            latency: vec![0; PATHS.len() * BUCKETS],
+            latency: vec![0; Path::ALL.len() * BUCKETS],
             ..Sums::default()
         };
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        for stats in writers.iter() {
-            for (sum, counter) in sums.queries.iter_mut().zip(stats.queries.iter()) {
-                *sum += load(counter);
-            }
-            for (sum, counter) in sums.latency.iter_mut().zip(stats.latency.iter()) {
-                *sum += load(counter);
-            }
-            for (sum, counter) in sums.latency_ns.iter_mut().zip(&stats.latency_ns) {
-                *sum += load(counter);
-            }
-            sums.dropped += load(&stats.dropped);
-            sums.upstream_failures += load(&stats.upstream_failures);
-            for (sum, counter) in sums.events.iter_mut().zip(&stats.events) {
-                *sum += load(counter);
-            }
+        sums.add(&self.shared);
+        for stats in threads.iter() {
+            sums.add(stats);
         }
         sums
     }
@@ -264,10 +111,31 @@ type NoLabels = [(&'static str, &'static str); 0];
 struct Sums {
     queries: Vec<u64>,
     latency: Vec<u64>,
-    latency_ns: [u64; PATHS.len()],
+    latency_ns: [u64; Path::ALL.len()],
     dropped: u64,
     upstream_failures: u64,
     events: [u64; CLIENT_EVENTS.len()],
+}
+
+impl Sums {
+    /// Adds one writer's counters.
+    fn add<W: Writer>(&mut self, stats: &QueryStats<W>) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        for (sum, counter) in self.queries.iter_mut().zip(stats.queries.iter()) {
+            *sum += load(counter);
+        }
+        for (sum, counter) in self.latency.iter_mut().zip(stats.latency.iter()) {
+            *sum += load(counter);
+        }
+        for (sum, counter) in self.latency_ns.iter_mut().zip(&stats.latency_ns) {
+            *sum += load(counter);
+        }
+        self.dropped += load(&stats.dropped);
+        self.upstream_failures += load(&stats.upstream_failures);
+        for (sum, counter) in self.events.iter_mut().zip(&stats.events) {
+            *sum += load(counter);
+        }
+    }
 }
 
 /// Writes one counter family with a single value.
@@ -308,13 +176,12 @@ impl Collector for Metrics {
         )?;
         let rcode_names = RCODES.iter().copied().chain(["other"]);
         let qtype_names = QTYPES.iter().map(|(_, n)| *n).chain(["other"]);
-        for (p, path) in PATHS.iter().enumerate() {
+        for path in Path::ALL {
             for (q, qtype) in qtype_names.clone().enumerate() {
                 for (r, rcode) in rcode_names.clone().enumerate() {
-                    let at = (p * (QTYPES.len() + 1) + q) * (RCODES.len() + 1) + r;
-                    let value = sums.queries[at];
+                    let value = sums.queries[query_counter(path as usize, q, r)];
                     if value > 0 {
-                        let labels = [("path", *path), ("qtype", qtype), ("rcode", rcode)];
+                        let labels = [("path", path.label()), ("qtype", qtype), ("rcode", rcode)];
                         ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
                     }
                 }
@@ -326,7 +193,8 @@ impl Collector for Metrics {
             None,
             MetricType::Histogram,
         )?;
-        for (p, path) in PATHS.iter().enumerate() {
+        for path in Path::ALL {
+            let p = path as usize;
             let counts = &sums.latency[p * BUCKETS..(p + 1) * BUCKETS];
             let count: u64 = counts.iter().sum();
             if count == 0 {
@@ -340,7 +208,7 @@ impl Collector for Metrics {
                 .collect();
             let sum = sums.latency_ns[p] as f64 / 1e9;
             family
-                .encode_family(&[("path", *path)])?
+                .encode_family(&[("path", path.label())])?
                 .encode_histogram::<NoLabels>(sum, count, &buckets, None)?;
         }
         counter(

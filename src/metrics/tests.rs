@@ -1,5 +1,6 @@
 use super::*;
 use prometheus_client::registry::Registry;
+use std::time::Duration;
 
 fn scrape(metrics: Arc<Metrics>) -> String {
     let mut registry = Registry::default();
@@ -14,13 +15,18 @@ fn counts_from_every_writer_are_summed() {
     let metrics = Arc::new(Metrics::default());
     let udp = metrics.exclusive();
     let nxdomain = [0x12, 0x34, 0x85, 0x03];
-    udp.answered(0, 1, &nxdomain, Some(Duration::from_micros(3)));
-    udp.answered(0, 1, &nxdomain, Some(Duration::from_micros(30)));
-    udp.answered(0, 1, &nxdomain, None);
+    udp.answered(Path::Live, 1, &nxdomain, Some(Duration::from_micros(3)));
+    udp.answered(Path::Live, 1, &nxdomain, Some(Duration::from_micros(30)));
+    udp.answered(Path::Live, 1, &nxdomain, None);
     let shared = metrics.shared();
-    shared.answered(0, 1, &nxdomain, Some(Duration::from_millis(2)));
+    shared.answered(Path::Live, 1, &nxdomain, Some(Duration::from_millis(2)));
     let servfail = [0, 0, 0x81, 0x82];
-    shared.answered(3, 65000, &servfail, Some(Duration::from_secs(9)));
+    shared.answered(
+        Path::Forward,
+        65000,
+        &servfail,
+        Some(Duration::from_secs(9)),
+    );
     metrics.shared().dropped();
     let text = scrape(metrics);
     for line in [
@@ -33,5 +39,29 @@ fn counts_from_every_writer_are_summed() {
         "etcd_dns_dropped_total 1",
     ] {
         assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+}
+
+/// Each labelled query type and each path is counted under its own label.
+#[test]
+fn every_qtype_and_path_counts_under_its_label() {
+    let metrics = Arc::new(Metrics::default());
+    let thread = metrics.exclusive();
+    let noerror = [0, 0, 0x85, 0x00];
+    for path in Path::ALL {
+        for (code, _) in stats::QTYPES {
+            thread.answered(path, code, &noerror, None);
+        }
+        thread.answered(path, 99, &noerror, None);
+    }
+    let text = scrape(metrics);
+    for path in Path::ALL {
+        for (_, qtype) in stats::QTYPES.iter().chain(&[(0, "other")]) {
+            let line = format!(
+                r#"etcd_dns_queries_total{{path="{}",qtype="{qtype}",rcode="NOERROR"}} 1"#,
+                path.label()
+            );
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -256,6 +256,4 @@ impl Table {
 }
 
 #[cfg(test)]
-mod sources_tests;
-#[cfg(test)]
 mod tests;

@@ -28,7 +28,7 @@ use super::rrl::RateLimiter;
 use super::statics::StaticZones;
 use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
-use crate::metrics::{Metrics, QueryStats};
+use crate::metrics::{Metrics, QueryStats, ThreadStats, Writer};
 use crate::table::{Snapshot, Table};
 use crate::wire::{self, ReplyBody, WireQuery, RCODE_BITS};
 
@@ -127,7 +127,7 @@ impl Router {
     }
 
     /// Counters for a thread that alone answers with them (a UDP socket's thread).
-    pub fn exclusive_stats(&self) -> Arc<QueryStats> {
+    pub fn exclusive_stats(&self) -> ThreadStats {
         self.metrics.exclusive()
     }
 
@@ -156,13 +156,13 @@ impl Router {
     /// catalog nor a transfer, writing into `out` (emptied first) so that a loop can hand the
     /// same buffers back query after query instead of allocating one each time. Counts into
     /// `stats` (the caller's own, or the shared set).
-    pub fn answer_now(
+    pub fn answer_now<W: Writer>(
         &self,
         bytes: &[u8],
         src: SocketAddr,
         protocol: Protocol,
         out: Vec<u8>,
-        stats: &QueryStats,
+        stats: &QueryStats<W>,
     ) -> Answer {
         let received = stats.time_this_one().then(Instant::now);
         let (answer, route, qtype) = self.place_and_answer(bytes, src, protocol, out);
@@ -252,7 +252,11 @@ impl Router {
                 }
                 Err(_) => form_error(bytes),
             },
-            Route::Live(_) | Route::Static { .. } | Route::Error(_) | Route::Drop => None,
+            Route::Live(_)
+            | Route::Reverse
+            | Route::Static { .. }
+            | Route::Error(_)
+            | Route::Drop => None,
         };
         let reply = reply.unwrap_or_else(|| {
             if let Some(suppressed) = UNANSWERED.allow() {
@@ -307,9 +311,9 @@ impl Router {
                     Route::Error(ResponseCode::Refused)
                 }
             }
-            Some(zone_at) => Route::Live(Some(zone_at)),
+            Some(zone_at) => Route::Live(zone_at),
             None if class_ok && qtype == u16::from(RecordType::PTR) && has_ptr(snapshot, name) => {
-                Route::Live(None)
+                Route::Reverse
             }
             None => match self.statics.find(name) {
                 // As for the live zone: other classes are not ours, and no transfers.
@@ -346,7 +350,7 @@ fn answer_query(
     mut out: Vec<u8>,
 ) -> Answer {
     let body = match route {
-        Route::Live(Some(zone_at)) => live::live_body(
+        Route::Live(zone_at) => live::live_body(
             snapshot,
             query.name(),
             query.qtype,
@@ -354,11 +358,12 @@ fn answer_query(
             next_rotation(),
         ),
         // `place` saw the PTR set in this same snapshot, so it is there.
-        Route::Live(None) => live::ptr_body(snapshot, query.name(), next_rotation())
-            .unwrap_or_else(|| ReplyBody {
+        Route::Reverse => {
+            live::ptr_body(snapshot, query.name(), next_rotation()).unwrap_or_else(|| ReplyBody {
                 rcode: ResponseCode::ServFail.low(),
                 ..ReplyBody::default()
-            }),
+            })
+        }
         Route::Static { zone, zone_at } => statics.body(zone, query.name(), query.qtype, zone_at),
         Route::Error(code) => ReplyBody {
             rcode: code.low(),

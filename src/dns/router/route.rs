@@ -4,12 +4,16 @@ use std::time::Instant;
 
 use hickory_server::proto::op::ResponseCode;
 
+use crate::metrics::Path;
+
 /// Where one request goes: the decision every request passes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// Answered from the live table: a name of the live zone (with the offset at which the
-    /// zone starts in the name), or, with `None`, the reverse name of a registered address.
-    Live(Option<usize>),
+    /// Answered from the live table: a name of a live zone, with the offset at which the
+    /// zone starts in the name.
+    Live(usize),
+    /// Answered from the live table: the reverse name (PTR) of a registered address.
+    Reverse,
     /// AXFR of the live zone by a client in `--allow-transfer`.
     Transfer,
     /// A name of a static zone file: the zone's index among the static zones and the offset at
@@ -52,14 +56,14 @@ pub struct Pending {
 }
 
 impl Route {
-    /// The `path` label of this route's answers (an index into [`crate::metrics::PATHS`]).
-    pub(super) fn path(self) -> usize {
+    /// The `path` label of this route's answers.
+    pub(super) fn path(self) -> Path {
         match self {
-            Route::Live(_) => 0,
-            Route::Transfer => 1,
-            Route::Static { .. } => 2,
-            Route::Forward => 3,
-            Route::Error(_) | Route::Drop => 4,
+            Route::Live(_) | Route::Reverse => Path::Live,
+            Route::Transfer => Path::Transfer,
+            Route::Static { .. } => Path::Static,
+            Route::Forward => Path::Forward,
+            Route::Error(_) | Route::Drop => Path::Error,
         }
     }
 }

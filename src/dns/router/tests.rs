@@ -45,7 +45,7 @@ fn class_numbers_are_hickorys() {
 
 #[test]
 fn every_request_gets_one_route() {
-    let live_at = |zone_at| Route::Live(Some(zone_at));
+    let live_at = |zone_at| Route::Live(zone_at);
     let refused = Route::Error(ResponseCode::Refused);
     let (local, remote) = ("127.0.0.1", "192.0.2.9");
     // name, type, class, client, forwarding → route
@@ -120,7 +120,7 @@ fn every_request_gets_one_route() {
             DNSClass::IN,
             remote,
             true,
-            Route::Live(None),
+            Route::Reverse,
         ),
         (
             "1.0.0.10.in-addr.arpa.",

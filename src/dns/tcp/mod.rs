@@ -60,42 +60,11 @@ impl Default for TcpLimits {
     }
 }
 
-/// Half the process's open-file limit (after [`raise_fd_limit`]), within 1..=[`MAX_CLIENTS_CEILING`]:
+/// Half the process's open-file limit (after [`crate::rlimit::raise_fd_limit`]), within 1..=[`MAX_CLIENTS_CEILING`]:
 /// the other half stays for UDP, etcd, HTTP and the forwarder.
 pub fn default_max_clients() -> usize {
-    let limit = fd_limit().map_or(1024, |(soft, _)| soft);
+    let limit = crate::rlimit::fd_limit().map_or(1024, |(soft, _)| soft);
     usize::try_from(limit / 2).map_or(MAX_CLIENTS_CEILING, |n| n.clamp(1, MAX_CLIENTS_CEILING))
-}
-
-/// The open-file limit, soft and hard.
-#[cfg(target_os = "linux")]
-pub fn fd_limit() -> Option<(u64, u64)> {
-    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok()
-}
-
-/// The open-file limit, soft and hard (not read on this system).
-#[cfg(not(target_os = "linux"))]
-pub fn fd_limit() -> Option<(u64, u64)> {
-    None
-}
-
-/// Raises the soft open-file limit to the hard one (Knot, NSD and systemd services do the
-/// same: the soft default of 1,024 is there for programs that use select()). Returns the
-/// limit before and after; an error leaves it as it was.
-#[cfg(target_os = "linux")]
-pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-    }
-    Ok((soft, getrlimit(Resource::RLIMIT_NOFILE)?.0))
-}
-
-/// Raises the soft open-file limit to the hard one (not done on this system).
-#[cfg(not(target_os = "linux"))]
-pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
-    Err(std::io::Error::other("not supported on this system"))
 }
 
 /// The open connections, for closing the idlest when full.

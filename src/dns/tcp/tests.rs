@@ -54,7 +54,7 @@ fn a_closed_connection_frees_its_place() {
 
 #[test]
 fn the_default_cap_is_half_the_file_limit_within_bounds() {
-    let (soft, _) = fd_limit().expect("getrlimit");
+    let (soft, _) = crate::rlimit::fd_limit().expect("getrlimit");
     let expected = (soft / 2).clamp(1, MAX_CLIENTS_CEILING as u64) as usize;
     assert_eq!(default_max_clients(), expected);
 }

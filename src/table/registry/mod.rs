@@ -189,10 +189,10 @@ impl Registry {
         // Borrowed unless the key is not UTF-8: no copy of a key the table keeps inline.
         let key_text = String::from_utf8_lossy(key);
         let live = self.live.clone();
-        let Some((src, config)) = source_of(&live, source) else {
+        let Some((feed, config)) = source_of(&live, source) else {
             return Applied::Ignored;
         };
-        let parsed = src.format.parse(&src.prefix, &config.zone, key, value);
+        let parsed = feed.format.parse(&feed.prefix, &config.zone, key, value);
         self.remove_instance(source, &key_text);
         match parsed {
             Ok(Some((placement, registration))) => {
@@ -331,9 +331,9 @@ impl Registry {
 
     /// The placement of an accepted instance, derived from its key.
     fn place<'i>(&self, inst: &'i Instance) -> Option<Placement<'i>> {
-        let src = self.live.sources.get(inst.source as usize)?;
-        let labels = self.zones.get(src.zone)?.labels;
-        Some(src.format.place(&src.prefix, labels, inst.etcd_key()))
+        let feed = self.live.sources.get(inst.source as usize)?;
+        let labels = self.zones.get(feed.zone)?.labels;
+        Some(feed.format.place(&feed.prefix, labels, inst.etcd_key()))
     }
 
     /// Every name an instance of registry `source` touches, with its roles.
@@ -343,17 +343,20 @@ impl Registry {
         placement: &Placement<'_>,
         registration: &Registration,
     ) -> Option<Vec<(Vec<u8>, Roles)>> {
-        let src = self.live.sources.get(source)?;
-        let zone = &self.zones.get(src.zone)?.name;
+        let feed = self.live.sources.get(source)?;
+        let zone = &self.zones.get(feed.zone)?.name;
         Some(instance_names(placement, registration, zone))
     }
 }
 
 /// Registry `source` of `live` and the configuration of its zone.
 fn source_of(live: &Live, source: usize) -> Option<(&Source, &ZoneConfig)> {
-    let src = live.sources.get(source)?;
-    Some((src, live.zones.get(src.zone)?))
+    let feed = live.sources.get(source)?;
+    Some((feed, live.zones.get(feed.zone)?))
 }
 
 /// The contributor id of a zone file's static records (never an instance id).
 const STATIC_ID: u32 = u32::MAX;
+
+#[cfg(test)]
+mod tests;

@@ -44,10 +44,12 @@ impl Registry {
     /// [`single_rrsets`] knows its shape (the common case, and the cheap one).
     fn single_sets(&self, id: u32, roles: Roles) -> Option<Option<RRset>> {
         let inst = self.slab.get(id as usize)?.as_ref()?;
-        let (src, config) = source_of(&self.live, inst.source as usize)?;
-        let zone = self.zones.get(src.zone)?;
+        let (feed, config) = source_of(&self.live, inst.source as usize)?;
+        let zone = self.zones.get(feed.zone)?;
         let owner = || {
-            let placement = src.format.place(&src.prefix, zone.labels, inst.etcd_key());
+            let placement = feed
+                .format
+                .place(&feed.prefix, zone.labels, inst.etcd_key());
             placement.owner_name(&zone.name)
         };
         single_rrsets(&owner, &inst.registration(), roles, config.ttl)
@@ -76,14 +78,16 @@ impl Registry {
             let Some(inst) = self.slab.get(id as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            let Some((src, config)) = source_of(&self.live, inst.source as usize) else {
+            let Some((feed, config)) = source_of(&self.live, inst.source as usize) else {
                 continue;
             };
-            let Some(zone) = self.zones.get(src.zone) else {
+            let Some(zone) = self.zones.get(feed.zone) else {
                 continue;
             };
             let owner = || {
-                let placement = src.format.place(&src.prefix, zone.labels, inst.etcd_key());
+                let placement = feed
+                    .format
+                    .place(&feed.prefix, zone.labels, inst.etcd_key());
                 placement.owner_name(&zone.name)
             };
             builder.add(&owner, &inst.registration(), roles, config.ttl);

@@ -1,12 +1,13 @@
-//! The registry fed by several registries into several zones, as the watcher drives it.
+//! The `Registry` fed by several registries (`--registry`) into several zones, as the watcher
+//! drives it.
 
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use super::tests::{config, records};
 use super::{Applied, Registry};
 use crate::sources::{Live, RegistrySpec};
+use crate::table::tests::{config, records};
 
 /// native=services/ and go-zero=rpc/ into services.local., skydns=/skydns/ and
 /// dubbo=/services/ into skydns.local.
