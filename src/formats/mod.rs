@@ -30,7 +30,7 @@ pub type Parsed<'k> = Result<Option<(Placement<'k>, Registration)>, Invalid>;
 /// A registry format: who writes the keys under a prefix, and so how to read them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
-    /// etcd-dns's own: `P<service>[/<instance>]` = `{"IP":…}` (SPEC §2).
+    /// etcd-dns's own: `P<service>[/<instance>]` = `{"IP":…}` (docs/REGISTRIES.md).
     Native,
     /// etcd's naming/endpoints API and gRPC's etcd resolver: `<target>/<key>` =
     /// `{"Op":0,"Addr":"ip:port"}`.
