@@ -34,6 +34,6 @@ pub use self::{
     etcd::{etcd_bin, free_port, Etcd, ROOT_PASSWORD},
     http::{http_get, metric},
     pki::{Pki, TlsFiles},
-    server::{etcd_and_dns, DnsServer},
+    server::{etcd_and_dns, test_zone, DnsServer},
     wait::{eventually, wait_answers, wait_rcode},
 };

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use etcd_client::{Client, PutOptions};
+use etcd_dns::server;
 use etcd_dns::sources::RegistrySpec;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
@@ -30,7 +31,13 @@ pub async fn serve_at(endpoint: &str, registries: &[&str]) -> DnsServer {
         })
         .collect();
     zones.dedup();
-    let dns = DnsServer::start_with(endpoint, |c| c.registries = specs).await;
+    // As the binary assembles them: a zone file for a registry's zone serves its statics.
+    let dns = DnsServer::start_with(endpoint, |c| {
+        let files = std::mem::take(&mut c.catalog.zone_files);
+        let (live, files) = server::live_zones(test_zone(), &specs, files).expect("registries");
+        (c.live, c.catalog.zone_files) = (live, files);
+    })
+    .await;
     for zone in zones {
         wait_rcode(
             dns.addr,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use etcd_dns::dns::Listeners;
 use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::server::{self, ServerConfig};
+use etcd_dns::sources::Live;
 use etcd_dns::zone::ZoneConfig;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
@@ -15,6 +16,17 @@ use tokio_util::sync::CancellationToken;
 use super::dns::{query, Transport};
 use super::etcd::Etcd;
 use super::wait::eventually;
+
+/// The live zone of the tests, `services.local.` with TTLs of 5 s and no zone file: a test
+/// that needs another sets `config.live` from it (`Live::native(ZoneConfig { .. })`).
+pub fn test_zone() -> ZoneConfig {
+    ZoneConfig {
+        zone: Name::from_ascii("services.local.").expect("zone"),
+        ttl: 5,
+        negative_ttl: 5,
+        statics: None,
+    }
+}
 
 /// etcd-dns running in-process on a free port, stopped on drop.
 pub struct DnsServer {
@@ -27,7 +39,7 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
-    /// Starts etcd-dns for zone `services.local.` and prefix `services/` against `endpoint`.
+    /// Starts etcd-dns for [`test_zone`] and the native prefix `services/` against `endpoint`.
     pub async fn start(endpoint: &str) -> Self {
         Self::start_with(endpoint, |_| {}).await
     }
@@ -47,14 +59,7 @@ impl DnsServer {
         edit: impl FnOnce(&mut ServerConfig),
     ) -> std::io::Result<Self> {
         let mut config = ServerConfig {
-            zone: ZoneConfig {
-                zone: Name::from_ascii("services.local.").expect("zone"),
-                prefix: "services/".into(),
-                ttl: 5,
-                negative_ttl: 5,
-                statics: None,
-            },
-            registries: Vec::new(),
+            live: Live::native(test_zone()),
             etcd: EtcdConfig::from_list(endpoint),
             catalog: Default::default(),
             max_stale: None,
