@@ -114,7 +114,7 @@ async fn ready_fails_past_max_stale_when_etcd_goes_away() {
     })
     .await;
     assert!(body.contains("--max-stale"), "{body}");
-    // The last table still answers DNS (SPEC §4: keep answering from the last table).
+    // The last table still answers DNS (docs/OPERATIONS.md: it keeps answering from the last table).
     let (status, _) = http_get(dns.http, "/health").await;
     assert_eq!(status, 200);
 }
