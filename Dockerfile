@@ -2,7 +2,7 @@
 #   docker build -t etcd-dns .
 #   docker run -p 1053:53/udp -p 1053:53/tcp -p 9153:9153 -e ETCD_DNS_ETCD=http://etcd:2379 etcd-dns
 #   docker run -e REGISTER_ETCD=http://etcd:2379 etcd-dns register --name s-test
-# docker-compose.yml runs both against a 3-member etcd cluster (README, "Docker Compose").
+# docker-compose.yml runs both against a 3-member etcd cluster (docs/COMPOSE.md).
 #
 # Plain Dockerfile syntax: no `# syntax=` line and no BuildKit-only instructions, so it builds
 # with the classic builder (docker-compose 1.29, engines without buildx) as well as BuildKit.

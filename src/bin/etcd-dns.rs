@@ -47,7 +47,7 @@ struct Args {
     zone: Name,
     /// A registry to serve, FORMAT=PREFIX[@ZONE] (repeatable, or comma separated): FORMAT is
     /// native, etcd-naming, go-zero, kratos, go-micro, skydns, rpcx or dubbo; ZONE defaults to
-    /// --zone. Given, it replaces the default native=services/ (see the README, "Other
+    /// --zone. Given, it replaces the default native=services/ (docs/REGISTRIES.md, "Other
     /// registries")
     #[arg(long, env = "ETCD_DNS_REGISTRY", value_delimiter = ',')]
     registry: Vec<RegistrySpec>,
