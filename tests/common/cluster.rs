@@ -16,6 +16,7 @@ const CLUSTER_POLL_STEP: Duration = Duration::from_millis(100);
 
 /// One member's process and client URL.
 pub struct Member {
+    /// The member's etcd process.
     child: Child,
     /// Client URL, `http://127.0.0.1:PORT`.
     pub endpoint: String,
@@ -25,6 +26,7 @@ pub struct Member {
 pub struct Cluster {
     /// The members, in the order of their endpoints.
     pub members: Vec<Member>,
+    /// The members' data directories and logs, removed on drop.
     _dir: TempDir,
 }
 

@@ -12,7 +12,9 @@ use tokio::sync::watch;
 pub struct Proxy {
     /// Where clients connect.
     pub addr: SocketAddr,
+    /// While set, new connections are refused.
     cut: Arc<AtomicBool>,
+    /// Bumped on every cut: each open connection watches it and closes.
     cuts: watch::Sender<u64>,
 }
 

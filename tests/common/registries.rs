@@ -66,6 +66,7 @@ pub async fn put(client: &mut Client, key: &str, value: &str, lease: Option<i64>
     client.put(key, value, options).await.expect("etcd put");
 }
 
+/// Revokes `lease`: every key bound to it is deleted.
 pub async fn revoke(client: &mut Client, lease: i64) {
     client.lease_revoke(lease).await.expect("lease revoke");
 }

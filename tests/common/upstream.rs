@@ -36,8 +36,11 @@ struct Zone {
 pub struct Upstream {
     /// Where it answers, UDP and TCP.
     pub addr: SocketAddr,
+    /// What it answers; the test changes it while it runs.
     zone: Arc<Mutex<Zone>>,
+    /// Queries received, by (lowercase name, type).
     counts: Arc<Mutex<HashMap<(String, RecordType), usize>>>,
+    /// Cancelled by [`Upstream::stop`] and on drop.
     shutdown: CancellationToken,
 }
 
@@ -108,14 +111,19 @@ async fn bind() -> (UdpSocket, TcpListener) {
     panic!("no port free for both UDP and TCP");
 }
 
+/// What each socket task shares: the zone, the counts and the delay.
 #[derive(Clone)]
 struct Server {
+    /// What it answers.
     zone: Arc<Mutex<Zone>>,
+    /// Queries received, by (lowercase name, type).
     counts: Arc<Mutex<HashMap<(String, RecordType), usize>>>,
+    /// How long every answer is held back.
     delay: Duration,
 }
 
 impl Server {
+    /// Answers datagrams on `socket` until `shutdown`.
     async fn udp(self, socket: Arc<UdpSocket>, shutdown: CancellationToken) {
         let mut buf = vec![0u8; 65_535];
         loop {
@@ -136,6 +144,7 @@ impl Server {
         }
     }
 
+    /// Accepts connections on `listener` until `shutdown`, each served on a task of its own.
     async fn tcp(self, listener: TcpListener, shutdown: CancellationToken) {
         loop {
             let stream = tokio::select! {
@@ -156,6 +165,7 @@ impl Server {
         }
     }
 
+    /// Answers the length-prefixed queries of one connection until it closes.
     async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
         loop {
             let len = stream.read_u16().await? as usize;
