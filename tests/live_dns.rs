@@ -181,7 +181,13 @@ async fn nodata_and_nxdomain_carry_the_soa_with_the_negative_ttl() {
     etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
         .await;
     etcd.put("services/api.v2/n1", r#"{"IP":"10.2.0.1"}"#).await;
-    let dns = DnsServer::start_with(&etcd.endpoint, |c| c.zone.negative_ttl = 3).await;
+    let dns = DnsServer::start_with(&etcd.endpoint, |c| {
+        c.live = etcd_dns::sources::Live::native(etcd_dns::zone::ZoneConfig {
+            negative_ttl: 3,
+            ..test_zone()
+        })
+    })
+    .await;
     dns.wait_ready().await;
 
     let cases = [

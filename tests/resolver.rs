@@ -149,7 +149,10 @@ async fn a_zone_file_for_the_live_zone_adds_static_records() {
     let (statics, others): (Option<StaticRecords>, _) = zones::split_live(files, &live_zone);
     assert!(statics.is_some());
     let dns = DnsServer::start_with(&etcd.endpoint, |c| {
-        c.zone.statics = statics.map(Arc::new);
+        c.live = etcd_dns::sources::Live::native(etcd_dns::zone::ZoneConfig {
+            statics: statics.map(Arc::new),
+            ..test_zone()
+        });
         c.catalog.zone_files = others;
     })
     .await;
