@@ -190,6 +190,9 @@ impl Router {
     }
 
     /// [`Router::answer_now`] without the counting: the answer, its route and its QTYPE.
+    /// Inlined into each of `answer_now`'s two instances (a thread's counters, the shared
+    /// ones): called, it costs a live answer ~30 instructions more (callgrind, query_cost).
+    #[inline(always)]
     fn place_and_answer(
         &self,
         bytes: &[u8],
