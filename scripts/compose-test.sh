@@ -11,6 +11,9 @@
 #      meanwhile (its first etcd endpoint no longer resolves) comes back and answers;
 # then takes everything down and checks that no container, network or volume is left.
 # Images stay as build cache (a previous build's are removed when a new one replaces them).
+# Long steps (the stand-ins, the image build) print a line every PROGRESS_INTERVAL seconds (30)
+# with how long they have run, their build step and their last output line; the summary line
+# gives the time of each part: stand-ins, image build, test (measured around each whole part).
 # Without a Docker engine (or docker compose / docker-compose) it says that it did NOT run and
 # exits 0; SKIP_COMPOSE_TEST=1 skips it the same way.
 set -euo pipefail
@@ -31,12 +34,13 @@ elif command -v docker-compose >/dev/null 2>&1; then
 else
   not_run "neither 'docker compose' nor 'docker-compose' is installed"
 fi
+# shellcheck disable=SC1091 # (checked on its own)
 source scripts/deps.sh # dig; cargo and rustc for the rust stand-in
 command -v curl >/dev/null 2>&1 || { echo "curl not found: apt-get install curl" >&2; exit 1; }
 
 # The lease TTL of the registers in docker-compose.yml (REGISTER_TTL).
 ttl=5
-name=s-test.services.local
+name="s-test.services.local"
 project="etcd-dns-compose-test-$$"
 probe="$project-port53"
 export ETCD_DNS_IMAGE=etcd-dns:compose-test CLIENT_IMAGE=etcd-dns-client:compose-test
@@ -54,11 +58,65 @@ fail() {
   exit 1
 }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-# quietly LOG COMMAND...: runs COMMAND with its output in LOG, shown (the end) only on failure.
+# Progress of a long step: every $interval seconds one line, how long the step has run, the
+# build step it is in (docker build's "Step N/M :" or BuildKit's "#N [...]") and the last line
+# of its log. No more than that (a CI log stays short): the log is shown when the step fails.
+# tick_start LOG: starts the lines (in a subshell); tick_stop ends them (teardown too).
+interval=${PROGRESS_INTERVAL:-30}
+ticker=""
+tick_start() {
+  local log=$1 started
+  started=$(date +%s.%N)
+  (
+    s=""
+    trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    while :; do
+      sleep "$interval" &
+      s=$!
+      wait "$s"
+      kill -0 $$ 2>/dev/null || exit 0 # the script is gone
+      step "   ... $(elapsed "$started" | cut -d. -f1) s: $(last_of "$log")"
+    done
+  ) &
+  ticker=$!
+}
+tick_stop() {
+  [ -n "$ticker" ] || return 0
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  ticker=""
+}
+# last_of LOG: "<its last build step> | <its last line>", each cut short.
+last_of() {
+  local step last
+  step=$(grep -aE '^(Step [0-9]+/[0-9]+ : |#[0-9]+ \[)' "$1" 2>/dev/null | tail -1 | cut -c1-60) || true
+  last=$(tail -c 4096 "$1" 2>/dev/null | tr '\r' '\n' | plain | grep -av '^[[:space:]]*$' | tail -1 |
+    sed 's/^[[:space:]]*//' | cut -c1-80) || true
+  if [ -z "$step" ] || [ "$step" = "${last:0:60}" ]; then
+    echo "${last:-(no output yet)}"
+  else
+    echo "$step | ${last:-}"
+  fi
+}
+# plain: its input without terminal escapes (the classic builder wraps a step's stderr in colours).
+plain() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+# quietly LOG COMMAND...: runs COMMAND with its output in LOG, shown (the end) only on failure;
+# progress lines while it runs.
 quietly() {
-  local log=$1
+  local log=$1 rc=0
   shift
-  "$@" >"$log" 2>&1 || { tail -40 "$log" >&2; fail "$*"; }
+  : >"$log"
+  tick_start "$log"
+  "$@" >"$log" 2>&1 || rc=$?
+  tick_stop
+  [ $rc -eq 0 ] || { tail -40 "$log" >&2; fail "$*"; }
+}
+# The run's parts, each timed around the whole of it for the summary line: part NAME ends the
+# part under way, if any, and begins NAME; part "" only ends it.
+parts=() part_name="" part_began=""
+part() {
+  [ -z "$part_name" ] || parts+=("$part_name $(elapsed "$part_began") s")
+  part_name=$1 part_began=$(date +%s.%N)
 }
 # wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s until it succeeds; sets $waited.
 wait_for() {
@@ -95,7 +153,7 @@ address_of() { # CONTAINER: its address on the project's network
 # answers PORT [+tcp]: the A records of $name from 127.0.0.1:PORT, sorted, space separated.
 answers() {
   local out
-  out=$(dig @127.0.0.1 -p "$1" "$name" A +short +time=1 +tries=1 ${2:-}) || { echo "no reply"; return; }
+  out=$(dig @127.0.0.1 -p "$1" "$name" A +short +time=1 +tries=1 ${2:+"$2"}) || { echo "no reply"; return; }
   echo "$out" | sort -V | paste -sd' ' -
 }
 sorted() { printf '%s\n' "$@" | sort -V | paste -sd' ' -; }
@@ -103,20 +161,14 @@ both() { [ "$(answers "$dns1")" = "$1" ] && [ "$(answers "$dns2")" = "$1" ]; } #
 show() { [ -z "${dns1:-}" ] || echo " (now etcd-dns-1: $(answers "$dns1") | etcd-dns-2: $(answers "$dns2"))"; }
 ready() { curl -sf "127.0.0.1:$1/ready" >/dev/null; }
 
-# One compose test at a time on this engine: they share the image tags.
-exec 9>"${TMPDIR:-/tmp}/etcd-dns-compose-test.lock"
-if ! flock -n 9; then
-  step "another compose test is running; waiting for it"
-  flock 9
-fi
-step "compose test: ${compose_cmd[*]} $("${compose_cmd[@]}" version --short 2>/dev/null || echo '?')," \
-  "engine $(docker version -f '{{.Server.Version}}'), $(nproc) CPUs, load $(load)"
-
 work=$(mktemp -d)
 up=false
+lock=${TMPDIR:-/tmp}/etcd-dns-compose-test.lock
+lock_open=false
 teardown() {
   local rc=$? left
   trap - EXIT INT TERM
+  tick_stop
   docker rm -f "$probe" >/dev/null 2>&1 || true
   if $up; then
     if [ $rc -ne 0 ]; then
@@ -142,33 +194,97 @@ teardown() {
     fi
   fi
   rm -rf "$work"
+  # The lock file goes if this run holds the lock on it (see below), then the lock with the exit.
+  if $lock_open && flock -n 9 && [ "$lock" -ef "/proc/$$/fd/9" ]; then rm -f "$lock"; fi
+  if [ -n "$part_name" ]; then
+    [ $rc -eq 0 ] || part_name="$part_name (cut short)"
+    part ""
+  fi
   if [ $rc -eq 0 ]; then
-    step "compose test passed (load $(load))"
+    step "compose test passed in $(elapsed "$t0") s: $(summary) (load $(load))"
   else
-    step "compose test FAILED (exit $rc)"
+    step "compose test FAILED (exit $rc) after $(elapsed "$t0") s: $(summary)"
   fi
   exit $rc
 }
+summary() { # the parts' times: "stand-ins 1.2 s, image build 3.4 s, test 5.6 s"
+  local p out=""
+  for p in "${parts[@]}"; do out+="${out:+, }$p"; done
+  echo "${out:-nothing done}"
+}
 trap teardown EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# One compose test at a time on this engine: they share the image tags. The lock is flock(1)
+# on fd 9, open on $lock, and the file is removed on exit, so that no run leaves it behind.
+# Removing a lock file that others may be waiting on is safe only because (1) the holder alone
+# removes it, before it lets go of the lock (teardown), and (2) a run that gets the lock checks
+# that the file it holds is still the one at $lock: a run that waited on a file removed
+# meanwhile opens $lock anew and waits again, so that two runs never hold the lock at once.
+# (A lock in a place that is cleaned up anyway, such as /run/user/UID or the work directory,
+# would not do: the one is per user, the other per run, and the image tags are per engine.
+# A run killed with SIGKILL leaves the file, empty and unlocked; the next run takes it over.)
+# (The wait is in steps of a second: a signal ends it within a second, not once the lock is free.)
+while :; do
+  exec 9>>"$lock"
+  lock_open=true
+  if ! flock -n 9; then
+    [ "$part_name" = "waiting for another run" ] || {
+      step "another compose test is running (it holds $lock); waiting for it"
+      part "waiting for another run"
+    }
+    until flock -w 1 9; do :; done
+  fi
+  [ "$lock" -ef "/proc/$$/fd/9" ] && break
+done
+step "compose test: ${compose_cmd[*]} $("${compose_cmd[@]}" version --short 2>/dev/null || echo '?')," \
+  "engine $(docker version -f '{{.Server.Version}}'), $(nproc) CPUs, load $(load)"
 
 # --- images ----------------------------------------------------------------------------------
-step "base images (stand-ins where they cannot be pulled)"
+part "stand-ins"
+step "base images (stand-ins where they cannot be pulled; the first run builds them: ~4 min)"
 scripts/compose-standins.sh
+part "image build"
 old_ids=("$(image_id "$ETCD_DNS_IMAGE")" "$(image_id "$builder_image")" "$(image_id "$CLIENT_IMAGE")")
-step "compose build: the project's Dockerfile (release build) and the client"
+step "compose build: the project's Dockerfile (release build) and the client" \
+  "(the first build compiles every dependency: ~10 min on 2 CPUs)"
 start=$(date +%s.%N)
 quietly "$work/build.log" compose build etcd-dns-1 client
-# The build stage under a tag of its own, so that the next run can remove it once it is
-# replaced (the classic builder leaves it untagged; this build is all cache, a second or two).
-quietly "$work/build-stage.log" docker build --target builder -t "$builder_image" .
-step "built in $(elapsed "$start") s ($(grep -c 'Using cache' "$work/build.log") steps from cache):" \
-  "$ETCD_DNS_IMAGE $(docker image inspect -f '{{.Size}}' "$ETCD_DNS_IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
-grep -o 'Finished `release`.*' "$work/build.log" | sed 's/^/    cargo: /' || true
+plain <"$work/build.log" >"$work/build.txt"
+# The classic builder leaves the build stage as an untagged image (1.9 GB): tagged, the next run
+# can remove it once it is replaced. It is the image of the stage's last step, the " ---> ID"
+# before the second FROM of the Dockerfile whose first FROM is "AS builder". (Not a second
+# `docker build --target builder`: the sources may have changed since, and its build with them.)
+# BuildKit keeps stages in its cache, not as images: nothing to tag.
+stage=$(awk '
+  /^Step 1\// { froms = 0; builder = 0 }
+  /^Step [0-9]+\/[0-9]+ : FROM / {
+    if (++froms == 1) builder = (tolower($0) ~ / as builder$/)
+    else if (froms == 2 && builder && id != "") { print id; exit }
+  }
+  /^ ---> [0-9a-f]+$/ { id = $2 }' "$work/build.txt")
+[ -z "$stage" ] || docker tag "$stage" "$builder_image"
 new_ids=" $(image_id "$ETCD_DNS_IMAGE") $(image_id "$builder_image") $(image_id "$CLIENT_IMAGE") "
 for id in "${old_ids[@]}"; do
   if [ -n "$id" ] && [[ $new_ids != *" $id "* ]]; then docker rmi "$id" >/dev/null 2>&1 || true; fi
 done
+step "images built in $(elapsed "$start") s" \
+  "($(grep -cE '^( ---> Using cache|#[0-9]+ CACHED)' "$work/build.txt" || true) steps from cache):" \
+  "$ETCD_DNS_IMAGE $(docker image inspect -f '{{.Size}}' "$ETCD_DNS_IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
+# Cargo's own times, within that build: which of the Dockerfile's two cargo builds each is
+# (the dependencies' one, with placeholder sources, is not run when its layer is cached).
+# shellcheck disable=SC2016 # backquotes: cargo's text
+awk '
+  /^Step [0-9]+\/[0-9]+ : / { cur = $0 }
+  /^#[0-9]+ \[/ { hdr[$1] = $0 }
+  /Finished `release`/ {
+    s = ($1 ~ /^#[0-9]+$/) ? hdr[$1] : cur
+    what = (s ~ /touch src\/lib\.rs/) ? "the dependencies" : "etcd-dns and register"
+    sub(/.*Finished /, "")
+    print "    (of which cargo, " what ": " $0 ")"
+  }' "$work/build.txt"
+part "test"
 
 # --- 0: port 53 as non-root ------------------------------------------------------------------
 # Docker lets containers bind low ports anyway (net.ipv4.ip_unprivileged_port_start=0): set it
@@ -205,9 +321,10 @@ step "register-1 is $ip1, register-2 is $ip2"
 want=$(sorted "$ip1" "$ip2")
 wait_for 20 "both replicas to answer $want" both "$want"
 step "1. both replicas answer $name: $want (after $waited s)"
-[ "$(answers "$tcp1" +tcp)" = "$want" ] && [ "$(answers "$tcp2" +tcp)" = "$want" ] ||
+if [ "$(answers "$tcp1" +tcp)" != "$want" ] || [ "$(answers "$tcp2" +tcp)" != "$want" ]; then
   fail "over TCP: etcd-dns-1 $(answers "$tcp1" +tcp), etcd-dns-2 $(answers "$tcp2" +tcp)"
-ready "$http1" && ready "$http2" || fail "/ready is not 200 on both replicas"
+fi
+{ ready "$http1" && ready "$http2"; } || fail "/ready is not 200 on both replicas"
 step "   the same over TCP; /ready is 200 on both"
 # The client's lines: client_mark notes how many there are, client_saw WANT looks for a line
 # with WANT from both replicas among those printed since.
@@ -264,7 +381,7 @@ settled() {
 wait_for 30 "both replicas to answer the late register at $ip3" settled
 step "   both replicas answer $want: the late register $late_seen s after etcd-1 stopped," \
   "and $ip1 in every answer for $(elapsed "$etcd1_stopped") s"
-ready "$http1" && ready "$http2" || fail "/ready is not 200 on both replicas with etcd-1 stopped"
+{ ready "$http1" && ready "$http2"; } || fail "/ready is not 200 on both replicas with etcd-1 stopped"
 step "   /ready is 200 on both replicas"
 step "   compose restart etcd-dns-2 (its first endpoint, etcd-1, does not even resolve now)"
 start=$(date +%s.%N)
