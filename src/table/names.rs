@@ -88,12 +88,23 @@ impl Names {
 /// One name of the live table in a single shared allocation: its lowercase wire name, then
 /// its pre-encoded RRsets in ANY order (none for an empty non-terminal). Each set is a
 /// header — type, count, additional count (u16 each), answer bytes, additional bytes (u32
-/// each), little-endian — followed by those bytes.
+/// each), little-endian — followed by those bytes and, for a set of several records, the
+/// length of its spread (u32) and the spread.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Node(Arc<[u8]>);
 
 /// Largest node built without a temporary vector (most names: one or two small RRsets).
 const SMALL_NODE: usize = 256;
+
+/// Bytes a set's spread takes in a [`Node`]: its length and itself, for sets of several
+/// records only (most sets hold one record and pay nothing).
+fn spread_size(count: u16, spread: &[u8]) -> usize {
+    if count > 1 {
+        4 + spread.len()
+    } else {
+        0
+    }
+}
 
 /// Bytes of a set's header inside a [`Node`].
 const SET_HEADER: usize = 14;
@@ -115,7 +126,7 @@ impl Node {
             + name.len()
             + sets
                 .iter()
-                .map(|s| SET_HEADER + s.rrs.len() + s.extra.len())
+                .map(|s| SET_HEADER + s.rrs.len() + s.extra.len() + spread_size(s.count, &s.spread))
                 .sum::<usize>();
         // A node of the usual size is laid out on the stack and copied into its one
         // allocation; a bigger one goes through a vector.
@@ -142,6 +153,10 @@ impl Node {
             put(&(set.extra.len() as u32).to_le_bytes());
             put(&set.rrs);
             put(&set.extra);
+            if set.count > 1 {
+                put(&(set.spread.len() as u32).to_le_bytes());
+                put(&set.spread);
+            }
         }
         Self(Arc::from(&*bytes))
     }
@@ -162,17 +177,27 @@ impl Node {
                 u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
                     as usize
             };
-            let (rrs_len, extra_len) = (u32_at(6), u32_at(10));
+            let (count, rrs_len, extra_len) = (u16_at(2), u32_at(6), u32_at(10));
+            let body = SET_HEADER + rrs_len + extra_len;
             let rrs = rest.get(SET_HEADER..SET_HEADER + rrs_len)?;
-            let extra = rest.get(SET_HEADER + rrs_len..SET_HEADER + rrs_len + extra_len)?;
+            let extra = rest.get(SET_HEADER + rrs_len..body)?;
+            // Sets of several records carry their spread after the records: its length, then it.
+            let (spread, end) = if count > 1 {
+                let len = rest.get(body..body + 4)?;
+                let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                (rest.get(body + 4..body + 4 + len)?, body + 4 + len)
+            } else {
+                (&[][..], body)
+            };
             let set = RRsetRef {
                 rtype: u16_at(0),
-                count: u16_at(2),
+                count,
                 rrs,
                 extra_count: u16_at(4),
                 extra,
+                spread,
             };
-            rest = &rest[SET_HEADER + rrs_len + extra_len..];
+            rest = &rest[end..];
             Some(set)
         })
     }

@@ -6,9 +6,11 @@
 //! name (which always starts at offset 12), so one encoding serves every spelling of the name.
 
 mod name;
+pub mod pick;
 mod query;
 mod reply;
 mod rrset;
+pub mod spread;
 
 pub use name::{name_from_wire, reverse_name, wire_name, wire_name_cased, zone_offset, WireName};
 pub use query::{parse_query, question_bytes, QueryEdns, WireQuery};

@@ -5,6 +5,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, BinEncodable, BinEncoder, Restrict};
 
 use super::name::wire_name_cased;
+use super::spread::{SpreadInput, SpreadRef};
 use super::QNAME_POINTER;
 
 /// One pre-encoded RRset: its records (owner = pointer to the question) and, for SRV, the
@@ -21,6 +22,9 @@ pub struct RRset {
     pub extra_count: u16,
     /// Additional-section records, back to back.
     pub extra: Box<[u8]>,
+    /// Where each record starts, its weight and priority, its additional records
+    /// ([`super::spread`]); empty for a set of one record.
+    pub spread: Box<[u8]>,
 }
 
 /// Type, class, TTL, RDLENGTH and RDATA of `record`, names uncompressed (the bytes are reused
@@ -55,13 +59,16 @@ impl RRset {
             extra_bytes.extend_from_slice(&wire_name_cased(&record.name));
             extra_bytes.extend_from_slice(&rr_tail(record));
         }
-        Self {
+        let mut set = Self {
             rtype: records.first().map_or(0, |r| r.record_type().into()),
             count: records.len() as u16,
             rrs: rrs.into_boxed_slice(),
             extra_count: extra.len() as u16,
             extra: extra_bytes.into_boxed_slice(),
-        }
+            spread: Box::default(),
+        };
+        set.spread = set.plain_spread();
+        set
     }
 
     /// A set of type `rtype` from RDATA already in wire form (names uncompressed), every record
@@ -84,13 +91,40 @@ impl RRset {
             push_rr_tail(&mut rrs, rtype, ttl, rdata);
             count = count.saturating_add(1);
         }
-        Self {
+        let mut set = Self {
             rtype,
             count,
             rrs: rrs.into_boxed_slice(),
             extra_count: 0,
             extra: Box::default(),
+            spread: Box::default(),
+        };
+        set.spread = set.plain_spread();
+        set
+    }
+
+    /// Where each record starts in `rrs`, then `rrs.len()`.
+    pub fn record_starts(&self) -> Vec<u32> {
+        let mut starts = Vec::with_capacity(self.count as usize + 1);
+        let mut at = 0;
+        while at < self.rrs.len() {
+            starts.push(at as u32);
+            at += rr_len(&self.rrs[at..]);
         }
+        starts.push(self.rrs.len() as u32);
+        starts
+    }
+
+    /// The spread of equally weighted records: where each starts.
+    fn plain_spread(&self) -> Box<[u8]> {
+        if self.count < 2 {
+            return Box::default();
+        }
+        SpreadInput {
+            starts: self.record_starts(),
+            ..SpreadInput::default()
+        }
+        .encode()
     }
 
     /// Adds an additional-section record owned by `owner` (wire form).
@@ -110,6 +144,7 @@ impl RRset {
             rrs: &self.rrs,
             extra_count: self.extra_count,
             extra: &self.extra,
+            spread: &self.spread,
         }
     }
 }
@@ -127,6 +162,8 @@ pub struct RRsetRef<'a> {
     pub extra_count: u16,
     /// Additional-section records, back to back.
     pub extra: &'a [u8],
+    /// Its spread ([`super::spread`]); empty for a set of one record.
+    pub spread: &'a [u8],
 }
 
 impl<'a> RRsetRef<'a> {
@@ -154,16 +191,13 @@ impl<'a> RRsetRef<'a> {
         out
     }
 
-    /// The records split at record `start` (mod count): write `.0` then `.1` to rotate.
+    /// The records split at record `start` (mod count): write `.0` then `.1` to rotate. O(1):
+    /// the spread says where each record starts.
     pub fn rotated(&self, start: usize) -> (&'a [u8], &'a [u8]) {
-        if self.count <= 1 {
+        let Some(spread) = SpreadRef::new(self.spread).filter(|s| s.len() > 1) else {
             return (self.rrs, &[]);
-        }
-        let skip = start % self.count as usize;
-        let mut at = 0;
-        for _ in 0..skip {
-            at += rr_len(&self.rrs[at..]);
-        }
+        };
+        let at = spread.start(start % spread.len()).min(self.rrs.len());
         (&self.rrs[at..], &self.rrs[..at])
     }
 }
