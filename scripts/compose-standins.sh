@@ -16,7 +16,7 @@
 # engine, and Rust (rustc, cargo) for the rust stand-in.
 # Run it by hand before `docker compose build` / `docker compose up` (or `docker-compose ...`)
 # on an engine without registry access; scripts/compose-test.sh runs it first anyway.
-# The first run takes minutes (it downloads Debian and builds four images: about 4 min on 2
+# The first run takes minutes (it downloads Debian and builds four images: 2 to 4 min on 2
 # CPUs); a run that finds every image present takes a second or less. While a long step runs it
 # prints a line every PROGRESS_INTERVAL seconds (30): how long it has run and its last line.
 # Environment: DEBIAN_MIRROR (http://deb.debian.org/debian), PULL_TIMEOUT (600 s per pull),
@@ -37,7 +37,7 @@ now() { date +%s.%N; }
 took() { awk -v start="$1" -v end="$(now)" 'BEGIN { printf "%.1f s", end - start }'; }
 began=$(now)
 echo "==> compose-standins: local stand-ins for the base images (debian, rust, etcd) that cannot" \
-  "be pulled (no registry access); first run ~4 min on 2 CPUs, later ~1 s"
+  "be pulled (no registry access); first run 2-4 min on 2 CPUs, later ~1 s"
 command -v docker >/dev/null 2>&1 || { echo "no docker command: install Docker first" >&2; exit 1; }
 timeout 30 docker info >/dev/null 2>&1 ||
   { echo "no Docker engine answers ('docker info' fails): start it, or check your access to it" >&2; exit 1; }

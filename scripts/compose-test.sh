@@ -243,12 +243,12 @@ step "compose test: ${compose_cmd[*]} $("${compose_cmd[@]}" version --short 2>/d
 
 # --- images ----------------------------------------------------------------------------------
 part "stand-ins"
-step "base images (stand-ins where they cannot be pulled; the first run builds them: ~4 min)"
+step "base images (stand-ins where they cannot be pulled; the first run builds them: 2-4 min)"
 scripts/compose-standins.sh
 part "image build"
 old_ids=("$(image_id "$ETCD_DNS_IMAGE")" "$(image_id "$builder_image")" "$(image_id "$CLIENT_IMAGE")")
 step "compose build: the project's Dockerfile (release build) and the client" \
-  "(the first build compiles every dependency: ~10 min on 2 CPUs)"
+  "(the first build compiles every dependency: 5-10 min on 2 CPUs)"
 start=$(date +%s.%N)
 quietly "$work/build.log" compose build etcd-dns-1 client
 plain <"$work/build.log" >"$work/build.txt"
