@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub rate_limit: Option<RrlConfig>,
     /// How many TCP clients at once, and their timeouts.
     pub tcp: TcpLimits,
+    /// `--max-answers`: most A, AAAA, SRV or PTR records in one answer, chosen per query by
+    /// weight; `None` for as many as fit the transport.
+    pub max_answers: Option<u16>,
 }
 
 /// A started server: its table (for inspection) and its tasks.
@@ -140,6 +143,13 @@ pub fn start(
             router = router.with_rate_limit(RateLimiter::new(rrl));
         }
         None => info!("response rate limiting off"),
+    }
+    if let Some(max) = config.max_answers {
+        info!(
+            max,
+            "answers carry at most this many records, chosen per query by weight"
+        );
+        router = router.with_max_answers(max);
     }
     let router = Arc::new(router);
     let mut tasks = JoinSet::new();

@@ -83,6 +83,11 @@ struct Args {
     /// SERVFAIL and /ready fails, e.g. 30s or 5m [default: unlimited]
     #[arg(long, env = "ETCD_DNS_MAX_STALE", value_parser = humantime::parse_duration)]
     max_stale: Option<Duration>,
+    /// Most records in one A, AAAA, SRV or PTR answer, chosen per query by weight so that load
+    /// spreads over every instance (8 keeps UDP answers small, as Route 53's multivalue
+    /// answers) [default: as many as fit the transport]
+    #[arg(long, env = "ETCD_DNS_MAX_ANSWERS", value_parser = clap::value_parser!(u16).range(1..))]
+    max_answers: Option<u16>,
     /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
@@ -193,6 +198,7 @@ async fn main() -> Result<()> {
             cache_bytes: args.cache_size.saturating_mul(1 << 20),
         },
         max_stale: args.max_stale,
+        max_answers: args.max_answers,
         rate_limit: rate_limit(&args)?,
         tcp: TcpLimits {
             max_clients: args

@@ -5,17 +5,32 @@ use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
 
 use crate::table::Snapshot;
-use crate::wire::{ReplyBody, QNAME_POINTER};
+use crate::wire::pick::{pick, Picks};
+use crate::wire::spread::SpreadRef;
+use crate::wire::{RRsetRef, ReplyBody, QNAME_POINTER};
+
+/// How much of a large or weighted set one answer may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Room {
+    /// Bytes the answer and additional sections may take (the transport's limit less header,
+    /// question and OPT).
+    pub bytes: usize,
+    /// Most answer records (`--max-answers`; `usize::MAX` for no cap).
+    pub records: usize,
+}
 
 /// The reply body for `name`/`qtype` under a live zone, whose name starts at `zone_at` in
-/// `name`. `rotate` picks the first record of multi-record sets so that successive answers
-/// spread clients over instances.
+/// `name`. A set that fits `room` whole and has equal weights is answered whole, `rotate`
+/// picking its first record so that successive answers spread clients over instances; any
+/// other is answered with the records [`pick`] chooses into `picks`.
 pub fn live_body<'a>(
     snapshot: &'a Snapshot,
     name: &[u8],
     qtype: u16,
     zone_at: usize,
     rotate: usize,
+    room: Room,
+    picks: &'a mut Picks,
 ) -> ReplyBody<'a> {
     let mut body = ReplyBody {
         authoritative: true,
@@ -57,14 +72,38 @@ pub fn live_body<'a>(
             .or_else(|| node.rrset(RecordType::CNAME.into()))
     };
     match set {
-        Some(set) => {
+        Some(set) => fill(&mut body, set, rotate, room, picks),
+        None => body.soa = soa,
+    }
+    body
+}
+
+/// Puts `set` into `body`'s answer and additional sections: whole and rotated when it fits
+/// `room` and its records weigh the same, else the records [`pick`] chooses. O(answer) either
+/// way.
+fn fill<'a>(
+    body: &mut ReplyBody<'a>,
+    set: RRsetRef<'a>,
+    rotate: usize,
+    room: Room,
+    picks: &'a mut Picks,
+) {
+    let whole =
+        set.rrs.len() + set.extra.len() <= room.bytes && usize::from(set.count) <= room.records;
+    match SpreadRef::new(set.spread) {
+        Some(spread) if !whole || spread.weighted() => {
+            let picked = pick(set, spread, room.bytes, room.records, rotate, picks);
+            let picks: &'a Picks = picks;
+            body.answers = (&picks.answers, &[], picked.answers);
+            body.additional = (&picks.extra, picked.extra);
+            body.cut = picked.cut;
+        }
+        _ => {
             let (first, second) = set.rotated(rotate);
             body.answers = (first, second, set.count);
             body.additional = (set.extra, set.extra_count);
         }
-        None => body.soa = soa,
     }
-    body
 }
 
 /// Where the zone starts in `name`, if `name` is in a live zone.
@@ -74,12 +113,18 @@ pub fn in_zone(snapshot: &Snapshot, name: &[u8]) -> Option<usize> {
 
 /// The reply body for a PTR query at `name`, a reverse name outside the zone, when the table
 /// holds PTR records there (addresses of registered instances); `None` otherwise.
-pub fn ptr_body<'a>(snapshot: &'a Snapshot, name: &[u8], rotate: usize) -> Option<ReplyBody<'a>> {
+pub fn ptr_body<'a>(
+    snapshot: &'a Snapshot,
+    name: &[u8],
+    rotate: usize,
+    room: Room,
+    picks: &'a mut Picks,
+) -> Option<ReplyBody<'a>> {
     let set = snapshot.names.get(name)?.rrset(RecordType::PTR.into())?;
-    let (first, second) = set.rotated(rotate);
-    Some(ReplyBody {
+    let mut body = ReplyBody {
         authoritative: true,
-        answers: (first, second, set.count),
         ..ReplyBody::default()
-    })
+    };
+    fill(&mut body, set, rotate, room, picks);
+    Some(body)
 }

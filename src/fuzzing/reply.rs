@@ -60,10 +60,15 @@ pub(super) fn check_reply(
     })?;
     if meta.truncation {
         ensure(protocol == Protocol::Udp, || "TC over TCP".into())?;
-        ensure(
-            message.answers.is_empty() && message.authorities.is_empty(),
-            || "TC with records".into(),
-        )?;
+        // A truncated reply carries nothing, or the part of one large set that fit
+        // (RFC 2181 §9): never an authority section.
+        let one_type = message
+            .answers
+            .windows(2)
+            .all(|w| w[0].record_type() == w[1].record_type());
+        ensure(message.authorities.is_empty() && one_type, || {
+            "TC with authority records or a mix of answers".into()
+        })?;
     }
     if let Some(edns) = &message.edns {
         ensure(payload.is_some(), || {

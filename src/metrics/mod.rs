@@ -21,7 +21,7 @@ mod events;
 mod stats;
 
 pub use events::{ClientEvent, CLIENT_EVENTS};
-use stats::{query_counter, BUCKETS, QTYPES, QUERY_COUNTERS, RCODES};
+use stats::{query_counter, BUCKETS, CUTS, QTYPES, QUERY_COUNTERS, RCODES};
 pub use stats::{
     Exclusive, Path, QueryStats, Shared, ThreadStats, Writer, LATENCY_BUCKETS, TIMING_SAMPLE,
 };
@@ -114,6 +114,7 @@ struct Sums {
     latency_ns: [u64; Path::ALL.len()],
     dropped: u64,
     upstream_failures: u64,
+    cuts: [u64; CUTS.len()],
     events: [u64; CLIENT_EVENTS.len()],
 }
 
@@ -132,6 +133,9 @@ impl Sums {
         }
         self.dropped += load(&stats.dropped);
         self.upstream_failures += load(&stats.upstream_failures);
+        for (sum, counter) in self.cuts.iter_mut().zip(&stats.cuts) {
+            *sum += load(counter);
+        }
         for (sum, counter) in self.events.iter_mut().zip(&stats.events) {
             *sum += load(counter);
         }
@@ -223,6 +227,15 @@ impl Collector for Metrics {
             "Forwarded queries that no upstream answered (SERVFAIL to the client)",
             sums.upstream_failures,
         )?;
+        let mut family = encoder.encode_descriptor(
+            "etcd_dns_partial_answers",
+            "Answers that carried part of a large set: cut to --max-answers records, or to what fits the transport (UDP: with TC)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in CUTS.iter().zip(sums.cuts) {
+            ConstCounter::new(value).encode(family.encode_family(&[("reason", *reason)])?)?;
+        }
         let mut family = encoder.encode_descriptor(
             "etcd_dns_client_events",
             "What clients made happen that is counted instead of logged: malformed requests, oversized datagrams, refused transfers, replies rate-limited or slipped, TCP connections evicted, refused, timed out or closed for garbage",

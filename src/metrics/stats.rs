@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::events::{ClientEvent, CLIENT_EVENTS};
+use crate::wire::pick::Cut;
 
 /// How a request was answered: the `path` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,8 @@ const QTYPE_SLOTS: [u8; 256] = {
 pub(super) const RCODES: [&str; 6] = [
     "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
 ];
+/// The `reason` labels of partial answers, by slot: `--max-answers`, the transport's size.
+pub(super) const CUTS: [&str; 2] = ["max_answers", "size"];
 /// Upper bounds of the latency histogram's buckets, in seconds: from a live answer (a few µs)
 /// to a forwarded one that waited on every upstream (seconds).
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -154,6 +157,9 @@ pub struct QueryStats<W: Writer = Shared> {
     pub(super) latency_ns: [AtomicU64; Path::ALL.len()],
     pub(super) dropped: AtomicU64,
     pub(super) upstream_failures: AtomicU64,
+    /// Answers that left records of a large set out: by `--max-answers`, by the transport's
+    /// size ([`CUTS`]).
+    pub(super) cuts: [AtomicU64; 2],
     /// Per [`ClientEvent`].
     pub(super) events: [AtomicU64; CLIENT_EVENTS.len()],
     /// Answers seen, for choosing which to time.
@@ -170,6 +176,7 @@ impl<W: Writer> Default for QueryStats<W> {
             latency_ns: Default::default(),
             dropped: AtomicU64::new(0),
             upstream_failures: AtomicU64::new(0),
+            cuts: Default::default(),
             events: Default::default(),
             ticks: AtomicU64::new(0),
             writer: PhantomData,
@@ -220,6 +227,16 @@ impl<W: Writer> QueryStats<W> {
     /// Counts a forwarded query that no upstream answered (SERVFAIL to the client).
     pub fn upstream_failed(&self) {
         W::bump(&self.upstream_failures, 1);
+    }
+
+    /// Counts an answer that left records of its set out, and why.
+    pub fn cut(&self, cut: Cut) {
+        let slot = match cut {
+            Cut::None => return,
+            Cut::Cap => 0,
+            Cut::Size => 1,
+        };
+        W::bump(&self.cuts[slot], 1);
     }
 
     /// Counts one thing a client made happen.

@@ -3,6 +3,7 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
+use super::pick::Cut;
 use super::query::WireQuery;
 use super::{
     FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPT_LEN, POINTER_BITS, RCODE_BITS,
@@ -24,6 +25,9 @@ pub struct ReplyBody<'a> {
     pub authority: (&'a [u8], u16),
     /// Additional records and their count.
     pub additional: (&'a [u8], u16),
+    /// Whether records of the answer's set were left out, and why: for the size of the
+    /// transport, a UDP reply says TC (RFC 2181 §9: the client may retry over TCP).
+    pub cut: Cut,
 }
 
 /// OPT advertising `payload`, with the DO bit if asked.
@@ -56,7 +60,7 @@ pub fn write_reply(
     let with_answers = base + answers_len + authority_len;
     let (answers, authority, additional, truncated) =
         if with_answers + body.additional.0.len() <= limit {
-            (true, true, true, false)
+            (true, true, true, body.cut == Cut::Size && !stream)
         } else if with_answers <= limit {
             (true, true, false, false)
         } else {

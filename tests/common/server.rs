@@ -65,6 +65,7 @@ impl DnsServer {
             max_stale: None,
             rate_limit: None,
             tcp: Default::default(),
+            max_answers: None,
         };
         edit(&mut config);
         let loopback_any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");

@@ -10,6 +10,7 @@ use hickory_server::proto::serialize::binary::BinEncodable;
 use super::{answer_query, Answer, Route, Router};
 use crate::dns::reply::{error_reply, Limit};
 use crate::table::Snapshot;
+use crate::wire::pick::Cut;
 use crate::wire::{self, QueryEdns, WireQuery};
 
 impl Router {
@@ -24,15 +25,15 @@ impl Router {
         src: SocketAddr,
         protocol: Protocol,
         out: Vec<u8>,
-    ) -> (Answer, Route, u16) {
+    ) -> (Answer, Route, u16, Cut) {
         let qtype = message.queries.first().map_or(0, |q| q.query_type().into());
         if message.metadata.message_type == MessageType::Response {
-            return (Answer::Drop, Route::Drop, qtype);
+            return (Answer::Drop, Route::Drop, qtype, Cut::None);
         }
         let limit = Limit::new(message.edns.as_ref(), protocol);
         let refuse = |code| {
             let answer = Answer::Reply(error_reply(message, code, limit));
-            (answer, Route::Error(code), qtype)
+            (answer, Route::Error(code), qtype, Cut::None)
         };
         if message.metadata.op_code != OpCode::Query {
             return refuse(ResponseCode::NotImp);
@@ -74,11 +75,18 @@ impl Router {
         };
         match self.place(snapshot, &query, src) {
             Route::Error(code) => refuse(code),
-            route => (
-                answer_query(snapshot, &self.statics, &query, route, protocol, out),
-                route,
-                qtype,
-            ),
+            route => {
+                let (answer, cut) = answer_query(
+                    snapshot,
+                    &self.statics,
+                    &query,
+                    route,
+                    protocol,
+                    self.max_answers,
+                    out,
+                );
+                (answer, route, qtype, cut)
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub use route::{Answer, Pending, Route};
 
 use super::acl::Acl;
 use super::cache::AnswerCache;
+use super::live::Room;
 use super::reply::{fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY};
 use super::rrl::RateLimiter;
 use super::statics::StaticZones;
@@ -30,7 +31,8 @@ use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
 use crate::metrics::{Metrics, QueryStats, ThreadStats, Writer};
 use crate::table::{Snapshot, Table};
-use crate::wire::{self, ReplyBody, WireQuery, RCODE_BITS};
+use crate::wire::pick::{Cut, Picks};
+use crate::wire::{self, ReplyBody, WireQuery, HEADER_LEN, OPT_LEN, RCODE_BITS};
 
 /// Answers requests: owns the one routing decision and the paths it leads to.
 pub struct Router {
@@ -48,6 +50,8 @@ pub struct Router {
     rate_limit: Option<RateLimiter>,
     /// The answer cache for forwarded names, when on.
     cache: Option<Arc<AnswerCache>>,
+    /// Most records in one answer (`--max-answers`); `usize::MAX` for as many as fit.
+    max_answers: usize,
 }
 
 /// QCLASS IN as a number. hickory's `u16::from(DNSClass)` is not inlined: a call per query.
@@ -63,10 +67,22 @@ static MALFORMED: LogLimit = LogLimit::new();
 static TRANSFERS_REFUSED: LogLimit = LogLimit::new();
 
 thread_local! {
+    /// This thread's scratch for answers chosen from large or weighted sets, and its random
+    /// source: nothing allocated per answer, nothing shared between cores.
+    static PICKS: std::cell::RefCell<Picks> = std::cell::RefCell::new(Picks::new(seed()));
     /// Where the next multi-record answer starts. Per thread rather than one shared atomic:
     /// it only spreads clients over instances, and a shared counter would bounce one cache
     /// line between the cores on every answer.
     static ROTATION: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A seed that differs between threads and runs: the clock and the thread's stack address.
+fn seed() -> u64 {
+    let local = 0u8;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (std::ptr::addr_of!(local) as u64).rotate_left(32)
 }
 
 fn next_rotation() -> usize {
@@ -97,6 +113,7 @@ impl Router {
             allow_transfer,
             rate_limit: None,
             cache: None,
+            max_answers: usize::MAX,
         }
     }
 
@@ -109,6 +126,13 @@ impl Router {
     /// The same router with UDP replies rate-limited by `limiter`.
     pub fn with_rate_limit(mut self, limiter: RateLimiter) -> Self {
         self.rate_limit = Some(limiter);
+        self
+    }
+
+    /// Answers A, AAAA, SRV and PTR with at most `max` records each (`--max-answers`), chosen
+    /// per query by weight.
+    pub fn with_max_answers(mut self, max: u16) -> Self {
+        self.max_answers = usize::from(max.max(1));
         self
     }
 
@@ -165,8 +189,11 @@ impl Router {
         stats: &QueryStats<W>,
     ) -> Answer {
         let received = stats.time_this_one().then(Instant::now);
-        let (answer, route, qtype) = self.place_and_answer(bytes, src, protocol, out);
+        let (answer, route, qtype, cut) = self.place_and_answer(bytes, src, protocol, out);
         count_events(route, qtype, stats);
+        if cut != Cut::None {
+            stats.cut(cut);
+        }
         match answer {
             Answer::Reply(mut reply) => {
                 if let Some(limiter) = &self.rate_limit {
@@ -199,7 +226,7 @@ impl Router {
         src: SocketAddr,
         protocol: Protocol,
         mut out: Vec<u8>,
-    ) -> (Answer, Route, u16) {
+    ) -> (Answer, Route, u16, Cut) {
         let snapshot = self.table.load();
         // A plain IN query of EDNS version 0 (the common case) is read by the strict wire
         // parser and matched where it was parsed; anything else is read by hickory's parser.
@@ -215,10 +242,18 @@ impl Router {
                         .as_ref()
                         .is_some_and(|c| c.answer(&query, bytes, protocol, &mut out))
                 {
-                    return (Answer::Reply(out), route, query.qtype);
+                    return (Answer::Reply(out), route, query.qtype, Cut::None);
                 }
-                let answer = answer_query(&snapshot, &self.statics, &query, route, protocol, out);
-                return (answer, route, query.qtype);
+                let (answer, cut) = answer_query(
+                    &snapshot,
+                    &self.statics,
+                    &query,
+                    route,
+                    protocol,
+                    self.max_answers,
+                    out,
+                );
+                return (answer, route, query.qtype, cut);
             }
             _ => {}
         }
@@ -229,7 +264,7 @@ impl Router {
                     debug!(%error, %src, suppressed, "malformed query");
                 }
                 let answer = form_error(bytes).map_or(Answer::Drop, Answer::Reply);
-                (answer, Route::Error(ResponseCode::FormErr), 0)
+                (answer, Route::Error(ResponseCode::FormErr), 0, Cut::None)
             }
         }
     }
@@ -343,49 +378,64 @@ fn has_ptr(snapshot: &Snapshot, name: &[u8]) -> bool {
         .is_some_and(|node| node.rrset(RecordType::PTR.into()).is_some())
 }
 
-/// Writes the reply to `query` on `route` into `out`, or says who else must answer.
+/// Writes the reply to `query` on `route` into `out`, or says who else must answer; with
+/// whether records of a large set were left out, and why. `max_answers` caps the records of
+/// one answer.
 fn answer_query(
     snapshot: &Snapshot,
     statics: &StaticZones,
     query: &WireQuery<'_>,
     route: Route,
     protocol: Protocol,
+    max_answers: usize,
     mut out: Vec<u8>,
-) -> Answer {
-    let body = match route {
-        Route::Live(zone_at) => live::live_body(
-            snapshot,
-            query.name(),
-            query.qtype,
-            zone_at,
-            next_rotation(),
-        ),
-        // `place` saw the PTR set in this same snapshot, so it is there.
-        Route::Reverse => {
-            live::ptr_body(snapshot, query.name(), next_rotation()).unwrap_or_else(|| ReplyBody {
-                rcode: ResponseCode::ServFail.low(),
-                ..ReplyBody::default()
-            })
-        }
-        Route::Static { zone, zone_at } => statics.body(zone, query.name(), query.qtype, zone_at),
-        Route::Error(code) => ReplyBody {
-            rcode: code.low(),
-            ..ReplyBody::default()
-        },
-        Route::Drop => return Answer::Drop,
-        // The caller fills in what the task needs.
-        Route::Transfer | Route::Forward => return later(route, query),
-    };
+) -> (Answer, Cut) {
     let limit = Limit::from_wire(query.edns, protocol);
-    wire::write_reply(
-        &mut out,
-        query,
-        &body,
-        EDNS_PAYLOAD,
-        limit.size,
-        limit.stream,
-    );
-    Answer::Reply(out)
+    let opt = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let room = Room {
+        bytes: limit
+            .size
+            .saturating_sub(HEADER_LEN + query.question.len() + opt),
+        records: max_answers,
+    };
+    PICKS.with_borrow_mut(|picks| {
+        let body = match route {
+            Route::Live(zone_at) => live::live_body(
+                snapshot,
+                query.name(),
+                query.qtype,
+                zone_at,
+                next_rotation(),
+                room,
+                picks,
+            ),
+            // `place` saw the PTR set in this same snapshot, so it is there.
+            Route::Reverse => live::ptr_body(snapshot, query.name(), next_rotation(), room, picks)
+                .unwrap_or_else(|| ReplyBody {
+                    rcode: ResponseCode::ServFail.low(),
+                    ..ReplyBody::default()
+                }),
+            Route::Static { zone, zone_at } => {
+                statics.body(zone, query.name(), query.qtype, zone_at)
+            }
+            Route::Error(code) => ReplyBody {
+                rcode: code.low(),
+                ..ReplyBody::default()
+            },
+            Route::Drop => return (Answer::Drop, Cut::None),
+            // The caller fills in what the task needs.
+            Route::Transfer | Route::Forward => return (later(route, query), Cut::None),
+        };
+        wire::write_reply(
+            &mut out,
+            query,
+            &body,
+            EDNS_PAYLOAD,
+            limit.size,
+            limit.stream,
+        );
+        (Answer::Reply(out), body.cut)
+    })
 }
 
 /// The request on `route` left to [`Router::answer_later`].

@@ -13,6 +13,7 @@ use hickory_server::proto::rr::RecordType;
 use tracing::info;
 
 use crate::table::FastHash;
+use crate::wire::pick::Cut;
 use crate::wire::{ReplyBody, WireName};
 
 mod compile;
@@ -175,6 +176,7 @@ impl Prepared {
             soa: self.soa.then_some((&*zone.negative_soa, zone_at)),
             authority: (&self.authority, self.authority_count),
             additional: (&self.additional, self.additional_count),
+            cut: Cut::None,
         }
     }
 }

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use hickory_proto::rr::{RData, Record, RecordType};
 
 use super::Roles;
-use crate::service::{Registration, Target};
+use crate::service::{Registration, Target, DEFAULT_WEIGHT};
+use crate::wire::spread::{selection_weight, SpreadInput};
 use crate::wire::{rr_tail, wire_name, RRset};
 
 /// Accumulates one name's records from its contributing instances. Names are kept in wire
@@ -17,8 +18,9 @@ pub struct RecordsBuilder {
     /// Owner names of the instances at a reverse name.
     ptr: BTreeMap<Vec<u8>, u32>,
     other: Vec<Record>,
-    v4: BTreeMap<std::net::Ipv4Addr, u32>,
-    v6: BTreeMap<std::net::Ipv6Addr, u32>,
+    /// Addresses with their TTL and selection weight.
+    v4: BTreeMap<std::net::Ipv4Addr, (u32, u16)>,
+    v6: BTreeMap<std::net::Ipv6Addr, (u32, u16)>,
     hosts: BTreeMap<Vec<u8>, u32>,
     srv: BTreeMap<(u16, u16, u16, Vec<u8>), u32>,
     additionals: BTreeMap<(Vec<u8>, IpAddr), u32>,
@@ -31,6 +33,38 @@ fn keep_min<K: Ord>(map: &mut BTreeMap<K, u32>, key: K, ttl: u32) {
     map.entry(key)
         .and_modify(|t| *t = (*t).min(ttl))
         .or_insert(ttl);
+}
+
+/// Keeps the smallest TTL and the largest weight seen for an address (two instances on one
+/// address: the address gets the larger share).
+fn keep_addr<K: Ord>(map: &mut BTreeMap<K, (u32, u16)>, key: K, ttl: u32, weight: u16) {
+    map.entry(key)
+        .and_modify(|(t, w)| {
+            *t = (*t).min(ttl);
+            *w = (*w).max(weight);
+        })
+        .or_insert((ttl, weight));
+}
+
+/// The address set of `rtype` from `(address bytes, (TTL, weight))`, its spread weighted.
+fn address_set(rtype: RecordType, items: Vec<(Vec<u8>, (u32, u16))>) -> Option<RRset> {
+    let weights: Vec<u64> = items
+        .iter()
+        .map(|(_, (_, w))| selection_weight(*w))
+        .collect();
+    let mut set = wire_set(
+        rtype,
+        items.into_iter().map(|(ip, (ttl, _))| (ip, ttl)).collect(),
+    )?;
+    if set.count > 1 {
+        set.spread = SpreadInput {
+            starts: set.record_starts(),
+            weights,
+            ..SpreadInput::default()
+        }
+        .encode();
+    }
+    Some(set)
 }
 
 /// The RRset of `rtype` from `(RDATA, TTL)` pairs at the smallest of their TTLs, if any.
@@ -47,8 +81,8 @@ impl RecordsBuilder {
     /// Adds a record of the zone file for the live zone.
     pub fn add_static(&mut self, record: &Record) {
         match &record.data {
-            RData::A(a) => keep_min(&mut self.v4, a.0, record.ttl),
-            RData::AAAA(a) => keep_min(&mut self.v6, a.0, record.ttl),
+            RData::A(a) => keep_addr(&mut self.v4, a.0, record.ttl, DEFAULT_WEIGHT),
+            RData::AAAA(a) => keep_addr(&mut self.v6, a.0, record.ttl, DEFAULT_WEIGHT),
             _ => self.other.push(record.clone()),
         }
     }
@@ -63,8 +97,8 @@ impl RecordsBuilder {
         let (owner_role, service_role) = (roles.has(Roles::OWNER), roles.has(Roles::SERVICE));
         if owner_role || service_role {
             match &reg.target {
-                Target::Addr(IpAddr::V4(ip)) => keep_min(&mut self.v4, *ip, ttl),
-                Target::Addr(IpAddr::V6(ip)) => keep_min(&mut self.v6, *ip, ttl),
+                Target::Addr(IpAddr::V4(ip)) => keep_addr(&mut self.v4, *ip, ttl, reg.weight),
+                Target::Addr(IpAddr::V6(ip)) => keep_addr(&mut self.v6, *ip, ttl, reg.weight),
                 Target::Host(host) if owner_role => {
                     keep_min(&mut self.hosts, wire_name(host).into_vec(), ttl)
                 }
@@ -108,47 +142,36 @@ impl RecordsBuilder {
                 .or_default()
                 .push((rdata, record.ttl));
         }
-        let a = wire_set(
+        let a = address_set(
             RecordType::A,
             self.v4
                 .into_iter()
-                .map(|(ip, t)| (ip.octets().to_vec(), t))
+                .map(|(ip, tw)| (ip.octets().to_vec(), tw))
                 .collect(),
         );
-        let aaaa = wire_set(
+        let aaaa = address_set(
             RecordType::AAAA,
             self.v6
                 .into_iter()
-                .map(|(ip, t)| (ip.octets().to_vec(), t))
+                .map(|(ip, tw)| (ip.octets().to_vec(), tw))
                 .collect(),
         );
-        let mut srv = with_statics(
-            &mut statics,
-            RecordType::SRV,
-            self.srv
-                .into_iter()
-                .map(|((priority, weight, port, target), t)| {
-                    let mut rdata = Vec::with_capacity(6 + target.len());
-                    for field in [priority, weight, port] {
-                        rdata.extend_from_slice(&field.to_be_bytes());
-                    }
-                    rdata.extend_from_slice(&target);
-                    (rdata, t)
-                })
-                .collect(),
-        );
-        if let Some(srv) = &mut srv {
-            for ((owner, ip), ttl) in self.additionals {
-                match ip {
-                    IpAddr::V4(ip) => {
-                        srv.push_extra(&owner, RecordType::A.into(), ttl, &ip.octets())
-                    }
-                    IpAddr::V6(ip) => {
-                        srv.push_extra(&owner, RecordType::AAAA.into(), ttl, &ip.octets())
-                    }
+        let srv_items = self
+            .srv
+            .into_iter()
+            .map(|((priority, weight, port, target), t)| {
+                let mut rdata = Vec::with_capacity(6 + target.len());
+                for field in [priority, weight, port] {
+                    rdata.extend_from_slice(&field.to_be_bytes());
                 }
-            }
-        }
+                rdata.extend_from_slice(&target);
+                (rdata, t)
+            })
+            .collect();
+        let srv = srv_set(
+            merge_statics(&mut statics, RecordType::SRV, srv_items),
+            self.additionals,
+        );
         let txt = with_statics(
             &mut statics,
             RecordType::TXT,
@@ -219,15 +242,79 @@ const RR_TAIL_FIXED: usize = 10;
 fn with_statics(
     statics: &mut BTreeMap<u16, Vec<(Vec<u8>, u32)>>,
     rtype: RecordType,
-    mut items: Vec<(Vec<u8>, u32)>,
+    items: Vec<(Vec<u8>, u32)>,
 ) -> Option<RRset> {
+    wire_set(rtype, merge_statics(statics, rtype, items))
+}
+
+/// The live `items` of `rtype` with the zone file's records of that type (taken out of
+/// `statics`); a record both have is there once, at the smaller TTL.
+fn merge_statics(
+    statics: &mut BTreeMap<u16, Vec<(Vec<u8>, u32)>>,
+    rtype: RecordType,
+    mut items: Vec<(Vec<u8>, u32)>,
+) -> Vec<(Vec<u8>, u32)> {
     for (rdata, ttl) in statics.remove(&u16::from(rtype)).unwrap_or_default() {
         match items.iter_mut().find(|(r, _)| *r == rdata) {
             Some((_, t)) => *t = (*t).min(ttl),
             None => items.push((rdata, ttl)),
         }
     }
-    wire_set(rtype, items)
+    items
+}
+
+/// The SRV set of `items` (RDATA, TTL), lowest priority first, each record followed in the
+/// additional section by its target's addresses (`additionals`: by target, then address;
+/// a target named by several records goes with the first), and weighted by its SRV weight.
+fn srv_set(
+    mut items: Vec<(Vec<u8>, u32)>,
+    additionals: BTreeMap<(Vec<u8>, IpAddr), u32>,
+) -> Option<RRset> {
+    let field = |rdata: &[u8], at: usize| {
+        rdata
+            .get(at..at + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    // Stable: records of one priority keep their order.
+    items.sort_by_key(|(rdata, _)| field(rdata, 0));
+    let priorities: Vec<u16> = items.iter().map(|(r, _)| field(r, 0)).collect();
+    let weights: Vec<u64> = items
+        .iter()
+        .map(|(r, _)| selection_weight(field(r, 2)))
+        .collect();
+    let targets: Vec<Vec<u8>> = items
+        .iter()
+        .map(|(r, _)| r.get(6..).unwrap_or_default().to_vec())
+        .collect();
+    let mut set = wire_set(RecordType::SRV, items)?;
+    let mut extra_starts = vec![0u32];
+    let mut written: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    for target in &targets {
+        if written.insert(target.as_slice()) {
+            let range = additionals.range((target.clone(), IpAddr::from([0u8; 4]))..);
+            for ((owner, ip), ttl) in range.take_while(|((owner, _), _)| owner == target) {
+                match ip {
+                    IpAddr::V4(ip) => {
+                        set.push_extra(owner, RecordType::A.into(), *ttl, &ip.octets())
+                    }
+                    IpAddr::V6(ip) => {
+                        set.push_extra(owner, RecordType::AAAA.into(), *ttl, &ip.octets())
+                    }
+                }
+            }
+        }
+        extra_starts.push(set.extra.len() as u32);
+    }
+    if set.count > 1 {
+        set.spread = SpreadInput {
+            starts: set.record_starts(),
+            weights,
+            priorities,
+            extra_starts,
+        }
+        .encode();
+    }
+    Some(set)
 }
 
 #[cfg(test)]

@@ -64,9 +64,10 @@ impl Picks {
 }
 
 /// Why not every record of the set is in the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Cut {
     /// Every record is there.
+    #[default]
     None,
     /// `--max-answers` stopped it: a complete answer by policy.
     Cap,
