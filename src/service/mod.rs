@@ -93,7 +93,9 @@ impl Registration {
         let Self {
             target,
             port,
-            // SRV fields: without a port there is no SRV record for them to shape.
+            // Without a port there is no SRV record for the priority to shape; the weight
+            // shapes the choice among the records of a name with several contributors, and
+            // the fast path builds names with one.
             priority: _,
             weight: _,
             // The fast path applies it.

@@ -1,8 +1,8 @@
 //! Choosing the records of one answer from a large or weighted RRset, in O(answer) (pure):
 //! as many as fit the transport and `--max-answers`, lowest SRV priority first, each priority
 //! group in weighted random order (RFC 2782) or, with equal weights, a rotating window, so that
-//! over many queries every record is answered in proportion to its weight. Then the chosen SRV
-//! records' additional records, as many as fit.
+//! over many queries every record is answered in proportion to its weight. An SRV record goes
+//! with its target's addresses in the additional section, or not at all.
 
 use super::spread::SpreadRef;
 use super::RRsetRef;
@@ -86,9 +86,8 @@ pub struct Picked {
     pub cut: Cut,
 }
 
-/// Fills `picks.answers` with records of `set` (described by `spread`) while they fit `room`
-/// bytes and `cap` records, then `picks.extra` with their additional records while the rest
-/// of `room` lasts. `rotate` moves the window of equally weighted records from answer to
+/// Fills `picks.answers` with records of `set` (described by `spread`), each with its
+/// additional records in `picks.extra`, while they fit `room` bytes and `cap` records. `rotate` moves the window of equally weighted records from answer to
 /// answer.
 pub fn pick(
     set: RRsetRef<'_>,
@@ -106,16 +105,28 @@ pub fn pick(
         picks.seen.resize(words, 0);
     }
     let mut cut = Cut::None;
+    let mut extra = 0u16;
     'groups: for (lo, hi) in spread.groups() {
-        let mut next = Order::new(spread, lo, hi, rotate);
+        // Equal weights: successive answers take successive windows of about the size one
+        // answer holds, so that they tile the set (a record's length stands for all of them).
+        let first = spread.start(lo + 1).saturating_sub(spread.start(lo)).max(1);
+        let window = (room / first).clamp(1, cap.max(1));
+        let mut next = Order::new(spread, lo, hi, rotate.wrapping_mul(window));
         while let Some(i) = next.next(spread, picks) {
             let record = set
                 .rrs
                 .get(spread.start(i)..spread.start(i + 1))
                 .unwrap_or_default();
+            // A record goes with its additional records (an SRV record with its target's
+            // addresses), or not at all: a client gets fewer targets, each usable at once.
+            let extras = match (spread.extra_start(i), spread.extra_start(i + 1)) {
+                (Some(from), Some(to)) => set.extra.get(from..to).unwrap_or_default(),
+                _ => &[],
+            };
+            let used = picks.answers.len() + picks.extra.len();
             let stop = if picks.chosen.len() >= cap {
                 Cut::Cap
-            } else if picks.answers.len() + record.len() > room {
+            } else if used + record.len() + extras.len() > room {
                 Cut::Size
             } else {
                 Cut::None
@@ -126,21 +137,13 @@ pub fn pick(
                 break 'groups;
             }
             picks.answers.extend_from_slice(record);
+            picks.extra.extend_from_slice(extras);
+            extra = extra.saturating_add(count_owned(extras));
             picks.chosen.push(i as u32);
         }
     }
-    let mut extra = 0u16;
     for &i in &picks.chosen {
-        let i = i as usize;
-        unmark(&mut picks.seen, i);
-        let (Some(from), Some(to)) = (spread.extra_start(i), spread.extra_start(i + 1)) else {
-            continue;
-        };
-        let records = set.extra.get(from..to).unwrap_or_default();
-        if picks.answers.len() + picks.extra.len() + records.len() <= room {
-            picks.extra.extend_from_slice(records);
-            extra = extra.saturating_add(count_owned(records));
-        }
+        unmark(&mut picks.seen, i as usize);
     }
     Picked {
         answers: picks.chosen.len().min(u16::MAX as usize) as u16,

@@ -39,27 +39,35 @@ fn run(set: &RRset, room: usize, cap: usize, rotate: usize, picks: &mut Picks) -
 fn equal_weights_take_a_rotating_window_that_fits() {
     let set = a_set(10_000, &[]);
     let mut picks = Picks::new(1);
-    let got = run(&set, 1200, usize::MAX, 9_998, &mut picks);
-    assert_eq!(
-        got,
-        Picked {
-            answers: 75,
-            extra: 0,
-            cut: Cut::Size
-        }
-    );
+    // 75 records fit 1,200 bytes; answer 133 starts at 133 × 75 = 9,975 and wraps.
+    let got = run(&set, 1200, usize::MAX, 133, &mut picks);
+    let size = Picked {
+        answers: 75,
+        extra: 0,
+        cut: Cut::Size,
+    };
+    assert_eq!(got, size);
     let ids = chosen(&picks);
-    assert_eq!(&ids[..4], [9_998, 9_999, 0, 1]);
-    let got = run(&set, 1200, 8, 5, &mut picks);
+    assert_eq!((ids[0], ids[24], ids[25], ids[74]), (9_975, 9_999, 0, 49));
+    // With a cap of 8, successive answers tile the set.
+    let mut seen = std::collections::BTreeSet::new();
+    for rotate in 0..1_250 {
+        let got = run(&set, 1200, 8, rotate, &mut picks);
+        assert_eq!(
+            got,
+            Picked {
+                answers: 8,
+                extra: 0,
+                cut: Cut::Cap
+            }
+        );
+        seen.extend(chosen(&picks));
+    }
     assert_eq!(
-        got,
-        Picked {
-            answers: 8,
-            extra: 0,
-            cut: Cut::Cap
-        }
+        seen.len(),
+        10_000,
+        "1,250 answers of 8 cover 10,000 records"
     );
-    assert_eq!(chosen(&picks), (5..13).collect::<Vec<_>>());
     let small = a_set(3, &[]);
     let got = run(&small, 1200, 8, 0, &mut picks);
     assert_eq!(got.cut, Cut::None);
@@ -116,10 +124,10 @@ fn a_skewed_large_set_still_yields_distinct_records() {
     }
 }
 
-/// SRV: the lowest priority first, and each SRV record's target addresses in the additional
-/// section as long as they fit.
+/// SRV: the lowest priority first, each SRV record with its target's addresses in the
+/// additional section.
 #[test]
-fn srv_takes_priorities_in_order_and_additional_records_as_they_fit() {
+fn srv_takes_priorities_in_order_each_record_with_its_addresses() {
     // Five SRV records: priorities 1, 1, 1, 5, 5; each target has one A record.
     let priorities = [1u16, 1, 1, 5, 5];
     let rdatas: Vec<Vec<u8>> = (0..5u8)
@@ -148,14 +156,13 @@ fn srv_takes_priorities_in_order_and_additional_records_as_they_fit() {
     let srv_len = set.rrs.len() / 5;
     let a_len = set.extra.len() / 5;
     let mut picks = Picks::new(9);
-    // Room for four SRV records and one of their addresses, not a fifth SRV record.
-    assert!(a_len + 3 < srv_len);
-    let got = run(&set, 4 * srv_len + a_len + 3, usize::MAX, 0, &mut picks);
+    // Room for four SRV records with their addresses, not a fifth with its own.
+    let got = run(&set, 5 * (srv_len + a_len) - 1, usize::MAX, 0, &mut picks);
     assert_eq!(
         got,
         Picked {
             answers: 4,
-            extra: 1,
+            extra: 4,
             cut: Cut::Size
         }
     );

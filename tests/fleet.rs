@@ -1,0 +1,250 @@
+//! Answers for big and weighted services, against a real etcd: a service of 10,000 instances is
+//! answered over UDP and TCP, A and SRV, never SERVFAIL; `--max-answers` gives complete small
+//! answers that spread over every instance; weights shape which instance comes first.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{
+    build_query, eventually, exchange_message, http_get, metric, DnsServer, Etcd, Transport,
+};
+use etcd_client::{Txn, TxnOp};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+/// Instances of `services/big`.
+const BIG: u32 = 10_000;
+
+/// Puts `count` instances `services/<service>/i<n>` = `value(n)`, 128 to a transaction.
+async fn put_many(etcd: &Etcd, service: &str, count: u32, value: impl Fn(u32) -> String) {
+    let mut client = etcd.client().await;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(128) {
+        let ops: Vec<TxnOp> = chunk
+            .iter()
+            .map(|n| TxnOp::put(format!("services/{service}/i{n}"), value(*n), None))
+            .collect();
+        client
+            .txn(Txn::new().and_then(ops))
+            .await
+            .expect("etcd txn");
+    }
+}
+
+/// The address of instance `n` of the big service.
+fn address(n: u32) -> String {
+    format!("10.{}.{}.{}", n >> 16 & 0xff, n >> 8 & 0xff, n & 0xff)
+}
+
+/// Asks `name`/`qtype` over `transport`, with a 1,232-byte EDNS buffer or, when `plain`, without
+/// EDNS (512 bytes).
+async fn ask(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    transport: Transport,
+    plain: bool,
+) -> Message {
+    let mut request = build_query(name, qtype);
+    if plain {
+        request.edns = None;
+    }
+    exchange_message(addr, &request, transport).await
+}
+
+/// Waits until the table holds every instance of the big service.
+async fn wait_loaded(dns: &DnsServer) {
+    eventually(
+        "10,000 instances loaded",
+        Duration::from_secs(30),
+        || async {
+            let (_, metrics) = http_get(dns.http, "/metrics").await;
+            (metric(&metrics, "etcd_dns_instances") == Some(f64::from(BIG))).then_some(())
+        },
+    )
+    .await;
+}
+
+/// A server on a fresh etcd holding the 10,000-instance service `big` (port 8080), with
+/// `max_answers`.
+async fn big_service(max_answers: Option<u16>) -> (Etcd, DnsServer) {
+    let etcd = Etcd::start().await;
+    put_many(&etcd, "big", BIG, |n| {
+        format!(r#"{{"IP":"{}","port":8080}}"#, address(n))
+    })
+    .await;
+    let dns = DnsServer::start_with(&etcd.endpoint, |c| c.max_answers = max_answers).await;
+    dns.wait_ready().await;
+    wait_loaded(&dns).await;
+    (etcd, dns)
+}
+
+/// The A addresses of an answer, in answer order.
+fn addresses_in_order(reply: &Message) -> Vec<String> {
+    reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_service_of_ten_thousand_instances_is_answered_by_every_transport() {
+    let (_etcd, dns) = big_service(None).await;
+    let name = "big.services.local.";
+    // UDP without EDNS: what fits 512 bytes, TC set so a client that can retries over TCP.
+    let reply = ask(dns.addr, name, RecordType::A, Transport::Udp, true).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert!(reply.metadata.truncation, "TC: the set does not fit");
+    assert!(
+        (25..=30).contains(&reply.answers.len()),
+        "{} A records in 512 bytes",
+        reply.answers.len()
+    );
+    // UDP with EDNS 1232: more of them, still TC.
+    let reply = ask(dns.addr, name, RecordType::A, Transport::Udp, false).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert!(reply.metadata.truncation);
+    assert!(
+        (70..=76).contains(&reply.answers.len()),
+        "{} A records in 1232 bytes",
+        reply.answers.len()
+    );
+    let distinct: BTreeSet<_> = addresses_in_order(&reply).into_iter().collect();
+    assert_eq!(distinct.len(), reply.answers.len(), "no address twice");
+    // TCP: as many as fit 65,535 bytes, no TC, never SERVFAIL.
+    let reply = ask(dns.addr, name, RecordType::A, Transport::Tcp, false).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert!(!reply.metadata.truncation);
+    assert!(
+        reply.answers.len() > 4_000,
+        "{} A records over TCP",
+        reply.answers.len()
+    );
+    // SRV over TCP: records and, as far as they fit, their targets' addresses.
+    for srv_name in [name, "_big._tcp.services.local."] {
+        let reply = ask(dns.addr, srv_name, RecordType::SRV, Transport::Tcp, false).await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NoError,
+            "{srv_name}"
+        );
+        assert!(
+            reply.answers.len() > 500,
+            "{} SRV records",
+            reply.answers.len()
+        );
+        assert!(
+            !reply.additionals.is_empty(),
+            "some targets' addresses in the additional section"
+        );
+        for additional in reply
+            .additionals
+            .iter()
+            .filter(|r| r.record_type() == RecordType::A)
+        {
+            let target_named = reply.answers.iter().any(|a| match &a.data {
+                RData::SRV(srv) => srv.target == additional.name,
+                _ => false,
+            });
+            assert!(
+                target_named,
+                "{} is the target of an answered SRV record",
+                additional.name
+            );
+        }
+        let reply = ask(dns.addr, srv_name, RecordType::SRV, Transport::Udp, false).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.metadata.truncation && !reply.answers.is_empty());
+    }
+    let (_, metrics) = http_get(dns.http, "/metrics").await;
+    let cut = metric(&metrics, r#"etcd_dns_partial_answers_total{reason="size"}"#);
+    assert!(
+        cut.is_some_and(|n| n >= 4.0),
+        "partial answers counted:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn max_answers_gives_small_complete_answers_that_spread_over_every_instance() {
+    let (_etcd, dns) = big_service(Some(8)).await;
+    let name = "big.services.local.";
+    let mut seen = BTreeSet::new();
+    for _ in 0..1_500 {
+        let reply = ask(dns.addr, name, RecordType::A, Transport::Udp, true).await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(!reply.metadata.truncation, "8 records fit: no TC");
+        assert_eq!(reply.answers.len(), 8);
+        seen.extend(addresses_in_order(&reply));
+    }
+    // Each UDP thread moves its window of 8 on by 8 per answer: 1,500 answers over two threads
+    // reach at least 6,000 of the 10,000 instances.
+    assert!(
+        seen.len() >= 6_000,
+        "{} instances answered over 1,500 queries",
+        seen.len()
+    );
+    let reply = ask(dns.addr, name, RecordType::SRV, Transport::Udp, false).await;
+    assert_eq!(
+        (reply.answers.len(), reply.additionals.len()),
+        (8, 8),
+        "8 SRV, each with its target's A record"
+    );
+    assert!(!reply.metadata.truncation);
+    let reply = ask(dns.addr, name, RecordType::A, Transport::Tcp, false).await;
+    assert_eq!(reply.answers.len(), 8, "the cap holds over TCP too");
+    let (_, metrics) = http_get(dns.http, "/metrics").await;
+    let capped = metric(
+        &metrics,
+        r#"etcd_dns_partial_answers_total{reason="max_answers"}"#,
+    );
+    assert!(
+        capped.is_some_and(|n| n >= 1_500.0),
+        "capped answers counted:\n{metrics}"
+    );
+}
+
+/// Three instances weighing 1, 10 and 100: over 3,000 answers of one record each, each comes
+/// first in proportion to its weight (five standard deviations of tolerance: the server's
+/// random source is not seeded here; the unit tests of `pick` check ±2 % with a fixed seed).
+#[tokio::test]
+async fn weights_shape_which_instance_comes_first() {
+    let etcd = Etcd::start().await;
+    for (n, weight) in [(1, 1), (2, 10), (3, 100)] {
+        let value = format!(r#"{{"IP":"10.0.0.{n}","weight":{weight}}}"#);
+        etcd.put(&format!("services/w/i{n}"), &value).await;
+    }
+    let dns = DnsServer::start_with(&etcd.endpoint, |c| c.max_answers = Some(1)).await;
+    dns.wait_ready().await;
+    let rounds = 3_000;
+    let mut firsts: BTreeMap<String, u32> = BTreeMap::new();
+    let mut queries = 0;
+    while queries < rounds {
+        let reply = ask(
+            dns.addr,
+            "w.services.local.",
+            RecordType::A,
+            Transport::Udp,
+            false,
+        )
+        .await;
+        if let Some(first) = addresses_in_order(&reply).first() {
+            *firsts.entry(first.clone()).or_default() += 1;
+            queries += 1;
+        }
+    }
+    for (address, weight) in [("10.0.0.1", 1.0), ("10.0.0.2", 10.0), ("10.0.0.3", 100.0)] {
+        let expected = weight / 111.0;
+        let share = f64::from(firsts.get(address).copied().unwrap_or(0)) / f64::from(rounds);
+        let sigma = (expected * (1.0 - expected) / f64::from(rounds)).sqrt();
+        assert!(
+            (share - expected).abs() <= 5.0 * sigma + 0.002,
+            "{address} (weight {weight}) first in {share:.4} of answers, expected {expected:.4}: {firsts:?}"
+        );
+    }
+}
