@@ -9,6 +9,45 @@ use crate::wire::pick::{pick, Picks};
 use crate::wire::spread::SpreadRef;
 use crate::wire::{RRsetRef, ReplyBody, QNAME_POINTER};
 
+/// A reply body, or one still to be completed with records chosen from a large or weighted
+/// set: only then does the router take its thread's scratch space (the common answer does not
+/// pay for it).
+#[derive(Debug)]
+pub enum Body<'a> {
+    /// Complete.
+    Ready(ReplyBody<'a>),
+    /// Complete once [`Body::finish`] has chosen the records of `set`.
+    Pick {
+        /// Everything but the answer and additional sections.
+        body: ReplyBody<'a>,
+        /// The set to choose from.
+        set: RRsetRef<'a>,
+        /// Its spread.
+        spread: SpreadRef<'a>,
+    },
+}
+
+impl<'a> Body<'a> {
+    /// The complete body, choosing records into `picks` if needed.
+    pub fn finish(self, rotate: usize, room: Room, picks: &'a mut Picks) -> ReplyBody<'a> {
+        match self {
+            Body::Ready(body) => body,
+            Body::Pick {
+                mut body,
+                set,
+                spread,
+            } => {
+                let picked = pick(set, spread, room.bytes, room.records, rotate, picks);
+                let picks: &'a Picks = picks;
+                body.answers = (&picks.answers, &[], picked.answers);
+                body.additional = (&picks.extra, picked.extra);
+                body.cut = picked.cut;
+                body
+            }
+        }
+    }
+}
+
 /// How much of a large or weighted set one answer may carry.
 #[derive(Debug, Clone, Copy)]
 pub struct Room {
@@ -22,7 +61,7 @@ pub struct Room {
 /// The reply body for `name`/`qtype` under a live zone, whose name starts at `zone_at` in
 /// `name`. A set that fits `room` whole and has equal weights is answered whole, `rotate`
 /// picking its first record so that successive answers spread clients over instances; any
-/// other is answered with the records [`pick`] chooses into `picks`.
+/// other is left to [`Body::finish`], which answers with the records [`pick`] chooses.
 pub fn live_body<'a>(
     snapshot: &'a Snapshot,
     name: &[u8],
@@ -30,8 +69,7 @@ pub fn live_body<'a>(
     zone_at: usize,
     rotate: usize,
     room: Room,
-    picks: &'a mut Picks,
-) -> ReplyBody<'a> {
+) -> Body<'a> {
     let mut body = ReplyBody {
         authoritative: true,
         ..ReplyBody::default()
@@ -41,27 +79,27 @@ pub fn live_body<'a>(
         _ => {
             body.authoritative = false;
             body.rcode = ResponseCode::ServFail.low();
-            return body;
+            return Body::Ready(body);
         }
     };
     let soa = Some((&*zone.soa_tail, zone_at));
     let apex = zone_at == 0;
     if apex && (qtype == u16::from(RecordType::SOA) || qtype == u16::from(RecordType::ANY)) {
         body.answers = (&QNAME_POINTER, &zone.soa_tail, 1);
-        return body;
+        return Body::Ready(body);
     }
     if apex && qtype == u16::from(RecordType::NS) {
         let set = zone.ns_rrset();
         let (first, second) = set.rotated(rotate);
         body.answers = (first, second, set.count);
-        return body;
+        return Body::Ready(body);
     }
     let Some(node) = snapshot.names.get(name) else {
         if !apex {
             body.rcode = ResponseCode::NXDomain.low();
         }
         body.soa = soa;
-        return body;
+        return Body::Ready(body);
     };
     let set = if qtype == u16::from(RecordType::ANY) {
         // RFC 8482: one RRset, never the whole name.
@@ -72,36 +110,26 @@ pub fn live_body<'a>(
             .or_else(|| node.rrset(RecordType::CNAME.into()))
     };
     match set {
-        Some(set) => fill(&mut body, set, rotate, room, picks),
-        None => body.soa = soa,
+        Some(set) => fill(body, set, rotate, room),
+        None => {
+            body.soa = soa;
+            Body::Ready(body)
+        }
     }
-    body
 }
 
-/// Puts `set` into `body`'s answer and additional sections: whole and rotated when it fits
-/// `room` and its records weigh the same, else the records [`pick`] chooses. O(answer) either
-/// way.
-fn fill<'a>(
-    body: &mut ReplyBody<'a>,
-    set: RRsetRef<'a>,
-    rotate: usize,
-    room: Room,
-    picks: &'a mut Picks,
-) {
+/// `body` with `set` in its answer and additional sections: whole and rotated when it fits
+/// `room` and its records weigh the same, else left to [`Body::finish`] to choose from.
+fn fill<'a>(mut body: ReplyBody<'a>, set: RRsetRef<'a>, rotate: usize, room: Room) -> Body<'a> {
     let whole =
         set.rrs.len() + set.extra.len() <= room.bytes && usize::from(set.count) <= room.records;
     match SpreadRef::new(set.spread) {
-        Some(spread) if !whole || spread.weighted() => {
-            let picked = pick(set, spread, room.bytes, room.records, rotate, picks);
-            let picks: &'a Picks = picks;
-            body.answers = (&picks.answers, &[], picked.answers);
-            body.additional = (&picks.extra, picked.extra);
-            body.cut = picked.cut;
-        }
+        Some(spread) if !whole || spread.weighted() => Body::Pick { body, set, spread },
         _ => {
             let (first, second) = set.rotated(rotate);
             body.answers = (first, second, set.count);
             body.additional = (set.extra, set.extra_count);
+            Body::Ready(body)
         }
     }
 }
@@ -118,13 +146,11 @@ pub fn ptr_body<'a>(
     name: &[u8],
     rotate: usize,
     room: Room,
-    picks: &'a mut Picks,
-) -> Option<ReplyBody<'a>> {
+) -> Option<Body<'a>> {
     let set = snapshot.names.get(name)?.rrset(RecordType::PTR.into())?;
-    let mut body = ReplyBody {
+    let body = ReplyBody {
         authoritative: true,
         ..ReplyBody::default()
     };
-    fill(&mut body, set, rotate, room, picks);
-    Some(body)
+    Some(fill(body, set, rotate, room))
 }

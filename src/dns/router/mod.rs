@@ -23,7 +23,7 @@ pub use route::{Answer, Pending, Route};
 
 use super::acl::Acl;
 use super::cache::AnswerCache;
-use super::live::Room;
+use super::live::{Body, Room};
 use super::reply::{fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY};
 use super::rrl::RateLimiter;
 use super::statics::StaticZones;
@@ -398,44 +398,42 @@ fn answer_query(
             .saturating_sub(HEADER_LEN + query.question.len() + opt),
         records: max_answers,
     };
-    PICKS.with_borrow_mut(|picks| {
-        let body = match route {
-            Route::Live(zone_at) => live::live_body(
-                snapshot,
-                query.name(),
-                query.qtype,
-                zone_at,
-                next_rotation(),
-                room,
-                picks,
-            ),
-            // `place` saw the PTR set in this same snapshot, so it is there.
-            Route::Reverse => live::ptr_body(snapshot, query.name(), next_rotation(), room, picks)
-                .unwrap_or_else(|| ReplyBody {
+    let rotate = next_rotation();
+    let body = match route {
+        Route::Live(zone_at) => {
+            live::live_body(snapshot, query.name(), query.qtype, zone_at, rotate, room)
+        }
+        // `place` saw the PTR set in this same snapshot, so it is there.
+        Route::Reverse => {
+            live::ptr_body(snapshot, query.name(), rotate, room).unwrap_or_else(|| {
+                Body::Ready(ReplyBody {
                     rcode: ResponseCode::ServFail.low(),
                     ..ReplyBody::default()
-                }),
-            Route::Static { zone, zone_at } => {
-                statics.body(zone, query.name(), query.qtype, zone_at)
-            }
-            Route::Error(code) => ReplyBody {
-                rcode: code.low(),
-                ..ReplyBody::default()
-            },
-            Route::Drop => return (Answer::Drop, Cut::None),
-            // The caller fills in what the task needs.
-            Route::Transfer | Route::Forward => return (later(route, query), Cut::None),
-        };
-        wire::write_reply(
-            &mut out,
-            query,
-            &body,
-            EDNS_PAYLOAD,
-            limit.size,
-            limit.stream,
-        );
-        (Answer::Reply(out), body.cut)
-    })
+                })
+            })
+        }
+        Route::Static { zone, zone_at } => {
+            Body::Ready(statics.body(zone, query.name(), query.qtype, zone_at))
+        }
+        Route::Error(code) => Body::Ready(ReplyBody {
+            rcode: code.low(),
+            ..ReplyBody::default()
+        }),
+        Route::Drop => return (Answer::Drop, Cut::None),
+        // The caller fills in what the task needs.
+        Route::Transfer | Route::Forward => return (later(route, query), Cut::None),
+    };
+    let write = |out: &mut Vec<u8>, body: &ReplyBody<'_>| {
+        wire::write_reply(out, query, body, EDNS_PAYLOAD, limit.size, limit.stream);
+        body.cut
+    };
+    // Written from where it lies: moving a body costs a live answer more than writing it.
+    let cut = if let Body::Ready(body) = &body {
+        write(&mut out, body)
+    } else {
+        PICKS.with_borrow_mut(|picks| write(&mut out, &body.finish(rotate, room, picks)))
+    };
+    (Answer::Reply(out), cut)
 }
 
 /// The request on `route` left to [`Router::answer_later`].

@@ -1,8 +1,10 @@
 //! Choosing the records of one answer from a large or weighted RRset, in O(answer) (pure):
 //! as many as fit the transport and `--max-answers`, lowest SRV priority first, each priority
 //! group in weighted random order (RFC 2782) or, with equal weights, a rotating window, so that
-//! over many queries every record is answered in proportion to its weight. An SRV record goes
-//! with its target's addresses in the additional section, or not at all.
+//! over many queries every record is answered in proportion to its weight. When every record
+//! fits, every record is answered and their additional records follow as they fit (RFC 2181
+//! §9); when the set must be cut, an SRV record goes with its target's addresses in the
+//! additional section, or not at all, so that a partial answer is usable at once.
 
 use super::spread::SpreadRef;
 use super::RRsetRef;
@@ -87,8 +89,8 @@ pub struct Picked {
 }
 
 /// Fills `picks.answers` with records of `set` (described by `spread`), each with its
-/// additional records in `picks.extra`, while they fit `room` bytes and `cap` records. `rotate` moves the window of equally weighted records from answer to
-/// answer.
+/// additional records in `picks.extra`, while they fit `room` bytes and `cap` records.
+/// `rotate` moves the window of equally weighted records from answer to answer.
 pub fn pick(
     set: RRsetRef<'_>,
     spread: SpreadRef<'_>,
@@ -106,6 +108,10 @@ pub fn pick(
     }
     let mut cut = Cut::None;
     let mut extra = 0u16;
+    // Every record fits: the answer is complete, and additional records use what is left.
+    let extra_room = (spread.len() <= cap)
+        .then(|| room.checked_sub(set.rrs.len()))
+        .flatten();
     'groups: for (lo, hi) in spread.groups() {
         // Equal weights: successive answers take successive windows of about the size one
         // answer holds, so that they tile the set (a record's length stands for all of them).
@@ -123,6 +129,15 @@ pub fn pick(
                 (Some(from), Some(to)) => set.extra.get(from..to).unwrap_or_default(),
                 _ => &[],
             };
+            if let Some(extra_room) = extra_room {
+                picks.answers.extend_from_slice(record);
+                if picks.extra.len() + extras.len() <= extra_room {
+                    picks.extra.extend_from_slice(extras);
+                    extra = extra.saturating_add(count_owned(extras));
+                }
+                picks.chosen.push(i as u32);
+                continue;
+            }
             let used = picks.answers.len() + picks.extra.len();
             let stop = if picks.chosen.len() >= cap {
                 Cut::Cap

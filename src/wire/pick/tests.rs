@@ -125,7 +125,7 @@ fn a_skewed_large_set_still_yields_distinct_records() {
 }
 
 /// SRV: the lowest priority first, each SRV record with its target's addresses in the
-/// additional section.
+/// additional section when the set must be cut; a complete answer takes addresses as they fit.
 #[test]
 fn srv_takes_priorities_in_order_each_record_with_its_addresses() {
     // Five SRV records: priorities 1, 1, 1, 5, 5; each target has one A record.
@@ -156,19 +156,31 @@ fn srv_takes_priorities_in_order_each_record_with_its_addresses() {
     let srv_len = set.rrs.len() / 5;
     let a_len = set.extra.len() / 5;
     let mut picks = Picks::new(9);
-    // Room for four SRV records with their addresses, not a fifth with its own.
-    let got = run(&set, 5 * (srv_len + a_len) - 1, usize::MAX, 0, &mut picks);
+    // The five SRV records do not fit: two, each with its address (a third pair does not fit).
+    let got = run(&set, 5 * srv_len - 1, usize::MAX, 0, &mut picks);
     assert_eq!(
         got,
         Picked {
-            answers: 4,
-            extra: 4,
+            answers: 2,
+            extra: 2,
             cut: Cut::Size
         }
     );
     let priority = |rr: &[u8]| u16::from_be_bytes([rr[12], rr[13]]);
     let firsts: Vec<u16> = picks.answers.chunks(srv_len).map(priority).collect();
-    assert_eq!(firsts, [1, 1, 1, 5]);
+    assert_eq!(firsts, [1, 1]);
+    // All five fit, with room for three addresses: a complete answer, addresses as they fit.
+    let got = run(&set, 5 * srv_len + 3 * a_len, usize::MAX, 0, &mut picks);
+    assert_eq!(
+        got,
+        Picked {
+            answers: 5,
+            extra: 3,
+            cut: Cut::None
+        }
+    );
+    let firsts: Vec<u16> = picks.answers.chunks(srv_len).map(priority).collect();
+    assert_eq!(firsts, [1, 1, 1, 5, 5]);
     let got = run(&set, 10_000, usize::MAX, 0, &mut picks);
     assert_eq!(
         got,
