@@ -248,3 +248,84 @@ async fn weights_shape_which_instance_comes_first() {
         );
     }
 }
+
+/// The sorted A addresses of `name` over UDP (empty for NXDOMAIN or NODATA), with the rcode.
+async fn tagged(addr: SocketAddr, name: &str, qtype: RecordType) -> (ResponseCode, Vec<String>) {
+    let reply = ask(addr, name, qtype, Transport::Udp, false).await;
+    let mut got: Vec<String> = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::SRV(srv) => Some(format!("{}:{}", srv.target, srv.port)),
+            _ => None,
+        })
+        .collect();
+    got.sort();
+    (reply.metadata.response_code, got)
+}
+
+/// Tag lookups: `_<service>._<tag>.Z` answers A and SRV for the instances carrying the tag,
+/// `_<service>._<t1>._<t2>.Z` for those carrying both (either order), `_tcp` every instance; a
+/// tag no instance carries is NXDOMAIN, and a tag taken off an instance stops answering for it.
+#[tokio::test]
+async fn tags_select_instances() {
+    let etcd = Etcd::start().await;
+    for (n, tags) in [
+        (1, r#"["canary","v2"]"#),
+        (2, r#"["v2","EU"]"#),
+        (3, r#"["v1","env=prod"]"#),
+        (4, r#"[]"#),
+    ] {
+        let value = format!(r#"{{"IP":"10.0.0.{n}","port":80,"tags":{tags}}}"#);
+        etcd.put(&format!("services/api/i{n}"), &value).await;
+    }
+    let dns = DnsServer::start(&etcd.endpoint).await;
+    dns.wait_ready().await;
+    let a = |list: &[u8]| -> Vec<String> { list.iter().map(|n| format!("10.0.0.{n}")).collect() };
+    let ok = ResponseCode::NoError;
+    let cases: [(&str, (ResponseCode, Vec<String>)); 8] = [
+        ("_api._canary", (ok, a(&[1]))),
+        ("_api._v2", (ok, a(&[1, 2]))),
+        ("_api._eu", (ok, a(&[2]))),
+        ("_API._V2._canary", (ok, a(&[1]))),
+        ("_api._canary._v2", (ok, a(&[1]))),
+        ("_api._v2._v1", (ResponseCode::NXDomain, vec![])),
+        ("_api._nosuch", (ResponseCode::NXDomain, vec![])),
+        ("api", (ok, a(&[1, 2, 3, 4]))),
+    ];
+    for (label, want) in &cases {
+        let name = format!("{label}.services.local.");
+        assert_eq!(
+            &tagged(dns.addr, &name, RecordType::A).await,
+            want,
+            "{name} A"
+        );
+    }
+    let srv = tagged(dns.addr, "_api._v2.services.local.", RecordType::SRV).await;
+    assert_eq!(
+        srv.1,
+        ["i1.api.services.local.:80", "i2.api.services.local.:80"],
+        "SRV of the v2 instances"
+    );
+    let all = tagged(dns.addr, "_api._tcp.services.local.", RecordType::SRV).await;
+    assert_eq!(all.1.len(), 4, "_tcp keeps meaning every instance: {all:?}");
+    // `env=prod` is no DNS label: kept in etcd, not a name.
+    let (code, _) = tagged(dns.addr, "_api._env.services.local.", RecordType::A).await;
+    assert_eq!(code, ResponseCode::NXDomain);
+    // The canary loses its tag: the name goes with it.
+    etcd.put(
+        "services/api/i1",
+        r#"{"IP":"10.0.0.1","port":80,"tags":["v2"]}"#,
+    )
+    .await;
+    eventually("the canary tag gone", Duration::from_secs(5), || async {
+        let (code, _) = tagged(dns.addr, "_api._canary.services.local.", RecordType::A).await;
+        (code == ResponseCode::NXDomain).then_some(())
+    })
+    .await;
+    assert_eq!(
+        tagged(dns.addr, "_api._v2.services.local.", RecordType::A).await,
+        (ok, a(&[1, 2]))
+    );
+}

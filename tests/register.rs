@@ -224,3 +224,71 @@ fn version_names_each_binary() {
         assert_eq!(String::from_utf8_lossy(&output.stdout), want);
     }
 }
+
+/// `register --tag` publishes tag lookups, `--weight` the SRV weight, and a tag that is no DNS
+/// label is refused before touching etcd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_and_weight_are_registered() {
+    let (etcd, dns) = etcd_and_dns().await;
+    let mut reg = register(
+        &etcd.endpoint,
+        &[
+            "--name",
+            "api",
+            "--instance",
+            "c1",
+            "--ip",
+            "10.2.0.1",
+            "--port",
+            "80",
+            "--tag",
+            "canary",
+            "--tag",
+            "v2",
+            "--weight",
+            "3",
+            "--locality",
+            "eu-1a",
+        ],
+    );
+    let (m, _) = wait_registered(&dns, "_api._canary._v2.services.local.", RecordType::SRV).await;
+    assert_eq!(srv_records(&m), ["10 3 80 c1.api.services.local."]);
+    let (m, _) = wait_registered(&dns, "_api._v2.services.local.", RecordType::A).await;
+    assert_eq!(addresses(&m), ["10.2.0.1"]);
+    let value = etcd_get(&etcd, "services/api/c1").await;
+    assert!(value.contains(r#""zone":"eu-1a""#), "{value}");
+    reg.signal("TERM");
+    wait_rcode(
+        dns.addr,
+        "_api._v2.services.local.",
+        RecordType::A,
+        NXDomain,
+        REVOKED_WITHIN,
+    )
+    .await;
+
+    let mut bad = register(
+        &etcd.endpoint,
+        &["--name", "api", "--ip", "10.2.0.2", "--tag", "v2.1"],
+    );
+    assert_eq!(bad.wait_exit(Duration::from_secs(5)).await, Some(1));
+    let mut stderr = String::new();
+    bad.0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    assert!(stderr.contains("\"v2.1\" is not a DNS label"), "{stderr}");
+}
+
+/// The value at `key`, as text ("" when absent).
+async fn etcd_get(etcd: &Etcd, key: &str) -> String {
+    let mut client = etcd.client().await;
+    let reply = client.get(key, None).await.expect("etcd get");
+    reply
+        .kvs()
+        .first()
+        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+        .unwrap_or_default()
+}

@@ -48,6 +48,15 @@ struct Args {
     /// TXT string, k=v (repeatable; commas are kept, so REGISTER_TXT holds one string)
     #[arg(long = "txt", env = "REGISTER_TXT")]
     txt: Vec<String>,
+    /// Tag, a DNS label: found at _<name>._<tag>.<zone> (repeatable; REGISTER_TAGS: comma-separated)
+    #[arg(long = "tag", env = "REGISTER_TAGS", value_delimiter = ',')]
+    tag: Vec<String>,
+    /// Weight of this instance among the service's (SRV weight; shapes A/AAAA answers too)
+    #[arg(long, env = "REGISTER_WEIGHT")]
+    weight: Option<u16>,
+    /// The instance's failure domain (availability zone, rack): etcd-dns --locality prefers it for nearby clients
+    #[arg(long, env = "REGISTER_LOCALITY", value_name = "ZONE")]
+    locality: Option<String>,
     /// Registered only while GET URL answers 2xx within the check timeout (http:// only)
     #[arg(
         long,
@@ -143,6 +152,9 @@ async fn run(args: Args) -> Result<()> {
         port: args.port,
         ttl: args.ttl,
         txt: args.txt,
+        tags: args.tag,
+        weight: args.weight,
+        zone: args.locality,
     };
     let shutdown = CancellationToken::new();
     let check = match (args.check_http, args.check_cmd) {

@@ -127,6 +127,16 @@ pub(super) fn string<'a>(
     crate::service::string_field(map, field)
 }
 
+/// The tags of a value's single tag-like string (a version, a dubbo `Tag`, an rpcx group):
+/// none when empty. Tags that are not DNS labels (`1.4.0`) are kept and not published.
+pub(super) fn one_tag(tag: Option<&str>) -> Vec<Box<str>> {
+    tag.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Box::from)
+        .into_iter()
+        .collect()
+}
+
 /// `k=v` TXT strings from `pairs` (a version first, then a metadata object's string values, in
 /// key order); what does not fit a TXT string (255 bytes) or is not a string is left out:
 /// metadata is informative, never a reason to drop an instance.

@@ -3,11 +3,12 @@
 //! `Register` puts `/services/<app>/<host>:<port>` = the JSON of `DefaultServiceInstance`
 //! (no tags: capitalised names) — `{"ID","ServiceName","Host","Port","Enable","Healthy",
 //! "Metadata",…}` — bound to a 30 s lease it keeps alive. An instance with `Enable` or
-//! `Healthy` false is not answered. The name is `<app>`; `Host` gives A/AAAA, `Port` SRV.
+//! `Healthy` false is not answered. The name is `<app>`; `Host` gives A/AAAA, `Port` SRV, and
+//! `Tag` (dubbo's tag routing) a tag.
 
 use serde_json::{Map, Value};
 
-use super::common::{host_port, object, service_and_instance, string};
+use super::common::{host_port, object, one_tag, service_and_instance, string};
 use super::Parsed;
 use crate::records::Shape;
 use crate::service::{field_error, u16_field, Registration, ValueError};
@@ -26,6 +27,7 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
     };
     let mut registration = Registration::new(target);
     registration.port = u16_field(&map, "Port")?.filter(|p| *p > 0).or(key_port);
+    registration.tags = one_tag(string(&map, "Tag")?);
     Ok(Some((placement, registration)))
 }
 
@@ -76,6 +78,11 @@ mod tests {
                     "/services/dubbo-go-app/10.0.0.1:20000",
                     &unhealthy,
                     "ignored",
+                ),
+                (
+                    "/services/dubbo-go-app/10.0.0.4:20000",
+                    r#"{"Host":"10.0.0.4","Port":20000,"Tag":"gray"}"#,
+                    "10-0-0-4-20000.dubbo-go-app.services.local. 10.0.0.4:20000 tags=gray",
                 ),
                 (
                     "/services/org.apache.demo/10.0.0.2:20880",

@@ -6,11 +6,11 @@
 //! (90 s by default) the key is bound to a lease and re-registered every 30 s; with a TTL of 0
 //! it has no lease at all and stays until `Deregister` deletes it. The name is `<service>`,
 //! the node its instance; the node's address gives A/AAAA and SRV, version and node metadata
-//! TXT.
+//! TXT; the version is a tag when it is a DNS label.
 
 use serde_json::Value;
 
-use super::common::{endpoint, metadata_txt, object, service_and_instance, string};
+use super::common::{endpoint, metadata_txt, object, one_tag, service_and_instance, string};
 use super::Parsed;
 use crate::records::Shape;
 use crate::service::field_error;
@@ -32,7 +32,9 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
         .ok_or_else(|| field_error("nodes", "no node"))?;
     let address = string(node, "address")?.ok_or_else(|| field_error("address", "missing"))?;
     let mut registration = endpoint("address", address)?;
-    registration.txt = metadata_txt(string(&map, "version")?, node.get("metadata"));
+    let version = string(&map, "version")?;
+    registration.txt = metadata_txt(version, node.get("metadata"));
+    registration.tags = one_tag(version);
     Ok(Some((placement, registration)))
 }
 
@@ -51,7 +53,7 @@ mod tests {
             r#"{{"name":"helloworld","version":"latest","metadata":null,"endpoints":[{{"name":"Helloworld.Call","request":{{"name":"Request","type":"Request","values":null}},"response":{{"name":"Response","type":"Response","values":null}},"metadata":{{}}}}],"nodes":[{{"id":"{node}","address":"10.0.0.8:8080","metadata":{{"broker":"http","protocol":"mucp","registry":"etcd","server":"mucp","transport":"http"}}}}]}}"#
         );
         let want = format!(
-            "{node}.helloworld.services.local. 10.0.0.8:8080 txt=version=latest;broker=http;protocol=mucp;registry=etcd;server=mucp;transport=http"
+            "{node}.helloworld.services.local. 10.0.0.8:8080 txt=version=latest;broker=http;protocol=mucp;registry=etcd;server=mucp;transport=http tags=latest"
         );
         check(
             Format::GoMicro,

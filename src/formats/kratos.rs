@@ -4,11 +4,12 @@
 //! `registry.ServiceInstance` — `{"id","name","version","metadata","endpoints":
 //! ["grpc://10.0.0.7:9000","http://10.0.0.7:8000"]}` — and keeps it alive, putting the same key
 //! again when the lease is lost. The name is `<name>`, each instance `<id>`; every endpoint
-//! becomes SRV at `_<scheme>._tcp.<name>.Z`, the first endpoint's host the address.
+//! becomes SRV at `_<scheme>._tcp.<name>.Z`, the first endpoint's host the address. The version
+//! is a tag (`_<name>._v2.Z`) when it is a DNS label.
 
 use serde_json::Value;
 
-use super::common::{host_port, metadata_txt, object, service_and_instance, string};
+use super::common::{host_port, metadata_txt, object, one_tag, service_and_instance, string};
 use super::Parsed;
 use crate::key::check_label;
 use crate::records::Shape;
@@ -46,7 +47,9 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
     };
     let mut registration = Registration::new(target);
     registration.endpoints = endpoints;
-    registration.txt = metadata_txt(string(&map, "version")?, map.get("metadata"));
+    let version = string(&map, "version")?;
+    registration.txt = metadata_txt(version, map.get("metadata"));
+    registration.tags = one_tag(version);
     Ok(Some((placement, registration)))
 }
 
@@ -77,7 +80,7 @@ mod tests {
             r#"{{"id":"{id}","name":"helloworld","version":"v1.0.0","metadata":{{"region":"sh"}},"endpoints":["grpc://10.0.0.7:9000","http://10.0.0.7:8000"]}}"#
         );
         let want = format!(
-            "{id}.helloworld.services.local. 10.0.0.7 grpc=9000 http=8000 txt=version=v1.0.0;region=sh"
+            "{id}.helloworld.services.local. 10.0.0.7 grpc=9000 http=8000 txt=version=v1.0.0;region=sh tags=v1.0.0"
         );
         check(
             Format::Kratos,

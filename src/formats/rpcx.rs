@@ -5,9 +5,10 @@
 //! (`group=test&state=active`, often empty), every key bound to one lease the plugin shares
 //! (`UpdateInterval` + `Expired`, 30 s by default). Marker keys (no `@`) are no instances;
 //! `state=inactive` is rpcx's way to take an instance out, so it is not answered either. The
-//! name is `<service>`, the address and port come from the key, the metadata gives TXT.
+//! name is `<service>`, the address and port come from the key, the metadata gives TXT, and
+//! its `group` is a tag (`_<service>._<group>.Z`).
 
-use super::common::{endpoint, key_text, last_two, service_and_instance};
+use super::common::{endpoint, key_text, last_two, one_tag, service_and_instance};
 use super::Parsed;
 use crate::records::Shape;
 use crate::service::field_error;
@@ -40,6 +41,12 @@ pub(super) fn parse<'k>(prefix: &str, key: &'k [u8], value: &[u8]) -> Parsed<'k>
         .map(String::from)
         .collect();
     registration.txt.sort();
+    registration.tags = one_tag(
+        registration
+            .txt
+            .iter()
+            .find_map(|pair| pair.strip_prefix("group=")),
+    );
     Ok(Some((placement, registration)))
 }
 
@@ -61,7 +68,7 @@ mod tests {
                 (
                     "/rpcx_test/Arith/tcp@10.0.0.10:8972",
                     "group=test&state=active",
-                    "tcp-10-0-0-10-8972.arith.services.local. 10.0.0.10:8972 txt=group=test;state=active",
+                    "tcp-10-0-0-10-8972.arith.services.local. 10.0.0.10:8972 txt=group=test;state=active tags=test",
                 ),
                 ("/rpcx_test/Arith/quic@10.0.0.11:1234", "", "quic-10-0-0-11-1234.arith.services.local. 10.0.0.11:1234"),
                 // rpcx's way to take a server out of rotation.

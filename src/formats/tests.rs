@@ -10,7 +10,7 @@ use crate::wire::wire_name;
 
 /// What `format` makes of `key` = `value` under `prefix` in `zone`, as one line: "ignored",
 /// "invalid: <reason>", or the owner name, the target (`:port`), endpoints, SRV priority and
-/// weight when not 10/10, TTL and TXT. Also checks that the key alone gives the same
+/// weight when not 10/10, TTL, TXT, tags and zone. Also checks that the key alone gives the same
 /// placement again.
 fn read(format: Format, prefix: &str, zone: &str, key: &str, value: &str) -> String {
     let zone: Name = name(zone);
@@ -41,6 +41,12 @@ fn read(format: Format, prefix: &str, zone: &str, key: &str, value: &str) -> Str
     }
     if !reg.txt.is_empty() {
         line += &format!(" txt={}", reg.txt.join(";"));
+    }
+    if !reg.tags.is_empty() {
+        line += &format!(" tags={}", reg.tags.join(","));
+    }
+    if let Some(zone) = &reg.zone {
+        line += &format!(" zone={zone}");
     }
     line
 }
@@ -79,6 +85,11 @@ fn native_is_the_spec_format() {
                 "services/web/n1",
                 r#"{"ip":"10.0.0.1","port":80,"txt":{"v":"1"}}"#,
                 "n1.web.services.local. 10.0.0.1:80 txt=v=1",
+            ),
+            (
+                "services/web/n2",
+                r#"{"ip":"10.0.0.2","tags":["canary","env=prod"],"zone":"eu-1a"}"#,
+                "n2.web.services.local. 10.0.0.2 tags=canary,env=prod zone=eu-1a",
             ),
             (
                 "services/a/b/c",

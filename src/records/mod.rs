@@ -11,7 +11,7 @@ pub use rrsets::{single_rrsets, RecordsBuilder};
 use hickory_proto::rr::Name;
 
 use crate::key::SRV_PROTOCOLS;
-use crate::service::{Registration, Target};
+use crate::service::{Registration, Target, MAX_PAIRED_TAGS};
 use crate::wire::{reverse_name, wire_name, WireName};
 
 /// What a registered instance contributes at one of its names (a set of the flags below, and
@@ -106,6 +106,26 @@ pub fn instance_names(
         // The entry's own name answers for it in full, SRV included.
         Shape::Tree => add(&mut names, key.owner_name(zone), Roles::SERVICE),
     }
+    // Tag lookups answer as the service name does, for the instances carrying the tags.
+    if key.shape != Shape::Tree && !reg.tags.is_empty() {
+        let tags = reg.dns_tags();
+        let mut tag_names = Vec::with_capacity(tags.len());
+        for (i, first) in tags.iter().enumerate() {
+            tag_names.push(key.tag_name(&[first], zone));
+            if i >= MAX_PAIRED_TAGS {
+                continue;
+            }
+            for second in tags.iter().take(MAX_PAIRED_TAGS) {
+                if second != first {
+                    tag_names.push(key.tag_name(&[first, second], zone));
+                }
+            }
+        }
+        // A name past 255 bytes (a long service and long tags) is left out.
+        for name in tag_names.into_iter().filter(|n| n.len() <= 255) {
+            add(&mut names, name, Roles::SERVICE);
+        }
+    }
     // Every name between each name and the zone: an empty non-terminal (RFC 8020), or in a
     // tree one that answers for the whole subtree.
     let above = match key.shape {
@@ -188,6 +208,23 @@ mod tests {
                     ("n1.api.v2.services.local.", "O"),
                     ("api.v2.services.local.", "S"),
                     ("v2.services.local.", "-"),
+                ],
+            ),
+            (
+                "services/web/n3",
+                r#"{"IP":"10.0.0.3","tags":["Canary","v2","env=prod","tcp"]}"#,
+                &[
+                    ("n3.web.services.local.", "O"),
+                    ("web.services.local.", "S"),
+                    ("_web._canary.services.local.", "S"),
+                    ("_web._v2.services.local.", "S"),
+                    ("_web._canary._v2.services.local.", "S"),
+                    ("_web._v2._canary.services.local.", "S"),
+                    ("_canary.services.local.", "-"),
+                    ("_v2.services.local.", "-"),
+                    ("_canary._v2.services.local.", "-"),
+                    ("_v2._canary.services.local.", "-"),
+                    ("3.0.0.10.in-addr.arpa.", "P"),
                 ],
             ),
         ];

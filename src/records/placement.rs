@@ -97,6 +97,20 @@ impl Placement<'_> {
         )
     }
 
+    /// `_<service>._<tag>….Z`, the name of the instances carrying every tag of `tags` (each a
+    /// label already), like the native SRV name with tags for the protocol.
+    pub fn tag_name(&self, tags: &[&str], zone: &[u8]) -> Vec<u8> {
+        let mut labels = self.service.split('.');
+        let first = format!("_{}", labels.next().unwrap_or_default());
+        let tags: Vec<String> = tags.iter().map(|t| format!("_{t}")).collect();
+        join_labels(
+            std::iter::once(first.as_str())
+                .chain(labels)
+                .chain(tags.iter().map(String::as_str)),
+            zone,
+        )
+    }
+
     /// `_<scheme>._tcp.<service>.Z`, the SRV name of one endpoint.
     pub fn endpoint_name(&self, scheme: &str, zone: &[u8]) -> Vec<u8> {
         let first = format!("_{scheme}");

@@ -61,6 +61,12 @@ pub struct RegisterSpec {
     pub ttl: i64,
     /// TXT strings (`k=v`).
     pub txt: Vec<String>,
+    /// Tags (DNS labels).
+    pub tags: Vec<String>,
+    /// SRV weight, shaping A/AAAA answers too.
+    pub weight: Option<u16>,
+    /// Failure domain, for locality.
+    pub zone: Option<String>,
 }
 
 /// Why registering failed.
@@ -77,6 +83,12 @@ pub enum RegisterError {
         /// What is wrong with it.
         source: KeyError,
     },
+    /// A tag no tag lookup could find.
+    #[error(
+        "--tag {0:?} is not a DNS label (letters, digits and '-', at most 62; not tcp or udp): \
+         no _<name>._<tag> lookup would find it"
+    )]
+    Tag(String),
     /// Another live lease holds the key.
     #[error(
         "{key} is already registered by another live lease ({lease:x}, {ttl} s left): \
@@ -113,7 +125,7 @@ impl RegisterError {
     /// verify; see [`EtcdError::is_permanent`]).
     pub fn is_fatal(&self) -> bool {
         match self {
-            Self::Ttl(_) | Self::Key { .. } | Self::Conflict { .. } => true,
+            Self::Ttl(_) | Self::Key { .. } | Self::Tag(_) | Self::Conflict { .. } => true,
             Self::Etcd(error) => error.is_permanent(),
             Self::LeaseLost(_) | Self::Stalled(_) | Self::KeyChanged(_) | Self::Raced(_) => false,
         }
@@ -136,8 +148,17 @@ impl RegisterSpec {
         if let Some(port) = self.port {
             value.insert("port".into(), port.into());
         }
+        if let Some(weight) = self.weight {
+            value.insert("weight".into(), weight.into());
+        }
         if !self.txt.is_empty() {
             value.insert("txt".into(), self.txt.clone().into());
+        }
+        if !self.tags.is_empty() {
+            value.insert("tags".into(), self.tags.clone().into());
+        }
+        if let Some(zone) = &self.zone {
+            value.insert("zone".into(), zone.clone().into());
         }
         serde_json::Value::Object(value).to_string()
     }
@@ -147,6 +168,14 @@ impl RegisterSpec {
     pub fn validate(&self) -> Result<(), RegisterError> {
         if self.ttl < 1 {
             return Err(RegisterError::Ttl(self.ttl));
+        }
+        for tag in &self.tags {
+            let mut registration =
+                crate::service::Registration::new(crate::service::Target::Addr(self.ip));
+            registration.tags = vec![tag.as_str().into()];
+            if registration.dns_tags().is_empty() {
+                return Err(RegisterError::Tag(tag.clone()));
+            }
         }
         let key = self.key();
         match parse_key(&self.prefix, key.as_bytes(), &Name::root()) {

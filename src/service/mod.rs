@@ -1,7 +1,8 @@
 //! JSON value ⇄ registration: what one etcd value says about one instance (pure).
 //!
 //! `{"IP":"192.168.1.26"}` is the original format; SkyDNS/CoreDNS-style `host`, plus `port`,
-//! `priority`, `weight`, `ttl` and `txt`, are understood too. Unknown fields are ignored.
+//! `priority`, `weight`, `ttl`, `txt`, `tags` and `zone`, are understood too. Unknown fields
+//! are ignored.
 
 use std::net::IpAddr;
 
@@ -57,7 +58,16 @@ pub struct Registration {
     /// Ports by scheme (Kratos endpoints), each published as SRV at
     /// `_<scheme>._tcp.<service>.Z`; empty for the other formats.
     pub endpoints: Vec<Endpoint>,
+    /// Tags as written; those that are DNS labels ([`Registration::dns_tags`]) name the
+    /// instance's tag lookups `_<service>._<tag>.Z`.
+    pub tags: Vec<Box<str>>,
+    /// The instance's failure domain (availability zone, rack, site), for locality.
+    pub zone: Option<Box<str>>,
 }
+
+/// Most tags of one instance that name two-tag lookups (`_<service>._<t1>._<t2>.Z`, every
+/// ordered pair: 8 tags make 56 names); further tags name one-tag lookups only.
+pub const MAX_PAIRED_TAGS: usize = 8;
 
 /// One named port of an instance: `grpc://10.0.0.7:9000` is scheme `grpc`, port 9000.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +89,27 @@ impl Registration {
             ttl: None,
             txt: Vec::new(),
             endpoints: Vec::new(),
+            tags: Vec::new(),
+            zone: None,
         }
+    }
+
+    /// The tags that name tag lookups, lowercase, each once, in the order written: those that
+    /// are DNS labels (letters, digits, `-`; at most 62 characters, as `_` goes before them),
+    /// except `tcp` and `udp`, whose `_<service>._tcp.Z` names every instance. Other tags
+    /// (`env=prod`) are kept, shown and not published.
+    pub fn dns_tags(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(self.tags.len());
+        for tag in &self.tags {
+            let tag = tag.to_ascii_lowercase();
+            let label = !tag.is_empty()
+                && tag.len() < crate::key::MAX_LABEL_LEN
+                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if label && tag != "tcp" && tag != "udp" && !out.contains(&tag) {
+                out.push(tag);
+            }
+        }
+        out
     }
 
     /// The address of a registration whose records are only that address's A or AAAA (at its
@@ -102,6 +132,12 @@ impl Registration {
             ttl: _,
             txt,
             endpoints,
+            // Tags add names (`crate::records::instance_names`), not records: at a tag name the
+            // instance contributes what it does at its service name.
+            tags: _,
+            // Locality chooses among several contributors; a name with one has nothing to
+            // choose.
+            zone: _,
         } = self;
         match target {
             Target::Addr(ip) if port.is_none() && txt.is_empty() && endpoints.is_empty() => {
@@ -193,6 +229,8 @@ fn parse_json(value: &[u8]) -> Result<Registration, ValueError> {
         ttl: u32_field(&map, "ttl")?,
         txt: txt_field(&map)?,
         endpoints: Vec::new(),
+        tags: tags_field(&map)?,
+        zone: zone_field(&map, "zone")?,
     })
 }
 
@@ -283,6 +321,39 @@ pub(crate) fn u32_field(
                 .ok_or_else(|| field_error(field, format!("{n} is above 2147483647")))
         })
         .transpose()
+}
+
+/// `tags` is a list of strings (a single string is one tag).
+fn tags_field(map: &Map<String, Value>) -> Result<Vec<Box<str>>, ValueError> {
+    match map.get("tags") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(tag)) => Ok(vec![tag.as_str().into()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(tag) => Ok(tag.as_str().into()),
+                other => Err(field_error(
+                    "tags",
+                    format!("expected a string, got {other}"),
+                )),
+            })
+            .collect(),
+        Some(other) => Err(field_error(
+            "tags",
+            format!("expected a list of strings, got {other}"),
+        )),
+    }
+}
+
+/// A failure-domain field: a string, trimmed; empty means none.
+pub(crate) fn zone_field(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<Box<str>>, ValueError> {
+    Ok(string_field(map, field)?
+        .map(str::trim)
+        .filter(|zone| !zone.is_empty())
+        .map(Box::from))
 }
 
 /// `txt` is an object of strings (`{"k":"v"}` → `k=v`) or a list of strings.

@@ -16,6 +16,8 @@ fn accepts_valid_values() {
         ttl: None,
         txt: vec![],
         endpoints: vec![],
+        tags: vec![],
+        zone: None,
     };
     let cases: Vec<(&str, Registration)> = vec![
         (r#"{"IP":"192.168.1.26"}"#, base.clone()),
@@ -54,10 +56,42 @@ fn accepts_valid_values() {
                 ..base.clone()
             },
         ),
+        (
+            r#"{"IP":"192.168.1.26","tags":["canary","v2"],"zone":" eu-west-1a "}"#,
+            Registration {
+                tags: vec!["canary".into(), "v2".into()],
+                zone: Some("eu-west-1a".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            r#"{"IP":"192.168.1.26","tags":"canary","zone":""}"#,
+            Registration {
+                tags: vec!["canary".into()],
+                ..base.clone()
+            },
+        ),
     ];
     for (json, want) in cases {
         assert_eq!(parse_value(json.as_bytes()), Ok(want), "{json}");
     }
+}
+
+/// Tags that are DNS labels name lookups, lowercase and once; `tcp`/`udp` and other tags do
+/// not, and stay in the registration.
+#[test]
+fn dns_tags_are_labels() {
+    let mut reg = Registration::new(ip("10.0.0.1"));
+    reg.tags = [
+        "Canary", "v2", "canary", "env=prod", "tcp", "UDP", "", "a_b", "x-1",
+    ]
+    .into_iter()
+    .map(Box::from)
+    .collect();
+    reg.tags.push("l".repeat(63).into());
+    reg.tags.push("m".repeat(62).into());
+    assert_eq!(reg.dns_tags(), ["canary", "v2", "x-1", &"m".repeat(62)]);
+    assert_eq!(reg.tags.len(), 11, "every tag is kept");
 }
 
 /// The shortcut for `{"IP":…}` answers exactly as the JSON parser does, or leaves the value
@@ -101,6 +135,9 @@ fn rejects_invalid_values() {
         (r#"{"IP":"10.0.0.1","txt":5}"#, "object or a list"),
         (r#"{"IP":"10.0.0.1","txt":{"a":1}}"#, "expected a string"),
         (r#"{"host":"bad..name"}"#, "not a host name"),
+        (r#"{"IP":"10.0.0.1","tags":[1]}"#, "expected a string"),
+        (r#"{"IP":"10.0.0.1","tags":{"a":"b"}}"#, "list of strings"),
+        (r#"{"IP":"10.0.0.1","zone":3}"#, "expected a string"),
     ];
     for (json, needle) in cases {
         let err = parse_value(json.as_bytes()).expect_err(json).to_string();

@@ -86,6 +86,8 @@ fn no_field_is_lost_on_the_fast_path() {
         ttl: None,
         txt: Vec::new(),
         endpoints: Vec::new(),
+        tags: Vec::new(),
+        zone: None,
     };
     let endpoint = crate::service::Endpoint {
         scheme: "grpc".into(),
@@ -141,8 +143,22 @@ fn no_field_is_lost_on_the_fast_path() {
                 ..plain()
             },
         ),
+        (
+            "tags",
+            Registration {
+                tags: vec!["canary".into()],
+                ..plain()
+            },
+        ),
+        (
+            "zone",
+            Registration {
+                zone: Some("eu-1a".into()),
+                ..plain()
+            },
+        ),
     ];
-    // Seven fields, one case each: a new field breaks this destructuring, and the count.
+    // Nine fields, one case each: a new field breaks this destructuring, and the count.
     let Registration {
         target: _,
         port: _,
@@ -151,10 +167,12 @@ fn no_field_is_lost_on_the_fast_path() {
         ttl: _,
         txt: _,
         endpoints: _,
+        tags: _,
+        zone: _,
     } = plain();
     assert_eq!(
         each_field_set.len(),
-        7,
+        9,
         "one case per field of Registration"
     );
     let roles = [
