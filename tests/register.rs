@@ -230,7 +230,7 @@ fn version_names_each_binary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tags_and_weight_are_registered() {
     let (etcd, dns) = etcd_and_dns().await;
-    let mut reg = register(
+    let reg = register(
         &etcd.endpoint,
         &[
             "--name",
