@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::dns::locality::Locality;
 use crate::dns::rrl::{RateLimiter, RrlConfig};
 use crate::dns::tcp::TcpLimits;
 use crate::dns::zones::{self, ZoneFile};
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     /// `--max-answers`: most A, AAAA, SRV or PTR records in one answer, chosen per query by
     /// weight; `None` for as many as fit the transport.
     pub max_answers: Option<u16>,
+    /// `--locality`: client networks by zone, when answers prefer nearby instances.
+    pub locality: Option<Locality>,
 }
 
 /// A started server: its table (for inspection) and its tasks.
@@ -127,7 +130,11 @@ pub fn start(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
-    let zone = Arc::new(config.live);
+    let mut live = config.live;
+    if let Some(locality) = &config.locality {
+        live.localities = locality.zones().to_vec();
+    }
+    let zone = Arc::new(live);
     let table = Arc::new(Table::for_live(&zone));
     let metrics = Arc::new(Metrics::default());
     let mut router = dns::router(table.clone(), metrics.clone(), &config.catalog)?;
@@ -150,6 +157,14 @@ pub fn start(
             "answers carry at most this many records, chosen per query by weight"
         );
         router = router.with_max_answers(max);
+    }
+    if let Some(locality) = config.locality.clone() {
+        info!(
+            zones = ?locality.zones(),
+            min = locality.min,
+            "answers prefer the instances of the client's zone"
+        );
+        router = router.with_locality(locality);
     }
     let router = Arc::new(router);
     let mut tasks = JoinSet::new();

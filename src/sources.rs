@@ -86,6 +86,9 @@ pub struct Live {
     pub zones: Vec<Arc<ZoneConfig>>,
     /// The registries, in `--registry` order.
     pub sources: Vec<Source>,
+    /// The zones locality tells apart (`--locality`), by zone id: A, AAAA and SRV sets of a
+    /// service keep each one's instances apart too.
+    pub localities: Vec<Box<str>>,
 }
 
 /// Registries that cannot be served together.
@@ -114,6 +117,7 @@ impl Live {
         Self {
             zones: vec![Arc::new(config)],
             sources: vec![source],
+            localities: Vec::new(),
         }
     }
 
@@ -164,7 +168,11 @@ impl Live {
                 }
             }
         }
-        Ok(Self { zones, sources })
+        Ok(Self {
+            zones,
+            sources,
+            localities: Vec::new(),
+        })
     }
 }
 

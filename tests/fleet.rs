@@ -329,3 +329,124 @@ async fn tags_select_instances() {
         (ok, a(&[1, 2]))
     );
 }
+
+/// A query for `name`/`qtype` carrying the Client Subnet `subnet`/`source`.
+fn with_subnet(name: &str, qtype: RecordType, subnet: &str, source: u8) -> Message {
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    let mut request = build_query(name, qtype);
+    let ip = subnet.parse().expect("subnet address");
+    if let Some(edns) = request.edns.as_mut() {
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(ip, source, 0)));
+    }
+    request
+}
+
+/// The Client Subnet of a reply, as (address, source, scope).
+fn reply_subnet(reply: &Message) -> Option<(String, u8, u8)> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match reply.edns.as_ref()?.options().get(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(subnet) => Some((
+            subnet.addr().to_string(),
+            subnet.source_prefix(),
+            subnet.scope_prefix(),
+        )),
+        _ => None,
+    }
+}
+
+/// Locality: instances in zones a (3), b (2) and none (1). The test's client (127.0.0.1) is in
+/// zone a by `--locality`; a Client Subnet from the trusted forwarder (itself) puts it in zone
+/// b or nowhere; with `--locality-min 3` zone b has too few and every instance answers.
+/// Metrics count local and fallback answers; untrusted ECS is neither used nor echoed.
+#[tokio::test]
+async fn locality_prefers_the_clients_zone() {
+    let etcd = Etcd::start().await;
+    for (n, zone) in [(1, "a"), (2, "a"), (3, "a"), (4, "b"), (5, "b"), (6, "")] {
+        let value = format!(r#"{{"IP":"10.0.0.{n}","port":80,"zone":"{zone}"}}"#);
+        etcd.put(&format!("services/api/i{n}"), &value).await;
+    }
+    let start = |min: u16, trust: &'static str| {
+        let endpoint = etcd.endpoint.clone();
+        async move {
+            let dns = DnsServer::start_with(&endpoint, move |c| {
+                c.locality = Some(
+                    etcd_dns::dns::locality::Locality::parse(
+                        "127.0.0.0/8=a, 10.2.0.0/16=b",
+                        trust,
+                        min,
+                    )
+                    .expect("locality"),
+                );
+            })
+            .await;
+            dns.wait_ready().await;
+            dns
+        }
+    };
+    let addrs = |reply: &Message| {
+        let mut got = addresses_in_order(reply);
+        got.sort();
+        got
+    };
+    let a = |list: &[u8]| -> Vec<String> { list.iter().map(|n| format!("10.0.0.{n}")).collect() };
+    let name = "api.services.local.";
+    let dns = start(1, "127.0.0.1").await;
+    // From 127.0.0.1, zone a.
+    let reply = ask(dns.addr, name, RecordType::A, Transport::Udp, false).await;
+    assert_eq!(addrs(&reply), a(&[1, 2, 3]));
+    assert_eq!(reply_subnet(&reply), None, "no ECS asked, none echoed");
+    let reply = ask(dns.addr, name, RecordType::SRV, Transport::Tcp, false).await;
+    assert_eq!(reply.answers.len(), 3, "SRV local too, over TCP: {reply:?}");
+    assert_eq!(reply.additionals.len(), 3, "with the targets' addresses");
+    // The instance's own name is not shaped.
+    let reply = ask(
+        dns.addr,
+        "i4.api.services.local.",
+        RecordType::A,
+        Transport::Udp,
+        false,
+    )
+    .await;
+    assert_eq!(addrs(&reply), a(&[4]));
+    // Client Subnet from a trusted forwarder: 10.2.3.0/24 is in zone b, scope 16.
+    let request = with_subnet(name, RecordType::A, "10.2.3.0", 24);
+    let reply = exchange_message(dns.addr, &request, Transport::Udp).await;
+    assert_eq!(addrs(&reply), a(&[4, 5]));
+    assert_eq!(reply_subnet(&reply), Some(("10.2.3.0".into(), 24, 16)));
+    // 192.0.2.0/24 is in no zone: every instance; the scope tells it apart from both networks.
+    let request = with_subnet(name, RecordType::A, "192.0.2.0", 24);
+    let reply = exchange_message(dns.addr, &request, Transport::Udp).await;
+    assert_eq!(addrs(&reply), a(&[1, 2, 3, 4, 5, 6]));
+    assert_eq!(reply_subnet(&reply), Some(("192.0.2.0".into(), 24, 1)));
+    // A name locality does not shape: scope 0.
+    let request = with_subnet("i1.api.services.local.", RecordType::A, "10.2.3.0", 24);
+    let reply = exchange_message(dns.addr, &request, Transport::Udp).await;
+    assert_eq!(reply_subnet(&reply), Some(("10.2.3.0".into(), 24, 0)));
+    let (_, metrics) = http_get(dns.http, "/metrics").await;
+    let count = |answer: &str| {
+        metric(
+            &metrics,
+            &format!(r#"etcd_dns_locality_answers_total{{answer="{answer}"}}"#),
+        )
+    };
+    assert_eq!(count("local"), Some(3.0), "{metrics}");
+    assert_eq!(count("fallback"), Some(1.0), "{metrics}");
+    drop(dns);
+
+    // Not trusted: ECS neither used nor echoed; the source address (zone a) decides.
+    let dns = start(1, "192.0.2.1").await;
+    let request = with_subnet(name, RecordType::A, "10.2.3.0", 24);
+    let reply = exchange_message(dns.addr, &request, Transport::Udp).await;
+    assert_eq!(addrs(&reply), a(&[1, 2, 3]));
+    assert_eq!(reply_subnet(&reply), None);
+    drop(dns);
+
+    // --locality-min 3: zone b's two instances are too few.
+    let dns = start(3, "127.0.0.1").await;
+    let request = with_subnet(name, RecordType::A, "10.2.3.0", 24);
+    let reply = exchange_message(dns.addr, &request, Transport::Udp).await;
+    assert_eq!(addrs(&reply), a(&[1, 2, 3, 4, 5, 6]));
+    let reply = ask(dns.addr, name, RecordType::A, Transport::Udp, false).await;
+    assert_eq!(addrs(&reply), a(&[1, 2, 3]), "zone a has three");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use etcd_dns::dns::acl::Acl;
+use etcd_dns::dns::locality::Locality;
 use etcd_dns::dns::rrl::{self, RrlConfig};
 use etcd_dns::dns::tcp::{self, TcpLimits};
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
@@ -88,6 +89,28 @@ struct Args {
     /// answers) [default: as many as fit the transport]
     #[arg(long, env = "ETCD_DNS_MAX_ANSWERS", value_parser = clap::value_parser!(u16).range(1..))]
     max_answers: Option<u16>,
+    /// Client networks by zone, CIDR=ZONE comma separated (10.1.0.0/16=eu-west-1a): A, AAAA
+    /// and SRV answers prefer the instances whose "zone" is the client's
+    #[arg(
+        long,
+        env = "ETCD_DNS_LOCALITY",
+        default_value = "",
+        value_name = "CIDR=ZONE,…"
+    )]
+    locality: String,
+    /// Fewest instances of the client's zone that make an answer local; with fewer, every
+    /// instance is answered
+    #[arg(long, env = "ETCD_DNS_LOCALITY_MIN", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    locality_min: u16,
+    /// Forwarders whose EDNS Client Subnet stands for their client in --locality (IP or
+    /// IP/LEN, comma separated); replies to them carry the ECS scope
+    #[arg(
+        long,
+        env = "ETCD_DNS_TRUST_ECS",
+        default_value = "",
+        value_name = "CIDRS"
+    )]
+    trust_ecs: String,
     /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
@@ -199,6 +222,7 @@ async fn main() -> Result<()> {
         },
         max_stale: args.max_stale,
         max_answers: args.max_answers,
+        locality: locality(&args)?,
         rate_limit: rate_limit(&args)?,
         tcp: TcpLimits {
             max_clients: args
@@ -241,6 +265,21 @@ async fn main() -> Result<()> {
     info!("shutting down");
     shutdown.cancel();
     fatal(stopped.await)
+}
+
+/// `--locality`, `--locality-min` and `--trust-ecs`, or `None` when locality is off.
+fn locality(args: &Args) -> Result<Option<Locality>> {
+    if args.locality.trim().is_empty() {
+        if !args.trust_ecs.trim().is_empty() {
+            anyhow::bail!(
+                "--trust-ecs needs --locality: Client Subnet is only read to find a client's zone"
+            );
+        }
+        return Ok(None);
+    }
+    let locality = Locality::parse(&args.locality, &args.trust_ecs, args.locality_min)
+        .context("bad --locality or --trust-ecs")?;
+    Ok(Some(locality))
 }
 
 /// The `--rrl-*` settings; on by default when a listener is reachable from other hosts.

@@ -30,28 +30,37 @@ pub struct Acl(Vec<(IpAddr, u8)>);
 impl Acl {
     /// Parses a comma-separated list of `IP` or `IP/LEN`.
     pub fn parse(list: &str) -> Result<Self, AclError> {
-        let mut nets = Vec::new();
-        for item in split_list(list) {
-            let (ip, len) = match item.split_once('/') {
-                Some((ip, len)) => (ip, Some(len)),
-                None => (item.as_str(), None),
-            };
-            let ip: IpAddr = ip.parse().map_err(|_| AclError::Address(item.clone()))?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let len = match len {
-                Some(len) => len
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|l| *l <= max)
-                    .ok_or_else(|| AclError::PrefixLength {
-                        item: item.clone(),
-                        max,
-                    })?,
-                None => max,
-            };
-            nets.push((ip, len));
-        }
+        let nets = split_list(list)
+            .iter()
+            .map(|item| Self::parse_one(item))
+            .collect::<Result<_, _>>()?;
         Ok(Self(nets))
+    }
+
+    /// Parses one `IP` or `IP/LEN` (an address alone is its own network).
+    pub fn parse_one(item: &str) -> Result<(IpAddr, u8), AclError> {
+        let (ip, len) = match item.split_once('/') {
+            Some((ip, len)) => (ip, Some(len)),
+            None => (item, None),
+        };
+        let ip: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| AclError::Address(item.to_string()))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            Some(len) => len
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| AclError::PrefixLength {
+                    item: item.to_string(),
+                    max,
+                })?,
+            None => max,
+        };
+        Ok((ip, len))
     }
 
     /// True when `ip` is in one of the networks.

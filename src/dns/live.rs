@@ -7,7 +7,7 @@ use hickory_server::proto::rr::RecordType;
 use crate::table::Snapshot;
 use crate::wire::pick::{pick, Picks};
 use crate::wire::spread::SpreadRef;
-use crate::wire::{RRsetRef, ReplyBody, QNAME_POINTER};
+use crate::wire::{Near, RRsetRef, ReplyBody, QNAME_POINTER};
 
 /// A reply body, or one still to be completed with records chosen from a large or weighted
 /// set: only then does the router take its thread's scratch space (the common answer does not
@@ -48,6 +48,24 @@ impl<'a> Body<'a> {
     }
 }
 
+/// The client's zone for locality (`--locality`), as the router found it.
+#[derive(Debug, Clone, Copy)]
+pub struct NearClient {
+    /// Its zone id, or [`crate::records::NO_ZONE`] when no network maps it.
+    pub zone: u16,
+    /// Fewest instances of its zone that make an answer local (`--locality-min`).
+    pub min: u16,
+}
+
+impl<'a> Body<'a> {
+    /// The body before completion: for the router to add what it knows (the ECS scope).
+    pub fn head_mut(&mut self) -> &mut ReplyBody<'a> {
+        match self {
+            Body::Ready(body) | Body::Pick { body, .. } => body,
+        }
+    }
+}
+
 /// How much of a large or weighted set one answer may carry.
 #[derive(Debug, Clone, Copy)]
 pub struct Room {
@@ -61,7 +79,9 @@ pub struct Room {
 /// The reply body for `name`/`qtype` under a live zone, whose name starts at `zone_at` in
 /// `name`. A set that fits `room` whole and has equal weights is answered whole, `rotate`
 /// picking its first record so that successive answers spread clients over instances; any
-/// other is left to [`Body::finish`], which answers with the records [`pick`] chooses.
+/// other is left to [`Body::finish`], which answers with the records [`pick`] chooses. With
+/// `near`, a name with instances in the client's zone (at least its minimum) answers with
+/// those.
 pub fn live_body<'a>(
     snapshot: &'a Snapshot,
     name: &[u8],
@@ -69,6 +89,7 @@ pub fn live_body<'a>(
     zone_at: usize,
     rotate: usize,
     room: Room,
+    near: Option<NearClient>,
 ) -> Body<'a> {
     let mut body = ReplyBody {
         authoritative: true,
@@ -110,11 +131,33 @@ pub fn live_body<'a>(
             .or_else(|| node.rrset(RecordType::CNAME.into()))
     };
     match set {
+        Some(set) if near.is_some() && set.rtype == qtype && set.count > 1 => {
+            let (set, near) = nearest(node, set, near);
+            body.near = near;
+            fill(body, set, rotate, room)
+        }
         Some(set) => fill(body, set, rotate, room),
         None => {
             body.soa = soa;
             Body::Ready(body)
         }
+    }
+}
+
+/// The set to answer instead of `set` for a client `near`: its zone's, when the name keeps
+/// one of that type with at least the minimum of records, else `set`; and what that was.
+fn nearest<'a>(
+    node: &'a crate::table::Node,
+    set: RRsetRef<'a>,
+    near: Option<NearClient>,
+) -> (RRsetRef<'a>, Near) {
+    let Some(near) = near else {
+        return (set, Near::Unshaped);
+    };
+    match node.local_rrset(set.rtype, near.zone) {
+        (Some(local), _) if local.count >= near.min => (local, Near::Local),
+        (Some(_), _) | (None, true) => (set, Near::Fallback),
+        (None, false) => (set, Near::Unshaped),
     }
 }
 

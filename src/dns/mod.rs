@@ -6,6 +6,7 @@ pub mod cache;
 pub mod catalog;
 pub mod forward;
 pub mod live;
+pub mod locality;
 #[cfg(target_os = "linux")]
 mod mmsg;
 pub mod reply;

@@ -21,7 +21,7 @@ mod events;
 mod stats;
 
 pub use events::{ClientEvent, CLIENT_EVENTS};
-use stats::{query_counter, BUCKETS, CUTS, QTYPES, QUERY_COUNTERS, RCODES};
+use stats::{query_counter, BUCKETS, CUTS, NEARS, QTYPES, QUERY_COUNTERS, RCODES};
 pub use stats::{
     Exclusive, Path, QueryStats, Shared, ThreadStats, Writer, LATENCY_BUCKETS, TIMING_SAMPLE,
 };
@@ -115,6 +115,7 @@ struct Sums {
     dropped: u64,
     upstream_failures: u64,
     cuts: [u64; CUTS.len()],
+    nears: [u64; NEARS.len()],
     events: [u64; CLIENT_EVENTS.len()],
 }
 
@@ -134,6 +135,9 @@ impl Sums {
         self.dropped += load(&stats.dropped);
         self.upstream_failures += load(&stats.upstream_failures);
         for (sum, counter) in self.cuts.iter_mut().zip(&stats.cuts) {
+            *sum += load(counter);
+        }
+        for (sum, counter) in self.nears.iter_mut().zip(&stats.nears) {
             *sum += load(counter);
         }
         for (sum, counter) in self.events.iter_mut().zip(&stats.events) {
@@ -235,6 +239,15 @@ impl Collector for Metrics {
         )?;
         for (reason, value) in CUTS.iter().zip(sums.cuts) {
             ConstCounter::new(value).encode(family.encode_family(&[("reason", *reason)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "etcd_dns_locality_answers",
+            "Answers --locality shaped: from the instances of the client's zone (local), or from every instance because the client's zone is unknown or has fewer than --locality-min (fallback)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (answer, value) in NEARS.iter().zip(sums.nears) {
+            ConstCounter::new(value).encode(family.encode_family(&[("answer", *answer)])?)?;
         }
         let mut family = encoder.encode_descriptor(
             "etcd_dns_client_events",

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::events::{ClientEvent, CLIENT_EVENTS};
 use crate::wire::pick::Cut;
+use crate::wire::Near;
 
 /// How a request was answered: the `path` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,8 @@ pub(super) const RCODES: [&str; 6] = [
 ];
 /// The `reason` labels of partial answers, by slot: `--max-answers`, the transport's size.
 pub(super) const CUTS: [&str; 2] = ["max_answers", "size"];
+/// The `answer` labels of answers locality shaped, by slot: the client's zone, every instance.
+pub(super) const NEARS: [&str; 2] = ["local", "fallback"];
 /// Upper bounds of the latency histogram's buckets, in seconds: from a live answer (a few µs)
 /// to a forwarded one that waited on every upstream (seconds).
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -160,6 +163,8 @@ pub struct QueryStats<W: Writer = Shared> {
     /// Answers that left records of a large set out: by `--max-answers`, by the transport's
     /// size ([`CUTS`]).
     pub(super) cuts: [AtomicU64; 2],
+    /// Answers locality shaped: local, fallback ([`NEARS`]).
+    pub(super) nears: [AtomicU64; 2],
     /// Per [`ClientEvent`].
     pub(super) events: [AtomicU64; CLIENT_EVENTS.len()],
     /// Answers seen, for choosing which to time.
@@ -177,6 +182,7 @@ impl<W: Writer> Default for QueryStats<W> {
             dropped: AtomicU64::new(0),
             upstream_failures: AtomicU64::new(0),
             cuts: Default::default(),
+            nears: Default::default(),
             events: Default::default(),
             ticks: AtomicU64::new(0),
             writer: PhantomData,
@@ -237,6 +243,16 @@ impl<W: Writer> QueryStats<W> {
             Cut::Size => 1,
         };
         W::bump(&self.cuts[slot], 1);
+    }
+
+    /// Counts an answer locality shaped.
+    pub fn near(&self, near: Near) {
+        let slot = match near {
+            Near::Unshaped => return,
+            Near::Local => 0,
+            Near::Fallback => 1,
+        };
+        W::bump(&self.nears[slot], 1);
     }
 
     /// Counts one thing a client made happen.

@@ -6,7 +6,7 @@ mod placement;
 mod rrsets;
 
 pub use placement::{Placement, Shape};
-pub use rrsets::{single_rrsets, RecordsBuilder};
+pub use rrsets::{single_rrsets, Built, RecordsBuilder, NO_ZONE};
 
 use hickory_proto::rr::Name;
 

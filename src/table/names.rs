@@ -119,15 +119,30 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// Bytes a set takes in a [`Node`].
+fn set_size(set: &RRset) -> usize {
+    SET_HEADER + set.rrs.len() + set.extra.len() + spread_size(set.count, &set.spread)
+}
+
+/// The type a set header holds to say that local sets follow: no RRset has type 0.
+const LOCAL_MARK: u16 = 0;
+
 impl Node {
     /// A node for `name` holding `sets`.
     pub fn new(name: &[u8], sets: &[RRset]) -> Self {
-        let size = 1
-            + name.len()
-            + sets
-                .iter()
-                .map(|s| SET_HEADER + s.rrs.len() + s.extra.len() + spread_size(s.count, &s.spread))
-                .sum::<usize>();
+        Self::with_local(name, sets, &[])
+    }
+
+    /// A node for `name` holding `sets` and, after them, `local`: sets of the instances of
+    /// one zone each, by zone id ([`Node::local_rrset`]), which [`Node::rrsets`] does not see.
+    /// Local sets follow a mark (an empty set of type 0), each behind its zone id (u16,
+    /// little-endian).
+    pub fn with_local(name: &[u8], sets: &[RRset], local: &[(u16, RRset)]) -> Self {
+        let local_size = match local.len() {
+            0 => 0,
+            _ => SET_HEADER + local.iter().map(|(_, s)| 2 + set_size(s)).sum::<usize>(),
+        };
+        let size = 1 + name.len() + sets.iter().map(set_size).sum::<usize>() + local_size;
         // A node of the usual size is laid out on the stack and copied into its one
         // allocation; a bigger one goes through a vector.
         let mut small = [0u8; SMALL_NODE];
@@ -145,7 +160,10 @@ impl Node {
         };
         put(&[name.len() as u8]);
         put(name);
-        for set in sets {
+        let mut put_set = |zone: Option<u16>, set: &RRset| {
+            if let Some(zone) = zone {
+                put(&zone.to_le_bytes());
+            }
             put(&set.rtype.to_le_bytes());
             put(&set.count.to_le_bytes());
             put(&set.extra_count.to_le_bytes());
@@ -156,6 +174,23 @@ impl Node {
             if set.count > 1 {
                 put(&(set.spread.len() as u32).to_le_bytes());
                 put(&set.spread);
+            }
+        };
+        for set in sets {
+            put_set(None, set);
+        }
+        if !local.is_empty() {
+            let mark = RRset {
+                rtype: LOCAL_MARK,
+                count: 0,
+                rrs: Box::default(),
+                extra_count: 0,
+                extra: Box::default(),
+                spread: Box::default(),
+            };
+            put_set(None, &mark);
+            for (zone, set) in local {
+                put_set(Some(*zone), set);
             }
         }
         Self(Arc::from(&*bytes))
@@ -171,32 +206,10 @@ impl Node {
     pub fn rrsets(&self) -> impl Iterator<Item = RRsetRef<'_>> {
         let mut rest = self.0.get(1 + self.name().len()..).unwrap_or_default();
         std::iter::from_fn(move || {
-            let header = rest.get(..SET_HEADER)?;
-            let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
-            let u32_at = |at: usize| {
-                u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-                    as usize
-            };
-            let (count, rrs_len, extra_len) = (u16_at(2), u32_at(6), u32_at(10));
-            let body = SET_HEADER + rrs_len + extra_len;
-            let rrs = rest.get(SET_HEADER..SET_HEADER + rrs_len)?;
-            let extra = rest.get(SET_HEADER + rrs_len..body)?;
-            // Sets of several records carry their spread after the records: its length, then it.
-            let (spread, end) = if count > 1 {
-                let len = rest.get(body..body + 4)?;
-                let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                (rest.get(body + 4..body + 4 + len)?, body + 4 + len)
-            } else {
-                (&[][..], body)
-            };
-            let set = RRsetRef {
-                rtype: u16_at(0),
-                count,
-                rrs,
-                extra_count: u16_at(4),
-                extra,
-                spread,
-            };
+            let (set, end) = read_set(rest)?;
+            if set.rtype == LOCAL_MARK {
+                return None;
+            }
             rest = &rest[end..];
             Some(set)
         })
@@ -206,4 +219,74 @@ impl Node {
     pub fn rrset(&self, rtype: u16) -> Option<RRsetRef<'_>> {
         self.rrsets().find(|s| s.rtype == rtype)
     }
+
+    /// The local sets: (zone id, set), none for most names.
+    pub fn local_rrsets(&self) -> impl Iterator<Item = (u16, RRsetRef<'_>)> {
+        let mut rest = self.0.get(1 + self.name().len()..).unwrap_or_default();
+        // Past the sets every name has, to the mark.
+        loop {
+            match read_set(rest) {
+                Some((set, end)) if set.rtype != LOCAL_MARK => rest = &rest[end..],
+                Some((_, end)) => {
+                    rest = &rest[end..];
+                    break;
+                }
+                None => {
+                    rest = &[];
+                    break;
+                }
+            }
+        }
+        std::iter::from_fn(move || {
+            let zone = u16::from_le_bytes([*rest.first()?, *rest.get(1)?]);
+            let (set, end) = read_set(&rest[2..])?;
+            rest = &rest[2 + end..];
+            Some((zone, set))
+        })
+    }
+
+    /// The local set of `rtype` for zone `zone`, and whether the name has local sets of that
+    /// type at all (for another zone).
+    pub fn local_rrset(&self, rtype: u16, zone: u16) -> (Option<RRsetRef<'_>>, bool) {
+        let mut any = false;
+        for (z, set) in self.local_rrsets() {
+            if set.rtype == rtype {
+                if z == zone {
+                    return (Some(set), true);
+                }
+                any = true;
+            }
+        }
+        (None, any)
+    }
+}
+
+/// The set at the start of `rest` and where it ends.
+fn read_set(rest: &[u8]) -> Option<(RRsetRef<'_>, usize)> {
+    let header = rest.get(..SET_HEADER)?;
+    let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+    let u32_at = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]) as usize
+    };
+    let (count, rrs_len, extra_len) = (u16_at(2), u32_at(6), u32_at(10));
+    let body = SET_HEADER + rrs_len + extra_len;
+    let rrs = rest.get(SET_HEADER..SET_HEADER + rrs_len)?;
+    let extra = rest.get(SET_HEADER + rrs_len..body)?;
+    // Sets of several records carry their spread after the records: its length, then it.
+    let (spread, end) = if count > 1 {
+        let len = rest.get(body..body + 4)?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        (rest.get(body + 4..body + 4 + len)?, body + 4 + len)
+    } else {
+        (&[][..], body)
+    };
+    let set = RRsetRef {
+        rtype: u16_at(0),
+        count,
+        rrs,
+        extra_count: u16_at(4),
+        extra,
+        spread,
+    };
+    Some((set, end))
 }

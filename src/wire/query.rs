@@ -13,6 +13,65 @@ pub struct QueryEdns {
     pub version: u8,
     /// The DO bit.
     pub dnssec_ok: bool,
+    /// The EDNS Client Subnet option (RFC 7871), if any.
+    pub ecs: Option<ClientSubnet>,
+}
+
+/// An EDNS Client Subnet option of a query (RFC 7871 §6): the network a forwarder's client is
+/// in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// Address family: 1 IPv4, 2 IPv6.
+    pub family: u16,
+    /// SOURCE PREFIX-LENGTH: how many leading bits of `addr` count.
+    pub source: u8,
+    /// The address, zero past the source prefix (IPv4 in the first four bytes).
+    pub addr: [u8; 16],
+}
+
+/// EDNS option code of Client Subnet.
+pub const OPTION_ECS: u16 = 8;
+
+impl ClientSubnet {
+    /// The option in `data` (family, source and scope prefix lengths, address), if it is well
+    /// formed: a known family, prefix lengths within it, a scope of 0 (§7.1.1), the address in
+    /// exactly as many bytes as the source prefix needs, and no bits set past it (§6).
+    pub fn parse(data: &[u8]) -> Option<Self> {
+        let family = be16(data, 0)?;
+        let (source, scope) = (*data.get(2)?, *data.get(3)?);
+        let max = match family {
+            1 => 32,
+            2 => 128,
+            _ => return None,
+        };
+        let bytes = data.get(4..)?;
+        if source > max || scope != 0 || bytes.len() != usize::from(source).div_ceil(8) {
+            return None;
+        }
+        let mut addr = [0u8; 16];
+        addr[..bytes.len()].copy_from_slice(bytes);
+        let spare = (8 - source % 8) % 8;
+        if bytes
+            .last()
+            .is_some_and(|b| b & ((1u16 << spare) - 1) as u8 != 0)
+        {
+            return None;
+        }
+        Some(Self {
+            family,
+            source,
+            addr,
+        })
+    }
+
+    /// The address the option names (the network's first address).
+    pub fn ip(&self) -> std::net::IpAddr {
+        if self.family == 1 {
+            std::net::IpAddr::from([self.addr[0], self.addr[1], self.addr[2], self.addr[3]])
+        } else {
+            std::net::IpAddr::from(self.addr)
+        }
+    }
 }
 
 /// One question, as the reply writer needs it: what to copy from the header, the question as
@@ -127,13 +186,14 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
             return None;
         }
         let rdlen = be16(bytes, at + 9)? as usize;
-        if at + 11 + rdlen != bytes.len() || !options_fit(&bytes[at + 11..]) {
+        if at + 11 + rdlen != bytes.len() {
             return None;
         }
         Some(QueryEdns {
             payload: be16(bytes, at + 3)?,
             version: *bytes.get(at + 6)?,
             dnssec_ok: be16(bytes, at + 7)? & 0x8000 != 0,
+            ecs: options(&bytes[at + 11..])?,
         })
     } else {
         (at == bytes.len()).then_some(())?;
@@ -150,19 +210,30 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
     })
 }
 
-/// True when OPT RDATA is a whole number of options (code, length, data): a length that runs
-/// past the record is malformed (FORMERR, as Knot answers it).
-fn options_fit(mut rdata: &[u8]) -> bool {
+/// The Client Subnet option of OPT RDATA, when the RDATA is a whole number of options (code,
+/// length, data) and at most one Client Subnet, well formed; `None` otherwise: a length that
+/// runs past the record is malformed (FORMERR, as Knot answers it), and so is a bad Client
+/// Subnet (RFC 7871 §7.1.1) — hickory's parser then has the last word.
+fn options(mut rdata: &[u8]) -> Option<Option<ClientSubnet>> {
+    let mut ecs = None;
     while !rdata.is_empty() {
-        let Some(len) = be16(rdata, 2) else {
-            return false;
-        };
-        let Some(rest) = rdata.get(4 + len as usize..) else {
-            return false;
-        };
-        rdata = rest;
+        let len = be16(rdata, 2)? as usize;
+        let data = rdata.get(4..4 + len)?;
+        if be16(rdata, 0)? == OPTION_ECS {
+            if ecs.is_some() {
+                return None;
+            }
+            ecs = Some(ClientSubnet::parse(data)?);
+        }
+        rdata = &rdata[4 + len..];
     }
-    true
+    Some(ecs)
+}
+
+/// True when OPT RDATA is a whole number of well-formed options.
+#[cfg(test)]
+fn options_fit(rdata: &[u8]) -> bool {
+    options(rdata).is_some()
 }
 
 /// The question section at offset 12 when the header says there is exactly one and it reads
@@ -213,9 +284,48 @@ mod tests {
     fn edns_options_must_fit_their_record() {
         assert!(options_fit(&[]));
         assert!(options_fit(&[0, 10, 0, 2, 1, 2]));
-        assert!(options_fit(&[0, 10, 0, 0, 0, 8, 0, 1, 9]));
+        assert!(options_fit(&[0, 10, 0, 0, 0, 9, 0, 1, 9]));
         assert!(!options_fit(&[0, 10, 0, 40]), "length past the record");
         assert!(!options_fit(&[0, 10, 0]), "cut header");
         assert!(!options_fit(&[0, 10, 0, 2, 1]), "cut data");
+    }
+
+    /// Client Subnet (RFC 7871 §6): read when well formed, else the query is left to hickory.
+    #[test]
+    fn client_subnet_is_read_when_well_formed() {
+        let ecs = |data: &[u8]| {
+            let mut rdata = vec![0, 8, 0, data.len() as u8];
+            rdata.extend_from_slice(data);
+            options(&rdata)
+        };
+        let got = ecs(&[0, 1, 24, 0, 10, 2, 3]).expect("valid").expect("ECS");
+        assert_eq!(
+            (got.family, got.source, got.ip()),
+            (1, 24, "10.2.3.0".parse().expect("ip"))
+        );
+        let got = ecs(&[0, 2, 48, 0, 0x20, 1, 0xd, 0xb8, 0, 1])
+            .expect("valid")
+            .expect("ECS");
+        assert_eq!(
+            got.ip(),
+            "2001:db8:1::".parse::<std::net::IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            ecs(&[0, 1, 0, 0]).expect("valid").map(|e| e.source),
+            Some(0)
+        );
+        for (bad, why) in [
+            (&[0, 1, 24, 0, 10, 2][..], "address shorter than the prefix"),
+            (
+                &[0, 1, 24, 0, 10, 2, 3, 4],
+                "address longer than the prefix",
+            ),
+            (&[0, 1, 23, 0, 10, 2, 3], "a bit set past the prefix"),
+            (&[0, 1, 24, 8, 10, 2, 3], "a scope in a query"),
+            (&[0, 1, 33, 0, 10, 2, 3, 4, 5], "prefix past the family"),
+            (&[0, 3, 8, 0, 1], "unknown family"),
+        ] {
+            assert_eq!(ecs(bad), None, "{why}");
+        }
     }
 }

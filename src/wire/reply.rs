@@ -4,7 +4,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use super::pick::Cut;
-use super::query::WireQuery;
+use super::query::{ClientSubnet, WireQuery, OPTION_ECS};
 use super::{
     FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPT_LEN, POINTER_BITS, RCODE_BITS,
 };
@@ -28,16 +28,54 @@ pub struct ReplyBody<'a> {
     /// Whether records of the answer's set were left out, and why: for the size of the
     /// transport, a UDP reply says TC (RFC 2181 §9: the client may retry over TCP).
     pub cut: Cut,
+    /// What locality made of the answer.
+    pub near: Near,
+    /// The SCOPE PREFIX-LENGTH to echo the query's Client Subnet with (RFC 7871 §7.2.1), when
+    /// the server read it; `None` leaves the option out, as a server that ignores it does.
+    pub ecs_scope: Option<u8>,
 }
 
-/// OPT advertising `payload`, with the DO bit if asked.
-fn push_opt(out: &mut Vec<u8>, payload: u16, dnssec_ok: bool) {
+/// What locality made of an answer (`--locality`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Near {
+    /// Nothing: locality is off, or the name has no instances of any locality's zone.
+    #[default]
+    Unshaped,
+    /// The instances of the client's zone.
+    Local,
+    /// Every instance: the client's zone is unknown or has too few instances.
+    Fallback,
+}
+
+/// Bytes the Client Subnet option of `query` takes in a reply that echoes it: code, length,
+/// family, two prefix lengths and the address in as many bytes as the source prefix needs.
+pub fn ecs_len(query: &WireQuery<'_>) -> usize {
+    query
+        .edns
+        .and_then(|e| e.ecs)
+        .map_or(0, |ecs| 8 + usize::from(ecs.source).div_ceil(8))
+}
+
+/// OPT advertising `payload`, with the DO bit if asked, and `ecs` echoed with `scope`.
+fn push_opt(out: &mut Vec<u8>, payload: u16, dnssec_ok: bool, ecs: Option<(ClientSubnet, u8)>) {
     out.push(0);
     out.extend_from_slice(&u16::from(RecordType::OPT).to_be_bytes());
     out.extend_from_slice(&payload.to_be_bytes());
     out.extend_from_slice(&[0, 0]); // extended RCODE, version
     out.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-    out.extend_from_slice(&[0, 0]); // RDLENGTH
+    match ecs {
+        None => out.extend_from_slice(&[0, 0]), // RDLENGTH
+        Some((ecs, scope)) => {
+            let addr = &ecs.addr[..usize::from(ecs.source).div_ceil(8)];
+            let len = 4 + addr.len() as u16;
+            out.extend_from_slice(&(4 + len).to_be_bytes());
+            out.extend_from_slice(&OPTION_ECS.to_be_bytes());
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&ecs.family.to_be_bytes());
+            out.extend_from_slice(&[ecs.source, scope]);
+            out.extend_from_slice(addr);
+        }
+    }
 }
 
 /// Writes the reply to `query` into `out`: the question copied as asked (its case kept), the
@@ -53,7 +91,15 @@ pub fn write_reply(
     stream: bool,
 ) {
     let question = query.question;
-    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let ecs = match (query.edns.and_then(|e| e.ecs), body.ecs_scope) {
+        (Some(ecs), Some(scope)) => Some((ecs, scope)),
+        _ => None,
+    };
+    let opt_len = match (query.edns, ecs) {
+        (None, _) => 0,
+        (Some(_), None) => OPT_LEN,
+        (Some(_), Some(_)) => OPT_LEN + ecs_len(query),
+    };
     let authority_len = body.soa.map_or(0, |(soa, _)| 2 + soa.len()) + body.authority.0.len();
     let answers_len = body.answers.0.len() + body.answers.1.len();
     let base = HEADER_LEN + question.len() + opt_len;
@@ -108,7 +154,7 @@ pub fn write_reply(
         out.extend_from_slice(body.additional.0);
     }
     if let Some(edns) = query.edns {
-        push_opt(out, payload, edns.dnssec_ok);
+        push_opt(out, payload, edns.dnssec_ok, ecs);
     }
 }
 
@@ -138,6 +184,7 @@ mod tests {
         assert_eq!(
             parsed.edns,
             Some(QueryEdns {
+                ecs: None,
                 payload: 4096,
                 version: 0,
                 dnssec_ok: true

@@ -66,6 +66,7 @@ impl DnsServer {
             rate_limit: None,
             tcp: Default::default(),
             max_answers: None,
+            locality: None,
         };
         edit(&mut config);
         let loopback_any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");

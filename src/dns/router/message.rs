@@ -7,10 +7,9 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_server::proto::serialize::binary::BinEncodable;
 
-use super::{answer_query, Answer, Route, Router};
+use super::{answer_query, Answer, Route, Router, Shaped};
 use crate::dns::reply::{error_reply, Limit};
 use crate::table::Snapshot;
-use crate::wire::pick::Cut;
 use crate::wire::{self, QueryEdns, WireQuery};
 
 impl Router {
@@ -25,15 +24,15 @@ impl Router {
         src: SocketAddr,
         protocol: Protocol,
         out: Vec<u8>,
-    ) -> (Answer, Route, u16, Cut) {
+    ) -> (Answer, Route, u16, Shaped) {
         let qtype = message.queries.first().map_or(0, |q| q.query_type().into());
         if message.metadata.message_type == MessageType::Response {
-            return (Answer::Drop, Route::Drop, qtype, Cut::None);
+            return (Answer::Drop, Route::Drop, qtype, Shaped::default());
         }
         let limit = Limit::new(message.edns.as_ref(), protocol);
         let refuse = |code| {
             let answer = Answer::Reply(error_reply(message, code, limit));
-            (answer, Route::Error(code), qtype, Cut::None)
+            (answer, Route::Error(code), qtype, Shaped::default())
         };
         if message.metadata.op_code != OpCode::Query {
             return refuse(ResponseCode::NotImp);
@@ -57,6 +56,8 @@ impl Router {
             payload: e.max_payload(),
             version: e.version(),
             dnssec_ok: e.flags().dnssec_ok,
+            // Locality reads Client Subnet from plain queries only.
+            ecs: None,
         });
         // hickory read a whole header, so the first four bytes are there.
         let Some(head) = bytes.get(..4).and_then(|h| h.try_into().ok()) else {
@@ -76,16 +77,18 @@ impl Router {
         match self.place(snapshot, &query, src) {
             Route::Error(code) => refuse(code),
             route => {
-                let (answer, cut) = answer_query(
+                // Locality reads plain queries only: this one keeps to every instance.
+                let (answer, shaped) = answer_query(
                     snapshot,
                     &self.statics,
                     &query,
                     route,
                     protocol,
                     self.max_answers,
+                    None,
                     out,
                 );
-                (answer, route, qtype, cut)
+                (answer, route, qtype, shaped)
             }
         }
     }

@@ -23,16 +23,18 @@ pub use route::{Answer, Pending, Route};
 
 use super::acl::Acl;
 use super::cache::AnswerCache;
-use super::live::{Body, Room};
+use super::live::{Body, NearClient, Room};
+use super::locality::Locality;
 use super::reply::{fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY};
 use super::rrl::RateLimiter;
 use super::statics::StaticZones;
 use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
 use crate::metrics::{Metrics, QueryStats, ThreadStats, Writer};
+use crate::records::NO_ZONE;
 use crate::table::{Snapshot, Table};
 use crate::wire::pick::{Cut, Picks};
-use crate::wire::{self, ReplyBody, WireQuery, HEADER_LEN, OPT_LEN, RCODE_BITS};
+use crate::wire::{self, Near, ReplyBody, WireQuery, HEADER_LEN, OPT_LEN, RCODE_BITS};
 
 /// Answers requests: owns the one routing decision and the paths it leads to.
 pub struct Router {
@@ -52,6 +54,17 @@ pub struct Router {
     cache: Option<Arc<AnswerCache>>,
     /// Most records in one answer (`--max-answers`); `usize::MAX` for as many as fit.
     max_answers: usize,
+    /// Client networks by zone, when answers prefer nearby instances (`--locality`).
+    locality: Option<Locality>,
+}
+
+/// What shaped an answer besides its name, for the counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shaped {
+    /// Records of a large set left out, and why.
+    cut: Cut,
+    /// What locality made of it.
+    near: Near,
 }
 
 /// QCLASS IN as a number. hickory's `u16::from(DNSClass)` is not inlined: a call per query.
@@ -114,7 +127,14 @@ impl Router {
             rate_limit: None,
             cache: None,
             max_answers: usize::MAX,
+            locality: None,
         }
+    }
+
+    /// The same router answering with the instances of the client's zone (`--locality`).
+    pub fn with_locality(mut self, locality: Locality) -> Self {
+        self.locality = Some(locality);
+        self
     }
 
     /// The same router with forwarded answers cached in `cache`.
@@ -189,10 +209,13 @@ impl Router {
         stats: &QueryStats<W>,
     ) -> Answer {
         let received = stats.time_this_one().then(Instant::now);
-        let (answer, route, qtype, cut) = self.place_and_answer(bytes, src, protocol, out);
+        let (answer, route, qtype, shaped) = self.place_and_answer(bytes, src, protocol, out);
         count_events(route, qtype, stats);
-        if cut != Cut::None {
-            stats.cut(cut);
+        if shaped.cut != Cut::None {
+            stats.cut(shaped.cut);
+        }
+        if shaped.near != Near::Unshaped {
+            stats.near(shaped.near);
         }
         match answer {
             Answer::Reply(mut reply) => {
@@ -226,7 +249,7 @@ impl Router {
         src: SocketAddr,
         protocol: Protocol,
         mut out: Vec<u8>,
-    ) -> (Answer, Route, u16, Cut) {
+    ) -> (Answer, Route, u16, Shaped) {
         let snapshot = self.table.load();
         // A plain IN query of EDNS version 0 (the common case) is read by the strict wire
         // parser and matched where it was parsed; anything else is read by hickory's parser.
@@ -242,18 +265,23 @@ impl Router {
                         .as_ref()
                         .is_some_and(|c| c.answer(&query, bytes, protocol, &mut out))
                 {
-                    return (Answer::Reply(out), route, query.qtype, Cut::None);
+                    return (Answer::Reply(out), route, query.qtype, Shaped::default());
                 }
-                let (answer, cut) = answer_query(
+                let near = match (&self.locality, route) {
+                    (Some(locality), Route::Live(_)) => Some(near_client(locality, &query, src)),
+                    _ => None,
+                };
+                let (answer, shaped) = answer_query(
                     &snapshot,
                     &self.statics,
                     &query,
                     route,
                     protocol,
                     self.max_answers,
+                    near,
                     out,
                 );
-                return (answer, route, query.qtype, cut);
+                return (answer, route, query.qtype, shaped);
             }
             _ => {}
         }
@@ -264,7 +292,12 @@ impl Router {
                     debug!(%error, %src, suppressed, "malformed query");
                 }
                 let answer = form_error(bytes).map_or(Answer::Drop, Answer::Reply);
-                (answer, Route::Error(ResponseCode::FormErr), 0, Cut::None)
+                (
+                    answer,
+                    Route::Error(ResponseCode::FormErr),
+                    0,
+                    Shaped::default(),
+                )
             }
         }
     }
@@ -378,9 +411,33 @@ fn has_ptr(snapshot: &Snapshot, name: &[u8]) -> bool {
         .is_some_and(|node| node.rrset(RecordType::PTR.into()).is_some())
 }
 
+/// Where the client of `query` from `src` is for `locality`, and whether its Client Subnet
+/// was read (then echoed with `scope`).
+#[derive(Debug, Clone, Copy)]
+struct NearQuery {
+    client: NearClient,
+    ecs: bool,
+    scope: u8,
+}
+
+/// The client of `query` from `src` as `locality` sees it.
+fn near_client(locality: &Locality, query: &WireQuery<'_>, src: SocketAddr) -> NearQuery {
+    let (ip, ecs) = locality.client_address(src.ip(), query.edns.and_then(|e| e.ecs));
+    let client = locality.client(ip);
+    NearQuery {
+        client: NearClient {
+            zone: client.zone.unwrap_or(NO_ZONE),
+            min: locality.min,
+        },
+        ecs,
+        scope: client.scope,
+    }
+}
+
 /// Writes the reply to `query` on `route` into `out`, or says who else must answer; with
-/// whether records of a large set were left out, and why. `max_answers` caps the records of
-/// one answer.
+/// whether records of a large set were left out, and why, and what locality (`near`) made of
+/// it. `max_answers` caps the records of one answer.
+#[allow(clippy::too_many_arguments)]
 fn answer_query(
     snapshot: &Snapshot,
     statics: &StaticZones,
@@ -388,10 +445,19 @@ fn answer_query(
     route: Route,
     protocol: Protocol,
     max_answers: usize,
+    near: Option<NearQuery>,
     mut out: Vec<u8>,
-) -> (Answer, Cut) {
+) -> (Answer, Shaped) {
     let limit = Limit::from_wire(query.edns, protocol);
-    let opt = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let ecs = match near {
+        Some(near) if near.ecs => wire::ecs_len(query),
+        _ => 0,
+    };
+    let opt = if query.edns.is_some() {
+        OPT_LEN + ecs
+    } else {
+        0
+    };
     let room = Room {
         bytes: limit
             .size
@@ -399,10 +465,16 @@ fn answer_query(
         records: max_answers,
     };
     let rotate = next_rotation();
-    let body = match route {
-        Route::Live(zone_at) => {
-            live::live_body(snapshot, query.name(), query.qtype, zone_at, rotate, room)
-        }
+    let mut body = match route {
+        Route::Live(zone_at) => live::live_body(
+            snapshot,
+            query.name(),
+            query.qtype,
+            zone_at,
+            rotate,
+            room,
+            near.map(|n| n.client),
+        ),
         // `place` saw the PTR set in this same snapshot, so it is there.
         Route::Reverse => {
             live::ptr_body(snapshot, query.name(), rotate, room).unwrap_or_else(|| {
@@ -419,9 +491,21 @@ fn answer_query(
             rcode: code.low(),
             ..ReplyBody::default()
         }),
-        Route::Drop => return (Answer::Drop, Cut::None),
+        Route::Drop => return (Answer::Drop, Shaped::default()),
         // The caller fills in what the task needs.
-        Route::Transfer | Route::Forward => return (later(route, query), Cut::None),
+        Route::Transfer | Route::Forward => return (later(route, query), Shaped::default()),
+    };
+    let near = match near {
+        Some(near) => {
+            let head = body.head_mut();
+            if near.ecs {
+                // RFC 7871 §7.2.1: the scope of an answer locality did not shape is 0.
+                let shaped = head.near != Near::Unshaped;
+                head.ecs_scope = Some(if shaped { near.scope } else { 0 });
+            }
+            head.near
+        }
+        None => Near::Unshaped,
     };
     let write = |out: &mut Vec<u8>, body: &ReplyBody<'_>| {
         wire::write_reply(out, query, body, EDNS_PAYLOAD, limit.size, limit.stream);
@@ -433,7 +517,7 @@ fn answer_query(
     } else {
         PICKS.with_borrow_mut(|picks| write(&mut out, &body.finish(rotate, room, picks)))
     };
-    (Answer::Reply(out), cut)
+    (Answer::Reply(out), Shaped { cut, near })
 }
 
 /// The request on `route` left to [`Router::answer_later`].

@@ -177,6 +177,8 @@ impl Prepared {
             authority: (&self.authority, self.authority_count),
             additional: (&self.additional, self.additional_count),
             cut: Cut::None,
+            near: crate::wire::Near::Unshaped,
+            ecs_scope: None,
         }
     }
 }

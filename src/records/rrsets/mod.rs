@@ -14,18 +14,34 @@ use crate::wire::{rr_tail, wire_name, RRset};
 /// form (lowercase, uncompressed) and RDATA is encoded directly: this runs for every name of
 /// the initial read.
 #[derive(Default)]
-pub struct RecordsBuilder {
+pub struct RecordsBuilder<'z> {
+    /// The zones locality tells apart (`--locality`): a contributor's zone is its index here.
+    localities: &'z [Box<str>],
     /// Owner names of the instances at a reverse name.
     ptr: BTreeMap<Vec<u8>, u32>,
     other: Vec<Record>,
-    /// Addresses with their TTL and selection weight.
-    v4: BTreeMap<std::net::Ipv4Addr, (u32, u16)>,
-    v6: BTreeMap<std::net::Ipv6Addr, (u32, u16)>,
+    /// Addresses with their TTL, selection weight and zone.
+    v4: BTreeMap<std::net::Ipv4Addr, Addr>,
+    v6: BTreeMap<std::net::Ipv6Addr, Addr>,
     hosts: BTreeMap<Vec<u8>, u32>,
-    srv: BTreeMap<(u16, u16, u16, Vec<u8>), u32>,
+    /// SRV records with their TTL and zone.
+    srv: BTreeMap<SrvKey, (u32, u16)>,
     additionals: BTreeMap<(Vec<u8>, IpAddr), u32>,
     txt: BTreeMap<String, u32>,
 }
+
+/// An SRV record's priority, weight, port and target.
+type SrvKey = (u16, u16, u16, Vec<u8>);
+
+/// An address's TTL, selection weight and zone ([`NO_ZONE`] for none).
+type Addr = (u32, u16, u16);
+
+/// The zone id of a contributor in no zone locality tells apart.
+pub const NO_ZONE: u16 = u16::MAX;
+
+/// The sets of one name, and its local sets: the A, AAAA and SRV records of the instances of
+/// one zone, by zone id, for names whose records come from instances of several zones.
+pub type Built = (Vec<RRset>, Vec<(u16, RRset)>);
 
 /// Keeps the smallest TTL seen for a value (RFC 2181 §5.2: one TTL per RRset; the smallest is
 /// the safe one for a discovery service).
@@ -36,25 +52,32 @@ fn keep_min<K: Ord>(map: &mut BTreeMap<K, u32>, key: K, ttl: u32) {
 }
 
 /// Keeps the smallest TTL and the largest weight seen for an address (two instances on one
-/// address: the address gets the larger share).
-fn keep_addr<K: Ord>(map: &mut BTreeMap<K, (u32, u16)>, key: K, ttl: u32, weight: u16) {
+/// address: the address gets the larger share), and the first zone.
+fn keep_addr<K: Ord>(map: &mut BTreeMap<K, Addr>, key: K, ttl: u32, weight: u16, zone: u16) {
     map.entry(key)
-        .and_modify(|(t, w)| {
+        .and_modify(|(t, w, z)| {
             *t = (*t).min(ttl);
             *w = (*w).max(weight);
+            if *z == NO_ZONE {
+                *z = zone;
+            }
         })
-        .or_insert((ttl, weight));
+        .or_insert((ttl, weight, zone));
 }
 
-/// The address set of `rtype` from `(address bytes, (TTL, weight))`, its spread weighted.
-fn address_set(rtype: RecordType, items: Vec<(Vec<u8>, (u32, u16))>) -> Option<RRset> {
+/// The address set of `rtype` from `(address bytes, (TTL, weight, zone))`, its spread
+/// weighted.
+fn address_set(rtype: RecordType, items: Vec<(Vec<u8>, Addr)>) -> Option<RRset> {
     let weights: Vec<u64> = items
         .iter()
-        .map(|(_, (_, w))| selection_weight(*w))
+        .map(|(_, (_, w, _))| selection_weight(*w))
         .collect();
     let mut set = wire_set(
         rtype,
-        items.into_iter().map(|(ip, (ttl, _))| (ip, ttl)).collect(),
+        items
+            .into_iter()
+            .map(|(ip, (ttl, _, _))| (ip, ttl))
+            .collect(),
     )?;
     if set.count > 1 {
         set.spread = SpreadInput {
@@ -77,13 +100,34 @@ fn wire_set(rtype: RecordType, items: Vec<(Vec<u8>, u32)>) -> Option<RRset> {
     ))
 }
 
-impl RecordsBuilder {
+impl<'z> RecordsBuilder<'z> {
+    /// A builder that also keeps the A, AAAA and SRV records of each zone of `localities`
+    /// apart ([`RecordsBuilder::finish_local`]).
+    pub fn with_localities(localities: &'z [Box<str>]) -> Self {
+        Self {
+            localities,
+            ..Self::default()
+        }
+    }
+
     /// Adds a record of the zone file for the live zone.
     pub fn add_static(&mut self, record: &Record) {
         match &record.data {
-            RData::A(a) => keep_addr(&mut self.v4, a.0, record.ttl, DEFAULT_WEIGHT),
-            RData::AAAA(a) => keep_addr(&mut self.v6, a.0, record.ttl, DEFAULT_WEIGHT),
+            RData::A(a) => keep_addr(&mut self.v4, a.0, record.ttl, DEFAULT_WEIGHT, NO_ZONE),
+            RData::AAAA(a) => keep_addr(&mut self.v6, a.0, record.ttl, DEFAULT_WEIGHT, NO_ZONE),
             _ => self.other.push(record.clone()),
+        }
+    }
+
+    /// The id of `reg`'s zone among the localities.
+    fn zone_of(&self, reg: &Registration) -> u16 {
+        match (&reg.zone, self.localities.is_empty()) {
+            (Some(zone), false) => self
+                .localities
+                .iter()
+                .position(|l| **l == **zone)
+                .map_or(NO_ZONE, |at| at as u16),
+            _ => NO_ZONE,
         }
     }
 
@@ -95,10 +139,16 @@ impl RecordsBuilder {
             keep_min(&mut self.ptr, owner(), ttl);
         }
         let (owner_role, service_role) = (roles.has(Roles::OWNER), roles.has(Roles::SERVICE));
+        // Locality chooses among a service's instances, not at an instance's own name.
+        let zone = if service_role {
+            self.zone_of(reg)
+        } else {
+            NO_ZONE
+        };
         if owner_role || service_role {
             match &reg.target {
-                Target::Addr(IpAddr::V4(ip)) => keep_addr(&mut self.v4, *ip, ttl, reg.weight),
-                Target::Addr(IpAddr::V6(ip)) => keep_addr(&mut self.v6, *ip, ttl, reg.weight),
+                Target::Addr(IpAddr::V4(ip)) => keep_addr(&mut self.v4, *ip, ttl, reg.weight, zone),
+                Target::Addr(IpAddr::V6(ip)) => keep_addr(&mut self.v6, *ip, ttl, reg.weight, zone),
                 Target::Host(host) if owner_role => {
                     keep_min(&mut self.hosts, wire_name(host).into_vec(), ttl)
                 }
@@ -126,7 +176,15 @@ impl RecordsBuilder {
                 // Nothing to point at.
                 Target::None => return,
             };
-            keep_min(&mut self.srv, (reg.priority, reg.weight, port, target), ttl);
+            self.srv
+                .entry((reg.priority, reg.weight, port, target))
+                .and_modify(|(t, z)| {
+                    *t = (*t).min(ttl);
+                    if *z == NO_ZONE {
+                        *z = zone;
+                    }
+                })
+                .or_insert((ttl, zone));
         }
     }
 
@@ -134,6 +192,13 @@ impl RecordsBuilder {
     /// file's other types. A zone file's SRV, TXT or PTR records join the live set of their
     /// type: one RRset per name and type (RFC 2181 §5).
     pub fn finish(self) -> Vec<RRset> {
+        self.finish_local().0
+    }
+
+    /// [`RecordsBuilder::finish`]'s sets, and for a name whose A, AAAA or SRV set of several
+    /// records holds instances of a locality's zone, that zone's records of each such set.
+    pub fn finish_local(self) -> Built {
+        let local = self.local_sets();
         let mut statics: BTreeMap<u16, Vec<(Vec<u8>, u32)>> = BTreeMap::new();
         for record in &self.other {
             let rdata = rr_tail(record).split_off(RR_TAIL_FIXED);
@@ -158,19 +223,12 @@ impl RecordsBuilder {
         );
         let srv_items = self
             .srv
-            .into_iter()
-            .map(|((priority, weight, port, target), t)| {
-                let mut rdata = Vec::with_capacity(6 + target.len());
-                for field in [priority, weight, port] {
-                    rdata.extend_from_slice(&field.to_be_bytes());
-                }
-                rdata.extend_from_slice(&target);
-                (rdata, t)
-            })
+            .iter()
+            .map(|(key, (t, _))| (srv_rdata(key), *t))
             .collect();
         let srv = srv_set(
             merge_statics(&mut statics, RecordType::SRV, srv_items),
-            self.additionals,
+            &self.additionals,
         );
         let txt = with_statics(
             &mut statics,
@@ -203,8 +261,69 @@ impl RecordsBuilder {
         for (rtype, items) in statics {
             sets.extend(wire_set(rtype.into(), items));
         }
-        sets
+        (sets, local)
     }
+
+    /// The local sets ([`RecordsBuilder::finish_local`]), by zone id, each zone's A, AAAA and
+    /// SRV in that order.
+    fn local_sets(&self) -> Vec<(u16, RRset)> {
+        let mut zones: Vec<u16> = (self.v4.len() > 1)
+            .then(|| self.v4.values().map(|a| a.2))
+            .into_iter()
+            .flatten()
+            .chain(
+                (self.v6.len() > 1)
+                    .then(|| self.v6.values().map(|a| a.2))
+                    .into_iter()
+                    .flatten(),
+            )
+            .chain(
+                (self.srv.len() > 1)
+                    .then(|| self.srv.values().map(|s| s.1))
+                    .into_iter()
+                    .flatten(),
+            )
+            .filter(|z| *z != NO_ZONE)
+            .collect();
+        if zones.is_empty() {
+            return Vec::new();
+        }
+        zones.sort_unstable();
+        zones.dedup();
+        let mut local = Vec::new();
+        for zone in zones {
+            let v4 = self
+                .v4
+                .iter()
+                .filter(|(_, a)| a.2 == zone && self.v4.len() > 1)
+                .map(|(ip, a)| (ip.octets().to_vec(), *a));
+            local.extend(address_set(RecordType::A, v4.collect()).map(|s| (zone, s)));
+            let v6 = self
+                .v6
+                .iter()
+                .filter(|(_, a)| a.2 == zone && self.v6.len() > 1)
+                .map(|(ip, a)| (ip.octets().to_vec(), *a));
+            local.extend(address_set(RecordType::AAAA, v6.collect()).map(|s| (zone, s)));
+            let srv = self
+                .srv
+                .iter()
+                .filter(|(_, s)| s.1 == zone && self.srv.len() > 1)
+                .map(|(key, (ttl, _))| (srv_rdata(key), *ttl))
+                .collect();
+            local.extend(srv_set(srv, &self.additionals).map(|s| (zone, s)));
+        }
+        local
+    }
+}
+
+/// The RDATA of SRV `(priority, weight, port, target)`.
+fn srv_rdata((priority, weight, port, target): &SrvKey) -> Vec<u8> {
+    let mut rdata = Vec::with_capacity(6 + target.len());
+    for field in [priority, weight, port] {
+        rdata.extend_from_slice(&field.to_be_bytes());
+    }
+    rdata.extend_from_slice(target);
+    rdata
 }
 
 /// The RRsets of a name whose one contributor is `reg` in `roles`, when that is the common
@@ -268,7 +387,7 @@ fn merge_statics(
 /// a target named by several records goes with the first), and weighted by its SRV weight.
 fn srv_set(
     mut items: Vec<(Vec<u8>, u32)>,
-    additionals: BTreeMap<(Vec<u8>, IpAddr), u32>,
+    additionals: &BTreeMap<(Vec<u8>, IpAddr), u32>,
 ) -> Option<RRset> {
     let field = |rdata: &[u8], at: usize| {
         rdata

@@ -8,7 +8,7 @@ use hickory_proto::rr::LowerName;
 
 use super::super::names::{shard_of, Node};
 use super::{source_of, Registry, STATIC_ID};
-use crate::records::{single_rrsets, RecordsBuilder, Roles};
+use crate::records::{single_rrsets, Built, RecordsBuilder, Roles};
 use crate::wire::name_from_wire;
 use crate::wire::RRset;
 
@@ -32,7 +32,10 @@ impl Registry {
         };
         let node = match sets {
             Some(set) => Node::new(name, set.as_slice()),
-            None => Node::new(name, &self.build(name, id)),
+            None => {
+                let (sets, local) = self.build(name, id);
+                Node::with_local(name, &sets, &local)
+            }
         };
         self.index.set_node(id, node.clone());
         let hash = self.hasher.hash_one(node.name());
@@ -55,9 +58,10 @@ impl Registry {
         single_rrsets(&owner, &inst.registration(), roles, config.ttl)
     }
 
-    /// The RRsets of `name` (entry `entry`) from everything that contributes to it.
-    fn build(&self, name: &[u8], entry: u32) -> Vec<RRset> {
-        let mut builder = RecordsBuilder::default();
+    /// The RRsets of `name` (entry `entry`) from everything that contributes to it, and its
+    /// local sets.
+    fn build(&self, name: &[u8], entry: u32) -> Built {
+        let mut builder = RecordsBuilder::with_localities(&self.live.localities);
         for (id, roles) in self.index.contributors(entry) {
             if id == STATIC_ID {
                 let Some(owner) = name_from_wire(name) else {
@@ -92,7 +96,7 @@ impl Registry {
             };
             builder.add(&owner, &inst.registration(), roles, config.ttl);
         }
-        builder.finish()
+        builder.finish_local()
     }
 
     /// Puts `node` (or, with `None`, the absence of `name`) into the published shard, copying
