@@ -332,12 +332,17 @@ async fn tags_select_instances() {
 
 /// A query for `name`/`qtype` carrying the Client Subnet `subnet`/`source`.
 fn with_subnet(name: &str, qtype: RecordType, subnet: &str, source: u8) -> Message {
+    with_scope(name, qtype, subnet, source, 0)
+}
+
+/// [`with_subnet`] with a SCOPE PREFIX-LENGTH, which a query must leave 0 (RFC 7871 §6).
+fn with_scope(name: &str, qtype: RecordType, subnet: &str, source: u8, scope: u8) -> Message {
     use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
     let mut request = build_query(name, qtype);
     let ip = subnet.parse().expect("subnet address");
     if let Some(edns) = request.edns.as_mut() {
         edns.options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(ip, source, 0)));
+            .insert(EdnsOption::Subnet(ClientSubnet::new(ip, source, scope)));
     }
     request
 }
@@ -419,6 +424,13 @@ async fn locality_prefers_the_clients_zone() {
     let reply = exchange_message(dns.addr, &request, Transport::Udp).await;
     assert_eq!(addrs(&reply), a(&[1, 2, 3, 4, 5, 6]));
     assert_eq!(reply_subnet(&reply), Some(("192.0.2.0".into(), 24, 1)));
+    // A malformed Client Subnet (a scope in a query, RFC 7871 §6) is ignored, as Knot ignores it:
+    // the source address decides, nothing is echoed.
+    let request = with_scope(name, RecordType::A, "10.2.3.0", 24, 8);
+    let reply = exchange_message(dns.addr, &request, Transport::Udp).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(addrs(&reply), a(&[1, 2, 3]));
+    assert_eq!(reply_subnet(&reply), None);
     // A name locality does not shape: scope 0.
     let request = with_subnet("i1.api.services.local.", RecordType::A, "10.2.3.0", 24);
     let reply = exchange_message(dns.addr, &request, Transport::Udp).await;
@@ -430,7 +442,7 @@ async fn locality_prefers_the_clients_zone() {
             &format!(r#"etcd_dns_locality_answers_total{{answer="{answer}"}}"#),
         )
     };
-    assert_eq!(count("local"), Some(3.0), "{metrics}");
+    assert_eq!(count("local"), Some(4.0), "{metrics}");
     assert_eq!(count("fallback"), Some(1.0), "{metrics}");
     drop(dns);
 

@@ -210,20 +210,19 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
     })
 }
 
-/// The Client Subnet option of OPT RDATA, when the RDATA is a whole number of options (code,
-/// length, data) and at most one Client Subnet, well formed; `None` otherwise: a length that
-/// runs past the record is malformed (FORMERR, as Knot answers it), and so is a bad Client
-/// Subnet (RFC 7871 §7.1.1) — hickory's parser then has the last word.
+/// The Client Subnet option of OPT RDATA (the first, when well formed), if the RDATA is a
+/// whole number of options (code, length, data); `None` otherwise: a length that runs past the
+/// record is malformed (FORMERR, as Knot answers it). A malformed Client Subnet is ignored, as
+/// Knot ignores Client Subnet altogether: the query is answered for its source address.
 fn options(mut rdata: &[u8]) -> Option<Option<ClientSubnet>> {
     let mut ecs = None;
+    let mut seen = false;
     while !rdata.is_empty() {
         let len = be16(rdata, 2)? as usize;
         let data = rdata.get(4..4 + len)?;
-        if be16(rdata, 0)? == OPTION_ECS {
-            if ecs.is_some() {
-                return None;
-            }
-            ecs = Some(ClientSubnet::parse(data)?);
+        if be16(rdata, 0)? == OPTION_ECS && !seen {
+            seen = true;
+            ecs = ClientSubnet::parse(data);
         }
         rdata = &rdata[4 + len..];
     }
@@ -290,7 +289,7 @@ mod tests {
         assert!(!options_fit(&[0, 10, 0, 2, 1]), "cut data");
     }
 
-    /// Client Subnet (RFC 7871 §6): read when well formed, else the query is left to hickory.
+    /// Client Subnet (RFC 7871 §6): read when well formed, else ignored.
     #[test]
     fn client_subnet_is_read_when_well_formed() {
         let ecs = |data: &[u8]| {
@@ -325,7 +324,7 @@ mod tests {
             (&[0, 1, 33, 0, 10, 2, 3, 4, 5], "prefix past the family"),
             (&[0, 3, 8, 0, 1], "unknown family"),
         ] {
-            assert_eq!(ecs(bad), None, "{why}");
+            assert_eq!(ecs(bad), Some(None), "{why}");
         }
     }
 }
