@@ -203,6 +203,7 @@ impl Node {
     }
 
     /// The RRsets, in ANY order.
+    #[inline]
     pub fn rrsets(&self) -> impl Iterator<Item = RRsetRef<'_>> {
         let mut rest = self.0.get(1 + self.name().len()..).unwrap_or_default();
         std::iter::from_fn(move || {
@@ -216,6 +217,7 @@ impl Node {
     }
 
     /// The RRset of type `rtype`.
+    #[inline]
     pub fn rrset(&self, rtype: u16) -> Option<RRsetRef<'_>> {
         self.rrsets().find(|s| s.rtype == rtype)
     }
@@ -262,6 +264,7 @@ impl Node {
 }
 
 /// The set at the start of `rest` and where it ends.
+#[inline(always)]
 fn read_set(rest: &[u8]) -> Option<(RRsetRef<'_>, usize)> {
     let header = rest.get(..SET_HEADER)?;
     let u16_at = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);

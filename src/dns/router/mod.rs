@@ -438,6 +438,7 @@ fn near_client(locality: &Locality, query: &WireQuery<'_>, src: SocketAddr) -> N
 /// whether records of a large set were left out, and why, and what locality (`near`) made of
 /// it. `max_answers` caps the records of one answer.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn answer_query(
     snapshot: &Snapshot,
     statics: &StaticZones,
