@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing etcd-dns need, from Debian's packages, if missing:
-#   protoc and its well-known types (etcd-client's build), etcd + etcdctl (tests, demo), dig (demo).
+#   protoc and its well-known types (etcd-client's build), etcd + etcdctl (tests, demo), dig (demo),
+#   musl-gcc (tests/clients.rs).
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again. With DEPS=build (as
-# scripts/install.sh sources it) only what building needs: no etcd, etcdctl or dig.
+# scripts/install.sh sources it) only what building needs: no etcd, etcdctl, dig or musl-gcc.
 set -euo pipefail
 
 need=()
@@ -12,6 +13,8 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 if [ "${DEPS:-}" != build ]; then
   command -v etcd >/dev/null 2>&1 || [ -n "${ETCD_BIN:-}" ] || need+=(etcd-server)
   command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+  # musl's getaddrinfo, against which tests/clients.rs builds its client (glibc's is cc's).
+  command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
   command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 fi
 command -v cc >/dev/null 2>&1 || need+=(gcc)
