@@ -8,5 +8,6 @@ source scripts/deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
-# The docker-compose demo against a real Docker engine (a few minutes; says NOT RUN without one).
+# The docker-compose demo against a real Docker engine (a first run builds images: 7-17 minutes on
+# 2 cores; later runs 30 s to 3 minutes; says NOT RUN without an engine).
 bash scripts/compose-test.sh
