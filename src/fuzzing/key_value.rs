@@ -11,6 +11,7 @@ use super::{ensure, valid_wire_name, Violation};
 use crate::key::ServiceKey;
 use crate::records::{instance_names, Placement, Roles};
 use crate::service::{parse_entry, Invalid, Registration};
+use crate::sources::Live;
 use crate::table::{Applied, Node, Registry, Snapshot};
 use crate::wire::{wire_name, zone_offset};
 
@@ -54,7 +55,12 @@ pub(super) struct Model {
 pub fn key_value(input: &[u8]) -> Result<(), Violation> {
     let config = Arc::new(live_config());
     let zone = wire_name(&config.zone);
-    let mut registry = Registry::new(config.clone());
+    // Two localities, so that values with a "zone" build local sets too.
+    let live = Live {
+        localities: vec!["a".into(), "b".into()],
+        ..Live::native((*config).clone())
+    };
+    let mut registry = Registry::for_live(Arc::new(live));
     let mut model = Model::default();
     for op in ops(input) {
         match op {
