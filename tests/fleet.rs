@@ -360,9 +360,25 @@ fn reply_subnet(reply: &Message) -> Option<(String, u8, u8)> {
     }
 }
 
-/// Locality: instances in zones a (3), b (2) and none (1). The test's client (127.0.0.1) is in
-/// zone a by `--locality`; a Client Subnet from the trusted forwarder (itself) puts it in zone
-/// b or nowhere; with `--locality-min 3` zone b has too few and every instance answers.
+/// `request` over UDP from `source` (a loopback address of the test's choosing) to `server`.
+async fn ask_from(source: &str, server: SocketAddr, request: &Message) -> Message {
+    let socket = tokio::net::UdpSocket::bind((source, 0))
+        .await
+        .expect("bind a loopback source address");
+    let bytes = request.to_vec().expect("encode");
+    socket.send_to(&bytes, server).await.expect("send");
+    let mut buf = vec![0u8; 65_535];
+    let (len, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+        .await
+        .expect("an answer within 2 s")
+        .expect("receive");
+    Message::from_vec(&buf[..len]).expect("reply parses")
+}
+
+/// Locality: instances in zones a (3), b (2) and none (1). A client at 127.0.0.1 is in zone a
+/// by `--locality`, one at 127.0.0.2 in zone b; a Client Subnet from the trusted forwarder
+/// (127.0.0.1) puts its client in zone b or nowhere; with `--locality-min 3` zone b has too few
+/// and every instance answers.
 /// Metrics count local and fallback answers; untrusted ECS is neither used nor echoed.
 #[tokio::test]
 async fn locality_prefers_the_clients_zone() {
@@ -377,7 +393,7 @@ async fn locality_prefers_the_clients_zone() {
             let dns = DnsServer::start_with(&endpoint, move |c| {
                 c.locality = Some(
                     etcd_dns::dns::locality::Locality::parse(
-                        "127.0.0.0/8=a, 10.2.0.0/16=b",
+                        "127.0.0.0/8=a, 127.0.0.2/32=b, 10.2.0.0/16=b",
                         trust,
                         min,
                     )
@@ -404,6 +420,9 @@ async fn locality_prefers_the_clients_zone() {
     let reply = ask(dns.addr, name, RecordType::SRV, Transport::Tcp, false).await;
     assert_eq!(reply.answers.len(), 3, "SRV local too, over TCP: {reply:?}");
     assert_eq!(reply.additionals.len(), 3, "with the targets' addresses");
+    // Another source address, in zone b.
+    let reply = ask_from("127.0.0.2", dns.addr, &build_query(name, RecordType::A)).await;
+    assert_eq!(addrs(&reply), a(&[4, 5]), "127.0.0.2 is in zone b");
     // The instance's own name is not shaped.
     let reply = ask(
         dns.addr,
@@ -442,7 +461,7 @@ async fn locality_prefers_the_clients_zone() {
             &format!(r#"etcd_dns_locality_answers_total{{answer="{answer}"}}"#),
         )
     };
-    assert_eq!(count("local"), Some(4.0), "{metrics}");
+    assert_eq!(count("local"), Some(5.0), "{metrics}");
     assert_eq!(count("fallback"), Some(1.0), "{metrics}");
     drop(dns);
 
@@ -461,4 +480,10 @@ async fn locality_prefers_the_clients_zone() {
     assert_eq!(addrs(&reply), a(&[1, 2, 3, 4, 5, 6]));
     let reply = ask(dns.addr, name, RecordType::A, Transport::Udp, false).await;
     assert_eq!(addrs(&reply), a(&[1, 2, 3]), "zone a has three");
+    let reply = ask_from("127.0.0.2", dns.addr, &build_query(name, RecordType::A)).await;
+    assert_eq!(
+        addrs(&reply),
+        a(&[1, 2, 3, 4, 5, 6]),
+        "zone b has two of three"
+    );
 }

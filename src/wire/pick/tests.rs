@@ -94,9 +94,15 @@ fn first_places_follow_the_weights() {
         assert_eq!(unique.len(), 3, "no record twice: {ids:?}");
         firsts[ids[0] as usize] += 1;
     }
+    eprintln!("| weight | expected share of first places | observed over {rounds} answers |");
     for (i, w) in weights.iter().enumerate() {
         let expected = selection_weight(*w) as f64 / total as f64;
         let share = f64::from(firsts[i]) / rounds as f64;
+        eprintln!(
+            "| {w} | {:.3} % | {:.3} % |",
+            expected * 100.0,
+            share * 100.0
+        );
         let tolerance = (expected * 0.02).max(4.0 * (expected / rounds as f64).sqrt());
         assert!(
             (share - expected).abs() <= tolerance,
