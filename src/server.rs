@@ -1,6 +1,7 @@
 //! The etcd-dns server assembled: watcher + table + DNS, sharing one shutdown token.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::dns::locality::Locality;
+use crate::dns::notify::{self, NotifyStats};
 use crate::dns::rrl::{RateLimiter, RrlConfig};
 use crate::dns::tcp::TcpLimits;
 use crate::dns::zones::{self, ZoneFile};
@@ -46,6 +48,8 @@ pub struct ServerConfig {
     pub max_answers: Option<u16>,
     /// `--locality`: client networks by zone, when answers prefer nearby instances.
     pub locality: Option<Locality>,
+    /// `--notify`: secondaries told of every change of a live zone.
+    pub notify: Vec<SocketAddr>,
 }
 
 /// A started server: its table (for inspection) and its tasks.
@@ -176,6 +180,22 @@ pub fn start(
         }
         Ok(())
     });
+    // Exported without targets too (zeros), so that dashboards need no special case.
+    let stats = Arc::new(NotifyStats::default());
+    metrics.add_report(stats.clone());
+    if !config.notify.is_empty() {
+        info!(targets = ?config.notify, "secondaries are notified of every change");
+        let notifier = notify::run(
+            table.clone(),
+            config.notify.clone(),
+            stats,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            notifier.await;
+            Ok(())
+        });
+    }
     let watcher = watch::run(
         tokio::runtime::Handle::current(),
         config.etcd,

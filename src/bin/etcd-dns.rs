@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::locality::Locality;
+use etcd_dns::dns::notify;
 use etcd_dns::dns::rrl::{self, RrlConfig};
 use etcd_dns::dns::tcp::{self, TcpLimits};
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
@@ -111,6 +112,15 @@ struct Args {
         value_name = "CIDRS"
     )]
     trust_ecs: String,
+    /// Secondaries to NOTIFY of every change of a live zone: ADDR or ADDR:PORT (53), comma
+    /// separated; changes are coalesced (100 ms) and each NOTIFY is retried until acknowledged
+    #[arg(
+        long,
+        env = "ETCD_DNS_NOTIFY",
+        default_value = "",
+        value_name = "ADDR[:PORT],…"
+    )]
+    notify: String,
     /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
@@ -223,6 +233,7 @@ async fn main() -> Result<()> {
         max_stale: args.max_stale,
         max_answers: args.max_answers,
         locality: locality(&args)?,
+        notify: notify::parse_targets(&args.notify).context("bad --notify")?,
         rate_limit: rate_limit(&args)?,
         tcp: TcpLimits {
             max_clients: args

@@ -9,6 +9,7 @@ pub mod live;
 pub mod locality;
 #[cfg(target_os = "linux")]
 mod mmsg;
+pub mod notify;
 pub mod reply;
 pub mod router;
 pub mod rrl;

@@ -1,48 +1,171 @@
 //! Zone transfers (AXFR) of a live zone, for clients in `--allow-transfer`: the current
-//! snapshot as one message, SOA first and last (RFC 5936). Incremental transfers are refused by
-//! the router: a secondary falls back to AXFR.
+//! snapshot, SOA first and last, in as many TCP messages as it takes (RFC 5936), written
+//! straight from the pre-encoded RRsets. Over UDP AXFR is NOTIMP, as Knot answers it.
 
 use std::net::SocketAddr;
 
 use hickory_server::proto::op::{Message, ResponseCode};
 use tracing::info;
 
-use super::reply::{error_reply, fit, reply_to, Limit};
+use super::reply::{error_reply, Limit};
 use crate::logging::LogLimit;
-use crate::table::Snapshot;
-use crate::wire::{name_from_wire, wire_name, zone_offset};
+use crate::table::{Snapshot, ZoneView};
+use crate::wire::{self, wire_name, zone_offset, FLAG_AA, FLAG_QR, FLAG_RD, QNAME_POINTER};
 
 /// Transfers are logged, but an allowed client asking in a loop must not flood the log.
 static TRANSFERS: LogLimit = LogLimit::new();
 
-/// The AXFR reply to `request` from `snapshot`; SERVFAIL until the registry was first read
-/// and while the table is stale (`--max-stale`).
-/// Slow (every record is decoded and encoded again): never on the query path.
-pub fn axfr(request: &Message, snapshot: &Snapshot, src: SocketAddr, limit: Limit) -> Vec<u8> {
-    let asked = request.queries.first().map(|q| wire_name(q.name()));
-    let zone = asked.and_then(|name| snapshot.zone_of(&name));
-    let Some((_, zone)) = zone.filter(|_| snapshot.ready && !snapshot.stale) else {
-        return error_reply(request, ResponseCode::ServFail, limit);
-    };
-    let mut reply = reply_to(request);
-    reply.metadata.authoritative = true;
-    let soa = zone.soa();
-    reply.answers.push(soa.clone());
-    reply.answers.extend(zone.ns().iter().cloned());
+/// Most bytes of one transfer message: a TCP message holds 65,535, and a signature (TSIG)
+/// needs room after the records.
+pub const MESSAGE_MAX: usize = 65_535 - 1_024;
+
+/// A compression pointer to the question name, which every message of a transfer carries: the
+/// zone's name.
+const ZONE_POINTER: [u8; 2] = QNAME_POINTER;
+
+/// The messages of a transfer, written one after another.
+struct Messages<'q> {
+    /// ID and the RD flag of the request, for every message.
+    id: [u8; 2],
+    rd: u8,
+    /// The question as asked.
+    question: &'q [u8],
+    done: Vec<Vec<u8>>,
+    current: Vec<u8>,
+    count: u16,
+    /// Bytes written, all messages together.
+    bytes: usize,
+    /// Records written.
+    records: usize,
+}
+
+impl<'q> Messages<'q> {
+    fn new(id: [u8; 2], rd: u8, question: &'q [u8]) -> Self {
+        let mut messages = Self {
+            id,
+            rd,
+            question,
+            done: Vec::new(),
+            current: Vec::with_capacity(MESSAGE_MAX),
+            count: 0,
+            bytes: 0,
+            records: 0,
+        };
+        messages.start();
+        messages
+    }
+
+    fn start(&mut self) {
+        self.current.clear();
+        self.current.extend_from_slice(&self.id);
+        self.current.push(FLAG_QR | FLAG_AA | self.rd);
+        self.current.push(0);
+        self.current.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        self.current.extend_from_slice(self.question);
+        self.count = 0;
+    }
+
+    fn finish(&mut self) {
+        self.current[6..8].copy_from_slice(&self.count.to_be_bytes());
+        self.bytes += self.current.len();
+        self.done.push(std::mem::replace(
+            &mut self.current,
+            Vec::with_capacity(MESSAGE_MAX),
+        ));
+    }
+
+    /// One record: the owner written as `prefix` (the labels before the zone's name) and a
+    /// pointer to the zone's name in the question, then `tail` (type, class, TTL, RDLENGTH,
+    /// RDATA, names uncompressed).
+    fn push(&mut self, prefix: &[u8], tail: &[u8]) {
+        let size = prefix.len() + ZONE_POINTER.len() + tail.len();
+        if self.current.len() + size > MESSAGE_MAX && self.count > 0 {
+            self.finish();
+            self.start();
+        }
+        self.current.extend_from_slice(prefix);
+        self.current.extend_from_slice(&ZONE_POINTER);
+        self.current.extend_from_slice(tail);
+        self.count += 1;
+        self.records += 1;
+    }
+
+    fn end(mut self) -> (Vec<Vec<u8>>, usize, usize) {
+        self.finish();
+        (self.done, self.bytes, self.records)
+    }
+}
+
+/// The length of the pointer-owned record at the start of `rrs` (as stored in a node).
+fn stored_len(rrs: &[u8]) -> usize {
+    match rrs.get(10..12) {
+        Some(len) => 12 + usize::from(u16::from_be_bytes([len[0], len[1]])),
+        None => rrs.len(),
+    }
+}
+
+/// Writes zone `zone` of `snapshot` into `out`: SOA, NS, every name's RRsets, SOA.
+fn write_zone(out: &mut Messages<'_>, zone: &ZoneView, snapshot: &Snapshot) {
+    out.push(&[], &zone.soa_tail);
+    let ns = zone.ns_rrset();
+    let mut rest = ns.rrs;
+    while !rest.is_empty() {
+        let len = stored_len(rest).min(rest.len());
+        // Stored records start with a pointer to the question: the zone's name here too.
+        out.push(&[], &rest[2..len]);
+        rest = &rest[len..];
+    }
     for node in snapshot.names.iter() {
         // Reverse names and the other zones' names are not this zone's.
-        let in_this = zone_offset(node.name(), zone.name()).is_some();
-        let (true, Some(owner)) = (in_this, name_from_wire(node.name())) else {
+        let Some(at) = zone_offset(node.name(), zone.name()) else {
             continue;
         };
+        let prefix = &node.name()[..at];
         for set in node.rrsets() {
-            reply.answers.extend(set.records(&owner));
+            let mut rest = set.rrs;
+            while rest.len() > 2 {
+                let len = stored_len(rest).min(rest.len());
+                out.push(prefix, &rest[2..len]);
+                rest = &rest[len..];
+            }
         }
     }
-    reply.answers.push(soa);
+    out.push(&[], &zone.soa_tail);
+}
+
+/// The AXFR reply to `request` (whose bytes are `bytes`) from `snapshot`, in messages of at
+/// most [`MESSAGE_MAX`] bytes; one SERVFAIL message until the registry was first read and while
+/// the table is stale (`--max-stale`), NOTAUTH for a name below a zone's apex (as Knot answers
+/// it), NOTIMP over UDP.
+pub fn axfr(
+    bytes: &[u8],
+    request: &Message,
+    snapshot: &Snapshot,
+    src: SocketAddr,
+    limit: Limit,
+) -> Vec<Vec<u8>> {
+    if !limit.stream {
+        return vec![error_reply(request, ResponseCode::NotImp, limit)];
+    }
+    let asked = request.queries.first().map(|q| wire_name(q.name()));
+    let zone = asked.and_then(|name| snapshot.zone_of(&name));
+    if zone.is_some_and(|(at, _)| at > 0) {
+        return vec![error_reply(request, ResponseCode::NotAuth, limit)];
+    }
+    let (Some((_, zone)), Some(question)) = (
+        zone.filter(|_| snapshot.ready && !snapshot.stale),
+        wire::question_bytes(bytes),
+    ) else {
+        return vec![error_reply(request, ResponseCode::ServFail, limit)];
+    };
+    let id = request.metadata.id.to_be_bytes();
+    let rd = bytes.get(2).map_or(0, |flags| flags & FLAG_RD);
+    let mut out = Messages::new(id, rd, question);
+    write_zone(&mut out, zone, snapshot);
+    let (messages, bytes, records) = out.end();
     if let Some(suppressed) = TRANSFERS.allow() {
-        info!(%src, records = reply.answers.len(), serial = zone.serial, suppressed,
+        info!(%src, records, bytes, messages = messages.len(), serial = zone.serial, suppressed,
             "zone transfer");
     }
-    fit(reply, limit)
+    messages
 }

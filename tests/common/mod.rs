@@ -18,6 +18,7 @@ mod http;
 mod pki;
 pub mod proxy;
 pub mod registries;
+pub mod secondary;
 mod server;
 pub mod upstream;
 mod wait;

@@ -67,6 +67,7 @@ impl DnsServer {
             tcp: Default::default(),
             max_answers: None,
             locality: None,
+            notify: Vec::new(),
         };
         edit(&mut config);
         let loopback_any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");

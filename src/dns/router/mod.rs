@@ -196,6 +196,44 @@ impl Router {
         }
     }
 
+    /// Answers one request received over TCP: its reply, or a zone transfer's messages.
+    pub async fn answer_tcp(&self, bytes: &[u8], src: SocketAddr) -> Vec<Vec<u8>> {
+        let stats = self.metrics.shared();
+        let out = Vec::with_capacity(REPLY_CAPACITY);
+        match self.answer_now(bytes, src, Protocol::Tcp, out, stats) {
+            Answer::Reply(reply) => vec![reply],
+            Answer::Drop => Vec::new(),
+            Answer::Later(pending) if pending.route == Route::Transfer => {
+                let messages = self.transfer(bytes, src, Protocol::Tcp);
+                if let Some(first) = messages.first() {
+                    stats.answered(
+                        pending.route.path(),
+                        pending.qtype,
+                        first,
+                        Some(pending.received.elapsed()),
+                    );
+                }
+                messages
+            }
+            Answer::Later(pending) => self
+                .answer_later(bytes, src, Protocol::Tcp, pending)
+                .await
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// A zone transfer's messages (one error message when it cannot be made).
+    fn transfer(&self, bytes: &[u8], src: SocketAddr, protocol: Protocol) -> Vec<Vec<u8>> {
+        match Message::from_vec(bytes) {
+            Ok(request) => {
+                let limit = Limit::new(request.edns.as_ref(), protocol);
+                transfer::axfr(bytes, &request, &self.table.load(), src, limit)
+            }
+            Err(_) => form_error(bytes).into_iter().collect(),
+        }
+    }
+
     /// The synchronous step: parse, place, and answer everything that needs neither the
     /// catalog nor a transfer, writing into `out` (emptied first) so that a loop can hand the
     /// same buffers back query after query instead of allocating one each time. Counts into
@@ -316,13 +354,9 @@ impl Router {
                 Some(cache) => cache.resolve(&self.catalog, bytes, src, protocol).await,
                 None => catalog::ask(&self.catalog, bytes, src, protocol).await,
             },
-            Route::Transfer => match Message::from_vec(bytes) {
-                Ok(request) => {
-                    let limit = Limit::new(request.edns.as_ref(), protocol);
-                    Some(transfer::axfr(&request, &self.table.load(), src, limit))
-                }
-                Err(_) => form_error(bytes),
-            },
+            // Over TCP a transfer goes through `answer_tcp`, in as many messages as it needs;
+            // over UDP it is one error message.
+            Route::Transfer => self.transfer(bytes, src, protocol).into_iter().next(),
             Route::Live(_)
             | Route::Reverse
             | Route::Static { .. }

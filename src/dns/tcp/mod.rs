@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use hickory_server::net::xfer::Protocol;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -284,22 +283,21 @@ async fn messages<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Err(_)) => return Closed::Quietly,
             Err(_) => return Closed::TimedOut,
         }
-        let Some(reply) = router.answer(&message, peer, Protocol::Tcp).await else {
-            continue;
-        };
-        let Ok(len) = u16::try_from(reply.len()) else {
-            if let Some(suppressed) = TCP_TROUBLE.allow() {
-                warn!(%peer, bytes = reply.len(), suppressed, "reply too large for TCP; closing");
+        for reply in router.answer_tcp(&message, peer).await {
+            let Ok(len) = u16::try_from(reply.len()) else {
+                if let Some(suppressed) = TCP_TROUBLE.allow() {
+                    warn!(%peer, bytes = reply.len(), suppressed, "reply too large for TCP; closing");
+                }
+                return Closed::Quietly;
+            };
+            let mut framed = Vec::with_capacity(reply.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&reply);
+            match tokio::time::timeout(limits.io_timeout, stream.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Closed::Quietly,
+                Err(_) => return Closed::TimedOut,
             }
-            return Closed::Quietly;
-        };
-        let mut framed = Vec::with_capacity(reply.len() + 2);
-        framed.extend_from_slice(&len.to_be_bytes());
-        framed.extend_from_slice(&reply);
-        match tokio::time::timeout(limits.io_timeout, stream.write_all(&framed)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Closed::Quietly,
-            Err(_) => return Closed::TimedOut,
         }
     }
 }

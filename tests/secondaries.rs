@@ -1,0 +1,269 @@
+//! Real secondaries follow the live zone: Knot, NSD and BIND (Debian's), each started on a free
+//! loopback port with its own configuration, transfer the zone from etcd-dns (AXFR, in as many
+//! messages as it takes), are told of every change by NOTIFY, and answer registrations and
+//! revocations themselves.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::secondary::{Kind, Secondary};
+use common::*;
+use etcd_client::{PutOptions, Txn, TxnOp};
+use etcd_dns::dns::acl::Acl;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+
+const ZONE: &str = "services.local";
+
+/// How long a change may take to reach a secondary: NOTIFY, its SOA query, the transfer.
+const FOLLOWS_WITHIN: Duration = Duration::from_secs(20);
+
+/// etcd-dns allowing transfers to 127.0.0.1 and notifying `notify`.
+async fn primary(etcd: &Etcd, notify: Vec<SocketAddr>) -> DnsServer {
+    let dns = DnsServer::start_with(&etcd.endpoint, move |c| {
+        c.catalog.allow_transfer = Acl::parse("127.0.0.1").expect("acl");
+        c.notify = notify;
+    })
+    .await;
+    dns.wait_ready().await;
+    dns
+}
+
+/// Free ports for the three secondaries, and their addresses (the NOTIFY targets).
+fn ports() -> (Vec<u16>, Vec<SocketAddr>) {
+    let ports: Vec<u16> = Kind::ALL.iter().map(|_| free_port()).collect();
+    let addrs = ports
+        .iter()
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+        .collect();
+    (ports, addrs)
+}
+
+/// The three secondaries of the zone on `ports`, following `primaries`.
+fn secondaries(ports: &[u16], primaries: &[SocketAddr]) -> Vec<Secondary> {
+    Kind::ALL
+        .iter()
+        .zip(ports)
+        .map(|(kind, port)| Secondary::start(*kind, ZONE, *port, primaries))
+        .collect()
+}
+
+/// The sorted A addresses `name` answers at `addr`, or the rcode when it is not NOERROR.
+async fn answer(addr: SocketAddr, name: &str) -> Result<Vec<String>, ResponseCode> {
+    let Some(reply) = try_query(addr, name, RecordType::A, Duration::from_millis(250)).await else {
+        return Err(ResponseCode::ServFail);
+    };
+    if reply.metadata.response_code != ResponseCode::NoError {
+        return Err(reply.metadata.response_code);
+    }
+    let mut got = addresses(&reply);
+    got.sort();
+    Ok(got)
+}
+
+/// The SOA serial `addr` serves for the zone, if it answers one.
+async fn serial(addr: SocketAddr) -> Option<u32> {
+    let reply = try_query(
+        addr,
+        &format!("{ZONE}."),
+        RecordType::SOA,
+        Duration::from_secs(1),
+    )
+    .await?;
+    reply.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// Waits until every secondary answers `name` with `want` (addresses, or an rcode); how long
+/// each took.
+async fn all_answer(
+    secondaries: &[Secondary],
+    name: &str,
+    want: Result<Vec<String>, ResponseCode>,
+) -> Vec<(Kind, Duration)> {
+    let started = Instant::now();
+    let mut took = Vec::new();
+    for secondary in secondaries {
+        let what = format!("{:?} answers {name} with {want:?}", secondary.kind);
+        let want = &want;
+        eventually(&what, FOLLOWS_WITHIN, || async move {
+            (answer(secondary.addr, name).await == *want).then_some(())
+        })
+        .await;
+        took.push((secondary.kind, started.elapsed()));
+    }
+    took
+}
+
+/// Waits until every secondary serves serial `want`.
+async fn all_at_serial(secondaries: &[Secondary], want: u32) {
+    for secondary in secondaries {
+        let what = format!("{:?} at serial {want}", secondary.kind);
+        eventually(&what, FOLLOWS_WITHIN, || async move {
+            (serial(secondary.addr).await == Some(want)).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Registrations, a lease revoked, a key deleted: each secondary answers every step itself,
+/// told by NOTIFY (the SOA refresh is 60 s, the wait at most 20 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secondaries_follow_registrations_and_revocations() {
+    let etcd = Etcd::start().await;
+    etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
+        .await;
+    let (ports, targets) = ports();
+    let dns = primary(&etcd, targets).await;
+    let secondaries = secondaries(&ports, &[dns.addr]);
+    let took = all_answer(
+        &secondaries,
+        "s-test.services.local.",
+        Ok(vec!["192.168.1.26".into()]),
+    )
+    .await;
+    eprintln!("first transfer: {took:?}");
+
+    // A registration under a lease, as `register` makes it.
+    let mut client = etcd.client().await;
+    let lease = client.lease_grant(30, None).await.expect("lease").id();
+    client
+        .put(
+            "services/web/n1",
+            r#"{"IP":"10.1.0.1","port":80}"#,
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .expect("put");
+    etcd.put("services/web/n2", r#"{"IP":"10.1.0.2","port":80}"#)
+        .await;
+    let took = all_answer(
+        &secondaries,
+        "web.services.local.",
+        Ok(vec!["10.1.0.1".into(), "10.1.0.2".into()]),
+    )
+    .await;
+    eprintln!("put → answered by every secondary: {took:?}");
+    // The lease revoked: n1 goes.
+    client.lease_revoke(lease).await.expect("revoke");
+    let took = all_answer(
+        &secondaries,
+        "web.services.local.",
+        Ok(vec!["10.1.0.2".into()]),
+    )
+    .await;
+    eprintln!("revoke → gone from every secondary: {took:?}");
+    all_answer(
+        &secondaries,
+        "n1.web.services.local.",
+        Err(ResponseCode::NXDomain),
+    )
+    .await;
+    // A delete: the name goes.
+    etcd.delete("services/s-test").await;
+    all_answer(
+        &secondaries,
+        "s-test.services.local.",
+        Err(ResponseCode::NXDomain),
+    )
+    .await;
+    // Every secondary ends at the primary's serial.
+    let want = serial(dns.addr).await.expect("the primary's serial");
+    all_at_serial(&secondaries, want).await;
+    let (_, metrics) = http_get(dns.http, "/metrics").await;
+    let acknowledged = metric(&metrics, "etcd_dns_notify_acknowledged_total").unwrap_or(0.0);
+    assert!(
+        acknowledged >= 3.0,
+        "NOTIFYs acknowledged: {acknowledged}\n{metrics}"
+    );
+}
+
+/// A zone of 100,000 instances (100 services of 1,000: BIND cannot hold an RRset over 64 KiB,
+/// about 2,000 SRV records) is transferred to each secondary in many messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_instances_reach_every_secondary() {
+    let etcd = Etcd::start().await;
+    let mut client = etcd.client().await;
+    let keys: Vec<u32> = (0..100_000).collect();
+    for chunk in keys.chunks(128) {
+        let ops: Vec<TxnOp> = chunk
+            .iter()
+            .map(|n| {
+                let value = format!(
+                    r#"{{"IP":"10.{}.{}.{}","port":8080}}"#,
+                    n >> 16 & 0xff,
+                    n >> 8 & 0xff,
+                    n & 0xff
+                );
+                TxnOp::put(format!("services/svc{}/i{n}", n % 100), value, None)
+            })
+            .collect();
+        client.txn(Txn::new().and_then(ops)).await.expect("txn");
+    }
+    let (ports, targets) = ports();
+    let dns = primary(&etcd, targets).await;
+    let want = serial(dns.addr).await.expect("the primary's serial");
+    let started = Instant::now();
+    let secondaries = secondaries(&ports, &[dns.addr]);
+    all_at_serial(&secondaries, want).await;
+    eprintln!(
+        "100,000 instances at every secondary after {:?}",
+        started.elapsed()
+    );
+    for secondary in &secondaries {
+        assert_eq!(
+            answer(secondary.addr, "i99999.svc99.services.local.").await,
+            Ok(vec!["10.1.134.159".into()]),
+            "{:?}",
+            secondary.kind
+        );
+        let reply = query(
+            secondary.addr,
+            "svc7.services.local.",
+            RecordType::SRV,
+            Transport::Tcp,
+        )
+        .await;
+        assert_eq!(
+            reply.answers.len(),
+            1_000,
+            "{:?}: every SRV record",
+            secondary.kind
+        );
+    }
+}
+
+/// A secondary listing two etcd-dns replicas of one etcd keeps following when one stops: the
+/// replicas hand out the same serial for the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_of_two_primaries_follows_when_one_stops() {
+    let etcd = Etcd::start().await;
+    etcd.put("services/a", r#"{"IP":"10.2.0.1"}"#).await;
+    let (ports, targets) = ports();
+    let one = primary(&etcd, targets.clone()).await;
+    let two = primary(&etcd, targets).await;
+    assert_eq!(
+        serial(one.addr).await,
+        serial(two.addr).await,
+        "one serial for one state"
+    );
+    let secondaries = secondaries(&ports, &[one.addr, two.addr]);
+    all_answer(
+        &secondaries,
+        "a.services.local.",
+        Ok(vec!["10.2.0.1".into()]),
+    )
+    .await;
+    drop(one);
+    etcd.put("services/b", r#"{"IP":"10.2.0.2"}"#).await;
+    all_answer(
+        &secondaries,
+        "b.services.local.",
+        Ok(vec!["10.2.0.2".into()]),
+    )
+    .await;
+}
