@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub locality: Option<Locality>,
     /// `--notify`: secondaries told of every change of a live zone.
     pub notify: Vec<SocketAddr>,
+    /// `--ixfr-history`: changes kept per zone for IXFR.
+    pub ixfr_history: usize,
 }
 
 /// A started server: its table (for inspection) and its tasks.
@@ -135,6 +137,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
     let mut live = config.live;
+    live.ixfr_history = config.ixfr_history;
     if let Some(locality) = &config.locality {
         live.localities = locality.zones().to_vec();
     }

@@ -89,6 +89,8 @@ pub struct Live {
     /// The zones locality tells apart (`--locality`), by zone id: A, AAAA and SRV sets of a
     /// service keep each one's instances apart too.
     pub localities: Vec<Box<str>>,
+    /// Changes kept per zone for IXFR (`--ixfr-history`); 0 keeps none.
+    pub ixfr_history: usize,
 }
 
 /// Registries that cannot be served together.
@@ -118,6 +120,7 @@ impl Live {
             zones: vec![Arc::new(config)],
             sources: vec![source],
             localities: Vec::new(),
+            ixfr_history: 0,
         }
     }
 
@@ -172,6 +175,7 @@ impl Live {
             zones,
             sources,
             localities: Vec::new(),
+            ixfr_history: 0,
         })
     }
 }

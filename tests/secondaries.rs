@@ -22,9 +22,15 @@ const FOLLOWS_WITHIN: Duration = Duration::from_secs(20);
 
 /// etcd-dns allowing transfers to 127.0.0.1 and notifying `notify`.
 async fn primary(etcd: &Etcd, notify: Vec<SocketAddr>) -> DnsServer {
+    primary_with_history(etcd, notify, etcd_dns::table::journal::DEFAULT_IXFR_HISTORY).await
+}
+
+/// [`primary`] keeping `history` changes for IXFR.
+async fn primary_with_history(etcd: &Etcd, notify: Vec<SocketAddr>, history: usize) -> DnsServer {
     let dns = DnsServer::start_with(&etcd.endpoint, move |c| {
         c.catalog.allow_transfer = Acl::parse("127.0.0.1").expect("acl");
         c.notify = notify;
+        c.ixfr_history = history;
     })
     .await;
     dns.wait_ready().await;
@@ -188,6 +194,82 @@ async fn secondaries_follow_registrations_and_revocations() {
         acknowledged >= 3.0,
         "NOTIFYs acknowledged: {acknowledged}\n{metrics}"
     );
+    // After the first AXFR, each secondary asked IXFR and got the differences.
+    let transfers = |kind: &str| {
+        metric(
+            &metrics,
+            &format!(r#"etcd_dns_transfers_total{{kind="{kind}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        transfers("ixfr") >= 3.0 * 3.0,
+        "incremental transfers:\n{metrics}"
+    );
+    assert_eq!(transfers("ixfr_full"), 0.0, "{metrics}");
+}
+
+/// A secondary stopped while the zone changes catches up when it starts again: incrementally
+/// while the history reaches back to its serial, with the whole zone once it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_secondary_catches_up() {
+    let etcd = Etcd::start().await;
+    etcd.put("services/base", r#"{"IP":"10.3.0.1"}"#).await;
+    let port = free_port();
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    // A history of 10 changes.
+    let dns = primary_with_history(&etcd, vec![target], 10).await;
+    let mut knot = Secondary::start(Kind::Knot, ZONE, port, &[dns.addr]);
+    let one = std::slice::from_ref(&knot);
+    all_answer(one, "base.services.local.", Ok(vec!["10.3.0.1".into()])).await;
+    let transfers = |metrics: &str, kind: &str| {
+        metric(
+            metrics,
+            &format!(r#"etcd_dns_transfers_total{{kind="{kind}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    for (round, changes) in [(1u32, 5u32), (2, 30)] {
+        knot.stop();
+        for n in 0..changes {
+            etcd.put(
+                &format!("services/r{round}/i{n}"),
+                &format!(r#"{{"IP":"10.4.{round}.{n}"}}"#),
+            )
+            .await;
+        }
+        etcd.delete("services/base").await;
+        etcd.put(
+            "services/base",
+            &format!(r#"{{"IP":"10.3.0.{}"}}"#, round + 1),
+        )
+        .await;
+        let (_, before) = http_get(dns.http, "/metrics").await;
+        knot.spawn();
+        let one = std::slice::from_ref(&knot);
+        let want = serial(dns.addr).await.expect("serial");
+        all_at_serial(one, want, FOLLOWS_WITHIN).await;
+        all_answer(
+            one,
+            "base.services.local.",
+            Ok(vec![format!("10.3.0.{}", round + 1)]),
+        )
+        .await;
+        let name = format!("i{}.r{round}.services.local.", changes - 1);
+        all_answer(
+            one,
+            &name,
+            Ok(vec![format!("10.4.{round}.{}", changes - 1)]),
+        )
+        .await;
+        let (_, after) = http_get(dns.http, "/metrics").await;
+        // 7 changes fit the history of 10; 32 do not.
+        let kind = if round == 1 { "ixfr" } else { "ixfr_full" };
+        assert!(
+            transfers(&after, kind) > transfers(&before, kind),
+            "round {round}: no {kind} transfer\n{after}"
+        );
+    }
 }
 
 /// A zone of 100,000 instances (100 services of 1,000: BIND cannot hold an RRset over 64 KiB,

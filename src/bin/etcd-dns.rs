@@ -16,6 +16,7 @@ use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::http;
 use etcd_dns::server::{self, RunError, ServerConfig};
 use etcd_dns::sources::{RegistrySpec, DEFAULT_PREFIX};
+use etcd_dns::table::journal::DEFAULT_IXFR_HISTORY;
 use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
@@ -121,6 +122,10 @@ struct Args {
         value_name = "ADDR[:PORT],…"
     )]
     notify: String,
+    /// Changes of each live zone kept for IXFR (each is the records it removed and added); a
+    /// secondary further behind gets the whole zone. 0 answers every IXFR with the whole zone
+    #[arg(long, env = "ETCD_DNS_IXFR_HISTORY", default_value_t = DEFAULT_IXFR_HISTORY)]
+    ixfr_history: usize,
     /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
@@ -234,6 +239,7 @@ async fn main() -> Result<()> {
         max_answers: args.max_answers,
         locality: locality(&args)?,
         notify: notify::parse_targets(&args.notify).context("bad --notify")?,
+        ixfr_history: args.ixfr_history,
         rate_limit: rate_limit(&args)?,
         tcp: TcpLimits {
             max_clients: args

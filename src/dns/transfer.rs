@@ -1,6 +1,9 @@
-//! Zone transfers (AXFR) of a live zone, for clients in `--allow-transfer`: the current
+//! Zone transfers of a live zone, for clients in `--allow-transfer`. AXFR: the current
 //! snapshot, SOA first and last, in as many TCP messages as it takes (RFC 5936), written
-//! straight from the pre-encoded RRsets. Over UDP AXFR is NOTIMP, as Knot answers it.
+//! straight from the pre-encoded RRsets; over UDP NOTIMP, as Knot answers it. IXFR (RFC 1995):
+//! the condensed difference from the client's serial, from the zone's history; the whole zone
+//! when the history does not reach back that far; the SOA alone when the client is current,
+//! and over UDP.
 
 use std::net::SocketAddr;
 
@@ -9,6 +12,7 @@ use tracing::info;
 
 use super::reply::{error_reply, Limit};
 use crate::logging::LogLimit;
+use crate::table::journal::condense;
 use crate::table::{Snapshot, ZoneView};
 use crate::wire::{self, wire_name, zone_offset, FLAG_AA, FLAG_QR, FLAG_RD, QNAME_POINTER};
 
@@ -96,6 +100,54 @@ impl<'q> Messages<'q> {
     }
 }
 
+/// What a transfer sent, for the log and the metric (slots of
+/// [`crate::metrics::TRANSFER_KINDS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// AXFR: the whole zone.
+    Axfr = 0,
+    /// IXFR: the difference from the client's serial.
+    Incremental = 1,
+    /// IXFR: the whole zone, the history not reaching back to the client's serial.
+    Full = 2,
+    /// IXFR: the SOA alone (the client is current, or asked over UDP).
+    Current = 3,
+}
+
+/// The owner of a journal record (a wire name at its start) and the rest.
+fn split_owner(record: &[u8]) -> (&[u8], &[u8]) {
+    let mut at = 0;
+    while let Some(&len) = record.get(at) {
+        at += 1 + len as usize;
+        if len == 0 {
+            break;
+        }
+    }
+    record.split_at(at.min(record.len()))
+}
+
+/// Writes the journal records `list` of `zone` into `out`.
+fn write_records(out: &mut Messages<'_>, zone: &ZoneView, list: &[&[u8]]) {
+    for record in list {
+        let (owner, tail) = split_owner(record);
+        let at = zone_offset(owner, zone.name()).unwrap_or(owner.len());
+        out.push(&owner[..at], tail);
+    }
+}
+
+/// The client's serial of an IXFR request: the SOA in its authority section.
+fn client_serial(request: &Message) -> Option<u32> {
+    request.authorities.iter().find_map(|r| match &r.data {
+        hickory_server::proto::rr::RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// True when serial `a` is `b` or after it (RFC 1982).
+fn at_or_after(a: u32, b: u32) -> bool {
+    a == b || (a.wrapping_sub(b) as i32) > 0
+}
+
 /// The length of the pointer-owned record at the start of `rrs` (as stored in a node).
 fn stored_len(rrs: &[u8]) -> usize {
     match rrs.get(10..12) {
@@ -133,8 +185,8 @@ fn write_zone(out: &mut Messages<'_>, zone: &ZoneView, snapshot: &Snapshot) {
     out.push(&[], &zone.soa_tail);
 }
 
-/// The AXFR reply to `request` (whose bytes are `bytes`) from `snapshot`, in messages of at
-/// most [`MESSAGE_MAX`] bytes; one SERVFAIL message until the registry was first read and while
+/// The AXFR or IXFR reply to `request` (whose bytes are `bytes`) from `snapshot`, in messages
+/// of at most [`MESSAGE_MAX`] bytes, and what it was (`None` for an error); one SERVFAIL message until the registry was first read and while
 /// the table is stale (`--max-stale`), NOTAUTH for a name below a zone's apex (as Knot answers
 /// it), NOTIMP over UDP.
 pub fn axfr(
@@ -143,29 +195,75 @@ pub fn axfr(
     snapshot: &Snapshot,
     src: SocketAddr,
     limit: Limit,
-) -> Vec<Vec<u8>> {
-    if !limit.stream {
-        return vec![error_reply(request, ResponseCode::NotImp, limit)];
+) -> (Vec<Vec<u8>>, Option<Kind>) {
+    let ixfr = request
+        .queries
+        .first()
+        .is_some_and(|q| q.query_type() == hickory_server::proto::rr::RecordType::IXFR);
+    if !limit.stream && !ixfr {
+        return (
+            vec![error_reply(request, ResponseCode::NotImp, limit)],
+            None,
+        );
     }
     let asked = request.queries.first().map(|q| wire_name(q.name()));
     let zone = asked.and_then(|name| snapshot.zone_of(&name));
     if zone.is_some_and(|(at, _)| at > 0) {
-        return vec![error_reply(request, ResponseCode::NotAuth, limit)];
+        return (
+            vec![error_reply(request, ResponseCode::NotAuth, limit)],
+            None,
+        );
     }
     let (Some((_, zone)), Some(question)) = (
         zone.filter(|_| snapshot.ready && !snapshot.stale),
         wire::question_bytes(bytes),
     ) else {
-        return vec![error_reply(request, ResponseCode::ServFail, limit)];
+        return (
+            vec![error_reply(request, ResponseCode::ServFail, limit)],
+            None,
+        );
     };
     let id = request.metadata.id.to_be_bytes();
     let rd = bytes.get(2).map_or(0, |flags| flags & FLAG_RD);
     let mut out = Messages::new(id, rd, question);
-    write_zone(&mut out, zone, snapshot);
+    let kind = if ixfr && !limit.stream {
+        // Over UDP the SOA alone: current, or the client asks again over TCP (RFC 1995 §2).
+        out.push(&[], &zone.soa_tail);
+        Kind::Current
+    } else if !ixfr {
+        write_zone(&mut out, zone, snapshot);
+        Kind::Axfr
+    } else {
+        let from = client_serial(request);
+        let history = zone.history.read().unwrap_or_else(|e| e.into_inner());
+        let changes = from.and_then(|from| history.between(from, zone.serial));
+        match (from, changes) {
+            (Some(from), _) if at_or_after(from, zone.serial) => {
+                out.push(&[], &zone.soa_tail);
+                Kind::Current
+            }
+            (Some(from), Some(changes)) => {
+                drop(history);
+                let (removed, added) = condense(&changes);
+                out.push(&[], &zone.soa_tail);
+                out.push(&[], &zone.soa_tail_at(from));
+                write_records(&mut out, zone, &removed);
+                out.push(&[], &zone.soa_tail);
+                write_records(&mut out, zone, &added);
+                out.push(&[], &zone.soa_tail);
+                Kind::Incremental
+            }
+            _ => {
+                drop(history);
+                write_zone(&mut out, zone, snapshot);
+                Kind::Full
+            }
+        }
+    };
     let (messages, bytes, records) = out.end();
     if let Some(suppressed) = TRANSFERS.allow() {
-        info!(%src, records, bytes, messages = messages.len(), serial = zone.serial, suppressed,
-            "zone transfer");
+        info!(%src, ?kind, records, bytes, messages = messages.len(), serial = zone.serial,
+            suppressed, "zone transfer");
     }
-    messages
+    (messages, Some(kind))
 }

@@ -26,6 +26,9 @@ pub use stats::{
     Exclusive, Path, QueryStats, Shared, ThreadStats, Writer, LATENCY_BUCKETS, TIMING_SAMPLE,
 };
 
+/// The `kind` labels of zone transfers, by slot (see `crate::dns::transfer`).
+pub const TRANSFER_KINDS: [&str; 4] = ["axfr", "ixfr", "ixfr_full", "ixfr_current"];
+
 /// Counters a part keeps itself (the answer cache, in its own shards), written into
 /// `/metrics` at scrape time.
 pub trait Report: std::fmt::Debug + Send + Sync {
@@ -46,6 +49,8 @@ pub struct Metrics {
     pub watch_events: AtomicU64,
     /// Full reads of the registry after the first one.
     pub resyncs: AtomicU64,
+    /// Zone transfers by kind ([`TRANSFER_KINDS`]).
+    pub transfers: [AtomicU64; TRANSFER_KINDS.len()],
     /// TCP connections open now.
     pub tcp_connections: AtomicU64,
     /// `--tcp-max-clients` in effect.
@@ -60,6 +65,7 @@ impl Default for Metrics {
             shared: QueryStats::default(),
             watch_events: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            transfers: Default::default(),
             tcp_connections: AtomicU64::new(0),
             tcp_max_connections: AtomicU64::new(0),
         }
@@ -282,6 +288,16 @@ impl Collector for Metrics {
             "Full re-reads of the registry after the first (reconnects, compactions)",
             self.resyncs.load(Ordering::Relaxed),
         )?;
+        let mut family = encoder.encode_descriptor(
+            "etcd_dns_transfers",
+            "Zone transfers sent, by kind: axfr, and IXFR answered incrementally, with the whole zone (the history did not reach back), or with the SOA alone (current, or over UDP)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, value) in TRANSFER_KINDS.iter().zip(&self.transfers) {
+            ConstCounter::new(value.load(Ordering::Relaxed))
+                .encode(family.encode_family(&[("kind", *kind)])?)?;
+        }
         let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         for report in reports.iter() {
             report.report(&mut encoder)?;

@@ -9,6 +9,7 @@
 //! makes one probe. Each name is one allocation ([`Node`]) holding its wire name and answers.
 
 mod contributors;
+pub mod journal;
 mod names;
 mod registry;
 mod serials;
@@ -45,16 +46,24 @@ pub struct ZoneView {
     /// The apex SOA with the current serial, as wire bytes after the owner name (for answers
     /// and authority sections).
     pub soa_tail: Box<[u8]>,
+    /// The zone's recent changes, for IXFR (shared with the writer, which appends to it).
+    pub history: journal::SharedHistory,
 }
 
 impl ZoneView {
-    fn new(apex: Arc<Apex>, revision: i64, serial: u32) -> Self {
+    fn new(apex: Arc<Apex>, revision: i64, serial: u32, history: journal::SharedHistory) -> Self {
         Self {
             soa_tail: apex.soa_tail(serial),
             apex,
             revision,
             serial,
+            history,
         }
+    }
+
+    /// The apex SOA at `serial`, as wire bytes after the owner name.
+    pub fn soa_tail_at(&self, serial: u32) -> Box<[u8]> {
+        self.apex.soa_tail(serial)
     }
 
     /// The zone's lowercase wire name.
@@ -107,7 +116,7 @@ impl Snapshot {
         let zones = live
             .zones
             .iter()
-            .map(|config| ZoneView::new(Arc::new(Apex::new(config)), 0, 0))
+            .map(|config| ZoneView::new(Arc::new(Apex::new(config)), 0, 0, Arc::default()))
             .collect();
         Self::new(zones, Names::default(), 0, 0, Arc::default(), false)
     }

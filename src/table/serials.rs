@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::journal::{Change, History, SharedHistory};
 use super::ZoneView;
 use crate::wire::{wire_name, WireName};
 use crate::zone::{serial, serial_offset_after, Apex, ZoneConfig};
@@ -18,6 +19,14 @@ pub(super) struct ZoneSerial {
     revision: i64,
     /// What the SOA serial adds to the revision (see [`serial_offset_after`]).
     offset: u32,
+    /// Its recent changes, for IXFR.
+    pub(super) history: SharedHistory,
+    /// The serial of the last snapshot, once there was one.
+    pub(super) last_serial: Option<u32>,
+    /// What changed since the last snapshot: records removed and added (owner, then type to
+    /// RDATA), while the journal is on.
+    pub(super) removed: Vec<u8>,
+    pub(super) added: Vec<u8>,
 }
 
 impl ZoneSerial {
@@ -28,7 +37,42 @@ impl ZoneSerial {
             apex: Arc::new(Apex::new(config)),
             revision: 0,
             offset: 0,
+            history: SharedHistory::default(),
+            last_serial: None,
+            removed: Vec::new(),
+            added: Vec::new(),
         }
+    }
+
+    /// The serial a snapshot would serve now.
+    pub(super) fn serial(&self) -> u32 {
+        serial(self.revision, self.offset)
+    }
+
+    /// Ends the change since the last snapshot: into the history (at most `max` changes) when
+    /// the serial moved and `journal` is on; the serial is remembered either way.
+    pub(super) fn close_change(&mut self, journal: bool, max: usize) {
+        let serial = self.serial();
+        let (removed, added) = (
+            std::mem::take(&mut self.removed),
+            std::mem::take(&mut self.added),
+        );
+        if let (true, Some(from)) = (journal, self.last_serial) {
+            let mut history = self.history.write().unwrap_or_else(|e| e.into_inner());
+            if from != serial {
+                let change = Change {
+                    from,
+                    to: serial,
+                    removed,
+                    added,
+                };
+                history.push(change, max);
+            } else if !removed.is_empty() || !added.is_empty() {
+                // Records changed under one serial: no secondary could be told; start anew.
+                *history = History::default();
+            }
+        }
+        self.last_serial = Some(serial);
     }
 
     /// The zone changed at `revision`.
@@ -48,6 +92,7 @@ impl ZoneSerial {
             self.apex.clone(),
             self.revision,
             serial(self.revision, self.offset),
+            self.history.clone(),
         )
     }
 }

@@ -135,7 +135,7 @@ impl Secondary {
                 for primary in &self.primaries {
                     let _ = writeln!(
                         requests,
-                        "  request-xfr: AXFR {}@{} NOKEY",
+                        "  request-xfr: {}@{} NOKEY",
                         primary.ip(),
                         primary.port()
                     );
@@ -165,7 +165,7 @@ impl Secondary {
                 let config = format!(
                     "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  \
                      listen-on-v6 {{ none; }};\n  pid-file \"{d}/named.pid\";\n  recursion no;\n  \
-                     dnssec-validation no;\n  request-ixfr no;\n  max-records-per-type 0;\n  \
+                     dnssec-validation no;\n  max-records-per-type 0;\n  \
                      max-types-per-name 0;\n  notify no;\n}};\ncontrols {{ }};\n\
                      zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {primaries}}};\n  \
                      file \"{d}/{zone}.db\";\n}};\n"

@@ -68,6 +68,7 @@ impl DnsServer {
             max_answers: None,
             locality: None,
             notify: Vec::new(),
+            ixfr_history: etcd_dns::table::journal::DEFAULT_IXFR_HISTORY,
         };
         edit(&mut config);
         let loopback_any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");

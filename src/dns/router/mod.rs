@@ -5,6 +5,7 @@
 //! hickory's catalog, and errors are answered here.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -228,7 +229,12 @@ impl Router {
         match Message::from_vec(bytes) {
             Ok(request) => {
                 let limit = Limit::new(request.edns.as_ref(), protocol);
-                transfer::axfr(bytes, &request, &self.table.load(), src, limit)
+                let (messages, kind) =
+                    transfer::axfr(bytes, &request, &self.table.load(), src, limit);
+                if let Some(kind) = kind {
+                    self.metrics.transfers[kind as usize].fetch_add(1, Ordering::Relaxed);
+                }
+                messages
             }
             Err(_) => form_error(bytes).into_iter().collect(),
         }
@@ -401,12 +407,11 @@ impl Router {
         // QCLASS ANY (RFC 1035 §3.2.5) is answered like IN in the live zone, as Knot does.
         let class_ok = query.qclass == CLASS_IN || query.qclass == CLASS_ANY;
         match live::in_zone(snapshot, name) {
-            // Other classes are not ours; no incremental transfers (a secondary falls back to
-            // AXFR).
-            Some(_) if !class_ok || qtype == u16::from(RecordType::IXFR) => {
-                Route::Error(ResponseCode::Refused)
-            }
-            Some(_) if qtype == u16::from(RecordType::AXFR) => {
+            // Other classes are not ours.
+            Some(_) if !class_ok => Route::Error(ResponseCode::Refused),
+            Some(_)
+                if qtype == u16::from(RecordType::AXFR) || qtype == u16::from(RecordType::IXFR) =>
+            {
                 if self.allow_transfer.contains(src.ip()) {
                     Route::Transfer
                 } else {

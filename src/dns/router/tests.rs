@@ -96,6 +96,14 @@ fn every_request_gets_one_route() {
             DNSClass::IN,
             local,
             true,
+            Route::Transfer,
+        ),
+        (
+            "services.local.",
+            RecordType::IXFR,
+            DNSClass::IN,
+            remote,
+            true,
             refused,
         ),
         (

@@ -60,6 +60,9 @@ pub struct Registry {
     known_rejected: Arc<Rejected>,
     /// The highest etcd revision applied, over every zone.
     revision: i64,
+    /// True once the first snapshot was made and IXFR history is kept: from then on each
+    /// published change is recorded, record by record (the initial read is not).
+    journal: bool,
 }
 
 impl Registry {
@@ -86,6 +89,7 @@ impl Registry {
             known_rejected: Arc::default(),
             zones: live.zones.iter().map(|z| ZoneSerial::new(z)).collect(),
             revision: 0,
+            journal: false,
             live,
         };
         let live = registry.live.clone();
@@ -246,6 +250,11 @@ impl Registry {
     /// one, then shares the groups of shards (one pointer copy each).
     pub fn snapshot(&mut self) -> Snapshot {
         self.flush();
+        let max = self.live.ixfr_history;
+        for zone in &mut self.zones {
+            zone.close_change(self.journal, max);
+        }
+        self.journal = max > 0;
         // The re-read is over: from now on a rejected key is compared with this table only.
         self.known_rejected = Arc::default();
         let names = Names {

@@ -9,8 +9,8 @@ use hickory_proto::rr::LowerName;
 use super::super::names::{shard_of, Node};
 use super::{source_of, Registry, STATIC_ID};
 use crate::records::{single_rrsets, Built, RecordsBuilder, Roles};
-use crate::wire::name_from_wire;
 use crate::wire::RRset;
+use crate::wire::{name_from_wire, zone_offset};
 
 impl Registry {
     /// Rebuilds the RRsets of name `id` from what contributes to it, and publishes the node
@@ -112,6 +112,21 @@ impl Registry {
         if published == node.as_ref() {
             return;
         }
+        if self.journal {
+            let zone = self
+                .zones
+                .iter_mut()
+                .find(|z| zone_offset(name, &z.name).is_some());
+            if let Some(zone) = zone {
+                journal_diff(
+                    name,
+                    published,
+                    node.as_ref(),
+                    &mut zone.removed,
+                    &mut zone.added,
+                );
+            }
+        }
         let Some(shard) = Arc::make_mut(group).get_mut(shard) else {
             return;
         };
@@ -127,5 +142,41 @@ impl Registry {
             }
             (Err(_), None) => {}
         }
+    }
+}
+
+/// Appends to `removed` and `added` (each record as `name`, then type to RDATA) what changed at
+/// `name` from `old` to `new`.
+fn journal_diff(
+    name: &[u8],
+    old: Option<&Node>,
+    new: Option<&Node>,
+    removed: &mut Vec<u8>,
+    added: &mut Vec<u8>,
+) {
+    fn tails(node: Option<&Node>) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        for set in node.iter().flat_map(|n| n.rrsets()) {
+            let mut rest = set.rrs;
+            while rest.len() > 12 {
+                let rdlen = usize::from(u16::from_be_bytes([rest[10], rest[11]]));
+                let len = (12 + rdlen).min(rest.len());
+                // Stored records start with a pointer to the question: the owner is `name`.
+                out.push(&rest[2..len]);
+                rest = &rest[len..];
+            }
+        }
+        out
+    }
+    let (before, after) = (tails(old), tails(new));
+    let before_set: std::collections::HashSet<&[u8]> = before.iter().copied().collect();
+    let after_set: std::collections::HashSet<&[u8]> = after.iter().copied().collect();
+    for tail in before.iter().filter(|t| !after_set.contains(*t)) {
+        removed.extend_from_slice(name);
+        removed.extend_from_slice(tail);
+    }
+    for tail in after.iter().filter(|t| !before_set.contains(*t)) {
+        added.extend_from_slice(name);
+        added.extend_from_slice(tail);
     }
 }
