@@ -17,6 +17,7 @@ use crate::dns::locality::Locality;
 use crate::dns::notify::{self, NotifyStats};
 use crate::dns::rrl::{RateLimiter, RrlConfig};
 use crate::dns::tcp::TcpLimits;
+use crate::dns::tsig::{self, TsigStats};
 use crate::dns::zones::{self, ZoneFile};
 use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
 use crate::etcd::EtcdConfig;
@@ -52,6 +53,10 @@ pub struct ServerConfig {
     pub notify: Vec<SocketAddr>,
     /// `--ixfr-history`: changes kept per zone for IXFR.
     pub ixfr_history: usize,
+    /// `--tsig-key`: keys that sign transfers, NOTIFY and secondaries' queries.
+    pub tsig_keys: Vec<tsig::Key>,
+    /// `--notify-key`: the key NOTIFYs are signed with.
+    pub notify_key: Option<tsig::Key>,
 }
 
 /// A started server: its table (for inspection) and its tasks.
@@ -165,6 +170,17 @@ pub fn start(
         );
         router = router.with_max_answers(max);
     }
+    if !config.tsig_keys.is_empty() {
+        let names: Vec<String> = config
+            .tsig_keys
+            .iter()
+            .map(|k| k.name().to_ascii())
+            .collect();
+        info!(keys = ?names, "TSIG keys loaded: signed requests are verified, their replies signed");
+    }
+    let tsig_stats = Arc::new(TsigStats::default());
+    metrics.add_report(tsig_stats.clone());
+    router = router.with_tsig(config.tsig_keys.clone(), tsig_stats);
     if let Some(locality) = config.locality.clone() {
         info!(
             zones = ?locality.zones(),
@@ -191,6 +207,7 @@ pub fn start(
         let notifier = notify::run(
             table.clone(),
             config.notify.clone(),
+            config.notify_key.clone(),
             stats,
             shutdown.clone(),
         );

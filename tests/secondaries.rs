@@ -358,3 +358,76 @@ async fn a_secondary_of_two_primaries_follows_when_one_stops() {
     )
     .await;
 }
+
+/// TSIG: with `--allow-transfer key:xfr`, secondaries holding the key follow (their SOA
+/// queries, transfers and the primary's NOTIFYs all signed); one with the wrong secret, and
+/// an unsigned transfer, get nothing; each refusal is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsig_keys_decide_who_transfers() {
+    const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==";
+    const WRONG: &str = "d3JvbmctZXZlcnl0aGluZy13cm9uZy1ldmVyeXRoaW5nLXc=";
+    let etcd = Etcd::start().await;
+    etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
+        .await;
+    let (mut ports, mut targets) = ports();
+    let wrong_port = free_port();
+    ports.push(wrong_port);
+    targets.push(SocketAddr::from(([127, 0, 0, 1], wrong_port)));
+    let key = etcd_dns::dns::tsig::parse_key_arg(&format!("xfr:{SECRET}")).expect("key");
+    let dns = DnsServer::start_with(&etcd.endpoint, move |c| {
+        c.catalog.allow_transfer = Acl::parse("key:xfr").expect("acl");
+        c.notify = targets;
+        c.notify_key = key.first().cloned();
+        c.tsig_keys = key;
+    })
+    .await;
+    dns.wait_ready().await;
+    let signed: Vec<Secondary> = Kind::ALL
+        .iter()
+        .zip(&ports)
+        .map(|(kind, port)| {
+            Secondary::start_with_key(*kind, ZONE, *port, &[dns.addr], Some(("xfr", SECRET)))
+        })
+        .collect();
+    let wrong = Secondary::start_with_key(
+        Kind::Knot,
+        ZONE,
+        wrong_port,
+        &[dns.addr],
+        Some(("xfr", WRONG)),
+    );
+    all_answer(
+        &signed,
+        "s-test.services.local.",
+        Ok(vec!["192.168.1.26".into()]),
+    )
+    .await;
+    etcd.put("services/web/n1", r#"{"IP":"10.1.0.1"}"#).await;
+    all_answer(&signed, "web.services.local.", Ok(vec!["10.1.0.1".into()])).await;
+    // An unsigned AXFR is refused.
+    let reply = query(
+        dns.addr,
+        &format!("{ZONE}."),
+        RecordType::AXFR,
+        Transport::Tcp,
+    )
+    .await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+    // The wrong secret: refused, counted, and the secondary has no zone to answer from.
+    let (metrics, _) = eventually("a bad signature counted", FOLLOWS_WITHIN, || async {
+        let (_, metrics) = http_get(dns.http, "/metrics").await;
+        let bad = metric(&metrics, r#"etcd_dns_tsig_refused_total{reason="badsig"}"#);
+        bad.is_some_and(|n| n >= 1.0).then_some(metrics)
+    })
+    .await;
+    let unsigned = metric(
+        &metrics,
+        r#"etcd_dns_tsig_refused_total{reason="unsigned"}"#,
+    );
+    assert!(unsigned.is_some_and(|n| n >= 1.0), "{metrics}");
+    assert_ne!(
+        answer(wrong.addr, "s-test.services.local.").await,
+        Ok(vec!["192.168.1.26".into()]),
+        "the wrong key transferred the zone"
+    );
+}

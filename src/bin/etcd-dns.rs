@@ -8,10 +8,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::locality::Locality;
-use etcd_dns::dns::notify;
 use etcd_dns::dns::rrl::{self, RrlConfig};
 use etcd_dns::dns::tcp::{self, TcpLimits};
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
+use etcd_dns::dns::{notify, tsig};
 use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::http;
 use etcd_dns::server::{self, RunError, ServerConfig};
@@ -126,7 +126,20 @@ struct Args {
     /// secondary further behind gets the whole zone. 0 answers every IXFR with the whole zone
     #[arg(long, env = "ETCD_DNS_IXFR_HISTORY", default_value_t = DEFAULT_IXFR_HISTORY)]
     ixfr_history: usize,
-    /// Clients allowed to AXFR the live zone: IP or IP/LEN, comma separated
+    /// A TSIG key: a key file in BIND's format (as tsig-keygen writes it) or [ALG:]NAME:SECRET
+    /// (repeatable; ETCD_DNS_TSIG_KEY: comma-separated); signed requests are verified, their
+    /// replies signed
+    #[arg(
+        long = "tsig-key",
+        env = "ETCD_DNS_TSIG_KEY",
+        value_delimiter = ',',
+        value_name = "FILE|[ALG:]NAME:SECRET"
+    )]
+    tsig_key: Vec<String>,
+    /// The TSIG key (by name) that signs NOTIFY messages
+    #[arg(long, env = "ETCD_DNS_NOTIFY_KEY", value_name = "NAME")]
+    notify_key: Option<String>,
+    /// Clients allowed to AXFR/IXFR the live zone: IP, IP/LEN or key:NAME (a TSIG key that must sign the transfer), comma separated
     #[arg(long, env = "ETCD_DNS_ALLOW_TRANSFER", default_value = "")]
     allow_transfer: String,
     /// Most TCP connections open at once; when full, the one idle the longest is closed for a
@@ -226,6 +239,7 @@ async fn main() -> Result<()> {
             format!("{:?}", s.prefix)
         })
         .collect();
+    let tsig_keys = tsig_keys(&args)?;
     let config = ServerConfig {
         live,
         etcd,
@@ -240,6 +254,8 @@ async fn main() -> Result<()> {
         locality: locality(&args)?,
         notify: notify::parse_targets(&args.notify).context("bad --notify")?,
         ixfr_history: args.ixfr_history,
+        tsig_keys: tsig_keys.clone(),
+        notify_key: notify_key(&args, &tsig_keys)?,
         rate_limit: rate_limit(&args)?,
         tcp: TcpLimits {
             max_clients: args
@@ -282,6 +298,28 @@ async fn main() -> Result<()> {
     info!("shutting down");
     shutdown.cancel();
     fatal(stopped.await)
+}
+
+/// Every `--tsig-key`.
+fn tsig_keys(args: &Args) -> Result<Vec<tsig::Key>> {
+    let mut keys = Vec::new();
+    for arg in &args.tsig_key {
+        keys.extend(tsig::parse_key_arg(arg).context("bad --tsig-key")?);
+    }
+    Ok(keys)
+}
+
+/// `--notify-key`, which must name one of `keys`.
+fn notify_key(args: &Args, keys: &[tsig::Key]) -> Result<Option<tsig::Key>> {
+    let Some(name) = &args.notify_key else {
+        return Ok(None);
+    };
+    let wanted = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+    keys.iter()
+        .find(|k| k.name().to_ascii() == wanted)
+        .cloned()
+        .map(Some)
+        .with_context(|| format!("--notify-key {name}: no --tsig-key of that name"))
 }
 
 /// `--locality`, `--locality-min` and `--trust-ecs`, or `None` when locality is off.

@@ -22,19 +22,33 @@ pub enum AclError {
     },
 }
 
-/// Client networks allowed to transfer the zone (`--allow-transfer`): addresses or CIDR
-/// prefixes.
+/// Clients allowed to transfer the zone (`--allow-transfer`): addresses or CIDR prefixes, and
+/// TSIG keys (`key:NAME`). With keys, a transfer must be signed by one of them (and come from a
+/// listed network, when networks are listed too).
 #[derive(Debug, Clone, Default)]
-pub struct Acl(Vec<(IpAddr, u8)>);
+pub struct Acl(Vec<(IpAddr, u8)>, Vec<String>);
 
 impl Acl {
-    /// Parses a comma-separated list of `IP` or `IP/LEN`.
+    /// Parses a comma-separated list of `IP`, `IP/LEN` or `key:NAME`.
     pub fn parse(list: &str) -> Result<Self, AclError> {
-        let nets = split_list(list)
-            .iter()
-            .map(|item| Self::parse_one(item))
-            .collect::<Result<_, _>>()?;
-        Ok(Self(nets))
+        let mut nets = Vec::new();
+        let mut keys = Vec::new();
+        for item in split_list(list) {
+            match item.strip_prefix("key:") {
+                Some(name) => {
+                    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+                    keys.push(format!("{name}."));
+                }
+                None => nets.push(Self::parse_one(&item)?),
+            }
+        }
+        Ok(Self(nets, keys))
+    }
+
+    /// The keys one of which must sign a transfer (lowercase, with the final dot); empty when
+    /// the address alone decides.
+    pub fn keys(&self) -> &[String] {
+        &self.1
     }
 
     /// Parses one `IP` or `IP/LEN` (an address alone is its own network).
@@ -63,8 +77,12 @@ impl Acl {
         Ok((ip, len))
     }
 
-    /// True when `ip` is in one of the networks.
+    /// True when `ip` is in one of the networks, or no network is listed but a key is (the
+    /// key then decides).
     pub fn contains(&self, ip: IpAddr) -> bool {
+        if self.0.is_empty() && !self.1.is_empty() {
+            return true;
+        }
         let bits = |ip: IpAddr| match ip {
             IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -17,6 +17,7 @@ pub mod statics;
 pub mod tcp;
 pub mod transfer;
 pub mod transport;
+pub mod tsig;
 pub mod zones;
 
 use std::net::SocketAddr;

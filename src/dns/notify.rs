@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::tsig::{self, Key};
 use crate::flags::split_list;
 use crate::logging::LogLimit;
 use crate::metrics::{counter, Report};
@@ -90,10 +91,12 @@ impl Report for NotifyStats {
     }
 }
 
-/// Sends NOTIFYs for every live zone of `table` to `targets` until `shutdown`.
+/// Sends NOTIFYs for every live zone of `table` to `targets` until `shutdown`, signed with
+/// `key` when there is one.
 pub async fn run(
     table: Arc<Table>,
     targets: Vec<SocketAddr>,
+    key: Option<Key>,
     stats: Arc<NotifyStats>,
     shutdown: CancellationToken,
 ) {
@@ -115,6 +118,7 @@ pub async fn run(
             workers.spawn(worker(
                 zone.clone(),
                 *target,
+                key.clone(),
                 sender.subscribe(),
                 stats.clone(),
                 shutdown.clone(),
@@ -146,6 +150,7 @@ pub async fn run(
 async fn worker(
     zone: Vec<u8>,
     target: SocketAddr,
+    key: Option<Key>,
     mut serials: watch::Receiver<Announced>,
     stats: Arc<NotifyStats>,
     shutdown: CancellationToken,
@@ -179,7 +184,10 @@ async fn worker(
         let mut acknowledged = false;
         for _ in 0..TRIES {
             id = id.wrapping_add(1);
-            let message = notify_message(id, &zone, &soa_tail);
+            let mut message = notify_message(id, &zone, &soa_tail);
+            if let Some(key) = &key {
+                tsig::sign_request(key, &mut message);
+            }
             stats.sent.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = socket.send_to(&message, target).await {
                 debug!(%target, %error, "NOTIFY not sent");

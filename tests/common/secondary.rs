@@ -43,6 +43,8 @@ pub struct Secondary {
     pub addr: SocketAddr,
     zone: String,
     primaries: Vec<SocketAddr>,
+    /// The TSIG key (name, base64 secret, hmac-sha256) it signs its requests with.
+    key: Option<(String, String)>,
     child: Option<Child>,
     dir: TempDir,
 }
@@ -69,6 +71,18 @@ impl Secondary {
     /// `free_port`: a primary must know where to send NOTIFY before its secondaries start),
     /// transferring from `primaries` and accepting their NOTIFYs.
     pub fn start(kind: Kind, zone: &str, port: u16, primaries: &[SocketAddr]) -> Self {
+        Self::start_with_key(kind, zone, port, primaries, None)
+    }
+
+    /// [`Secondary::start`] signing its queries and transfers with TSIG key `key` (name,
+    /// base64 secret; hmac-sha256), and accepting only NOTIFYs signed with it.
+    pub fn start_with_key(
+        kind: Kind,
+        zone: &str,
+        port: u16,
+        primaries: &[SocketAddr],
+        key: Option<(&str, &str)>,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix(&format!("secondary-{kind:?}-"))
             .tempdir()
@@ -78,6 +92,7 @@ impl Secondary {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             zone: zone.to_string(),
             primaries: primaries.to_vec(),
+            key: key.map(|(n, s)| (n.to_string(), s.to_string())),
             child: None,
             dir,
         };
@@ -108,10 +123,19 @@ impl Secondary {
             Kind::Knot => {
                 let mut remotes = String::new();
                 let mut ids = Vec::new();
+                let (keys, use_key) = match &self.key {
+                    Some((name, secret)) => (
+                        format!(
+                            "key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"
+                        ),
+                        format!("    key: {name}\n"),
+                    ),
+                    None => (String::new(), String::new()),
+                };
                 for (i, primary) in self.primaries.iter().enumerate() {
                     let _ = write!(
                         remotes,
-                        "  - id: primary{i}\n    address: {}@{}\n",
+                        "  - id: primary{i}\n    address: {}@{}\n{use_key}",
                         primary.ip(),
                         primary.port()
                     );
@@ -121,8 +145,9 @@ impl Secondary {
                     "server:\n    listen: 127.0.0.1@{port}\n    rundir: {d}\n\
                      log:\n  - target: stderr\n    any: info\n\
                      database:\n    storage: {d}\n\
+                     {keys}\
                      remote:\n{remotes}\
-                     acl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\n\
+                     acl:\n  - id: notify\n    address: 127.0.0.0/8\n{use_key}    action: notify\n\
                      zone:\n  - domain: {zone}\n    master: [{}]\n    acl: notify\n    \
                      file: {d}/{zone}.zone\n",
                     ids.join(", ")
@@ -132,14 +157,21 @@ impl Secondary {
             Kind::Nsd => {
                 let mut requests = String::new();
                 let mut notifies = String::new();
+                let (keys, key_name) = match &self.key {
+                    Some((name, secret)) => (
+                        format!("key:\n  name: \"{name}\"\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n"),
+                        name.clone(),
+                    ),
+                    None => (String::new(), "NOKEY".to_string()),
+                };
                 for primary in &self.primaries {
                     let _ = writeln!(
                         requests,
-                        "  request-xfr: {}@{} NOKEY",
+                        "  request-xfr: {}@{} {key_name}",
                         primary.ip(),
                         primary.port()
                     );
-                    let _ = writeln!(notifies, "  allow-notify: {} NOKEY", primary.ip());
+                    let _ = writeln!(notifies, "  allow-notify: {} {key_name}", primary.ip());
                 }
                 let config = format!(
                     "server:\n  ip-address: 127.0.0.1@{port}\n  do-ip6: no\n  server-count: 1\n  \
@@ -148,6 +180,7 @@ impl Secondary {
                      xfrdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  logfile: \"{d}/nsd.log\"\n  \
                      verbosity: 2\n\
                      remote-control:\n  control-enable: no\n\
+                     {keys}\
                      zone:\n  name: {zone}\n  zonefile: \"{zone}.zone\"\n{requests}{notifies}"
                 );
                 (
@@ -156,17 +189,26 @@ impl Secondary {
                 )
             }
             Kind::Bind => {
+                let (keys, use_key) = match &self.key {
+                    Some((name, secret)) => (
+                        format!(
+                            "key \"{name}\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n"
+                        ),
+                        format!(" key \"{name}\""),
+                    ),
+                    None => (String::new(), String::new()),
+                };
                 let primaries: String = self
                     .primaries
                     .iter()
-                    .map(|p| format!("{} port {}; ", p.ip(), p.port()))
+                    .map(|p| format!("{} port {}{use_key}; ", p.ip(), p.port()))
                     .collect();
                 // BIND 9.18 refuses RRsets of more than 100 records by default (CVE-2024-1737).
                 let config = format!(
                     "options {{\n  directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  \
                      listen-on-v6 {{ none; }};\n  pid-file \"{d}/named.pid\";\n  recursion no;\n  \
                      dnssec-validation no;\n  max-records-per-type 0;\n  \
-                     max-types-per-name 0;\n  notify no;\n}};\ncontrols {{ }};\n\
+                     max-types-per-name 0;\n  notify no;\n}};\ncontrols {{ }};\n{keys}\
                      zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {primaries}}};\n  \
                      file \"{d}/{zone}.db\";\n}};\n"
                 );

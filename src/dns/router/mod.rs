@@ -26,9 +26,12 @@ use super::acl::Acl;
 use super::cache::AnswerCache;
 use super::live::{Body, NearClient, Room};
 use super::locality::Locality;
-use super::reply::{fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY};
+use super::reply::{
+    error_reply, fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY,
+};
 use super::rrl::RateLimiter;
 use super::statics::StaticZones;
+use super::tsig::{self, TsigStats};
 use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
 use crate::metrics::{Metrics, QueryStats, ThreadStats, Writer};
@@ -57,6 +60,9 @@ pub struct Router {
     max_answers: usize,
     /// Client networks by zone, when answers prefer nearby instances (`--locality`).
     locality: Option<Locality>,
+    /// TSIG keys (`--tsig-key`), and the count of refused signatures.
+    tsig: Vec<tsig::Key>,
+    tsig_stats: Arc<TsigStats>,
 }
 
 /// What shaped an answer besides its name, for the counters.
@@ -129,7 +135,17 @@ impl Router {
             cache: None,
             max_answers: usize::MAX,
             locality: None,
+            tsig: Vec::new(),
+            tsig_stats: Arc::default(),
         }
+    }
+
+    /// The same router verifying signed requests with `keys`, and signing its replies to them;
+    /// refusals counted in `stats`.
+    pub fn with_tsig(mut self, keys: Vec<tsig::Key>, stats: Arc<TsigStats>) -> Self {
+        self.tsig = keys;
+        self.tsig_stats = stats;
+        self
     }
 
     /// The same router answering with the instances of the client's zone (`--locality`).
@@ -224,19 +240,76 @@ impl Router {
         }
     }
 
-    /// A zone transfer's messages (one error message when it cannot be made).
+    /// A zone transfer's messages (one error message when it cannot be made), signed when the
+    /// request was; REFUSED unsigned when `--allow-transfer` names keys and none signed it.
     fn transfer(&self, bytes: &[u8], src: SocketAddr, protocol: Protocol) -> Vec<Vec<u8>> {
-        match Message::from_vec(bytes) {
-            Ok(request) => {
-                let limit = Limit::new(request.edns.as_ref(), protocol);
-                let (messages, kind) =
-                    transfer::axfr(bytes, &request, &self.table.load(), src, limit);
-                if let Some(kind) = kind {
-                    self.metrics.transfers[kind as usize].fetch_add(1, Ordering::Relaxed);
-                }
-                messages
+        let Ok(request) = Message::from_vec(bytes) else {
+            return form_error(bytes).into_iter().collect();
+        };
+        let limit = Limit::new(request.edns.as_ref(), protocol);
+        let verified = match tsig::verify(&self.tsig, bytes, &request) {
+            Ok(verified) => verified,
+            Err(refusal) => {
+                self.tsig_stats.count(Some(refusal));
+                let mut reply = error_reply(&request, ResponseCode::NotAuth, limit);
+                tsig::append_error(&mut reply, &request, refusal);
+                return vec![reply];
             }
-            Err(_) => form_error(bytes).into_iter().collect(),
+        };
+        let required = self.allow_transfer.keys();
+        let signed_by = verified.as_ref().map(|v| v.key.name().to_ascii());
+        if !required.is_empty() && !signed_by.is_some_and(|name| required.contains(&name)) {
+            self.tsig_stats.count(None);
+            if let Some(suppressed) = TRANSFERS_REFUSED.allow() {
+                debug!(%src, suppressed, "zone transfer refused: not signed by an allowed key");
+            }
+            return vec![error_reply(&request, ResponseCode::Refused, limit)];
+        }
+        let (mut messages, kind) = transfer::axfr(bytes, &request, &self.table.load(), src, limit);
+        if let Some(kind) = kind {
+            self.metrics.transfers[kind as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(verified) = &verified {
+            tsig::sign_all(verified, &mut messages);
+        }
+        messages
+    }
+
+    /// A request carrying a TSIG record: verified before it is answered (NOTAUTH, with the
+    /// TSIG error, when it does not verify), its reply signed. Transfers verify and sign in
+    /// their task.
+    fn answer_signed(
+        &self,
+        snapshot: &Snapshot,
+        bytes: &[u8],
+        message: &Message,
+        src: SocketAddr,
+        protocol: Protocol,
+        out: Vec<u8>,
+    ) -> (Answer, Route, u16, Shaped) {
+        let qtype = message.queries.first().map_or(0, |q| q.query_type().into());
+        match tsig::verify(&self.tsig, bytes, message) {
+            Ok(Some(verified)) => {
+                let (answer, route, qtype, shaped) =
+                    self.answer_message(snapshot, bytes, message, src, protocol, out);
+                let answer = match answer {
+                    Answer::Reply(mut reply) => {
+                        tsig::sign_all(&verified, std::slice::from_mut(&mut reply));
+                        Answer::Reply(reply)
+                    }
+                    other => other,
+                };
+                (answer, route, qtype, shaped)
+            }
+            Ok(None) => self.answer_message(snapshot, bytes, message, src, protocol, out),
+            Err(refusal) => {
+                self.tsig_stats.count(Some(refusal));
+                let limit = Limit::new(message.edns.as_ref(), protocol);
+                let mut reply = error_reply(message, ResponseCode::NotAuth, limit);
+                tsig::append_error(&mut reply, message, refusal);
+                let route = Route::Error(ResponseCode::NotAuth);
+                (Answer::Reply(reply), route, qtype, Shaped::default())
+            }
         }
     }
 
@@ -330,6 +403,9 @@ impl Router {
             _ => {}
         }
         match Message::from_vec(bytes) {
+            Ok(message) if message.signature().is_some() => {
+                self.answer_signed(&snapshot, bytes, &message, src, protocol, out)
+            }
             Ok(message) => self.answer_message(&snapshot, bytes, &message, src, protocol, out),
             Err(error) => {
                 if let Some(suppressed) = MALFORMED.allow() {
