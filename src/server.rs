@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::dns::locality::Locality;
 use crate::dns::notify::{self, NotifyStats};
@@ -24,6 +24,7 @@ use crate::etcd::EtcdConfig;
 use crate::http::{self, Http};
 use crate::metrics::Metrics;
 use crate::sources::{Live, RegistrySpec, SourceError};
+use crate::table::saved;
 use crate::table::Table;
 use crate::watch::{self, WatchError};
 use crate::zone::ZoneConfig;
@@ -57,7 +58,48 @@ pub struct ServerConfig {
     pub tsig_keys: Vec<tsig::Key>,
     /// `--notify-key`: the key NOTIFYs are signed with.
     pub notify_key: Option<tsig::Key>,
+    /// `--serial-file`: where the served serials are saved (read into `live` before start).
+    pub serial_file: Option<std::path::PathBuf>,
 }
+
+/// Saves the served serials to `path` whenever they changed, at most once a second, and once
+/// more at shutdown (`--serial-file`).
+async fn save_serials(
+    path: std::path::PathBuf,
+    table: Arc<Table>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let mut written = String::new();
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep(Duration::from_secs(1)) => false,
+        };
+        let snapshot = table.load_full();
+        if snapshot.ready {
+            let lines = saved::lines(&snapshot);
+            if lines != written {
+                let (to, text) = (path.clone(), lines.clone());
+                match tokio::task::spawn_blocking(move || saved::write(&to, &text)).await {
+                    Ok(Ok(())) => written = lines,
+                    Ok(Err(error)) => {
+                        if let Some(suppressed) = SAVE_FAILED.allow() {
+                            warn!(path = %path.display(), %error, suppressed,
+                                "cannot save the served serials (--serial-file)");
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        if stopping {
+            return Ok(());
+        }
+    }
+}
+
+/// Failures to save the serials, logged at most once per interval.
+static SAVE_FAILED: crate::logging::LogLimit = crate::logging::LogLimit::new();
 
 /// A started server: its table (for inspection) and its tasks.
 pub struct Running {
@@ -215,6 +257,9 @@ pub fn start(
             notifier.await;
             Ok(())
         });
+    }
+    if let Some(path) = config.serial_file.clone() {
+        tasks.spawn(save_serials(path, table.clone(), shutdown.clone()));
     }
     let watcher = watch::run(
         tokio::runtime::Handle::current(),

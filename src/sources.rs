@@ -91,6 +91,8 @@ pub struct Live {
     pub localities: Vec<Box<str>>,
     /// Changes kept per zone for IXFR (`--ixfr-history`); 0 keeps none.
     pub ixfr_history: usize,
+    /// Serials an earlier run served (`--serial-file`), continued by the first read.
+    pub saved_serials: Vec<crate::table::saved::SavedSerial>,
 }
 
 /// Registries that cannot be served together.
@@ -121,6 +123,7 @@ impl Live {
             sources: vec![source],
             localities: Vec::new(),
             ixfr_history: 0,
+            saved_serials: Vec::new(),
         }
     }
 
@@ -176,6 +179,7 @@ impl Live {
             sources,
             localities: Vec::new(),
             ixfr_history: 0,
+            saved_serials: Vec::new(),
         })
     }
 }

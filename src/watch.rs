@@ -161,6 +161,8 @@ async fn read_registry(
     let last = table.load();
     if last.ready {
         registry.continue_serials(&last);
+    } else {
+        registry.continue_saved();
     }
     Ok((registry, revision))
 }

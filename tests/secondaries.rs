@@ -431,3 +431,54 @@ async fn tsig_keys_decide_who_transfers() {
         "the wrong key transferred the zone"
     );
 }
+
+/// `--serial-file`: the serial never goes backwards across a restart of etcd-dns, an etcd wipe
+/// included (the revision starts again from 1); without a wipe it stays the revision, so replicas
+/// keep agreeing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serials_never_go_backwards_across_restarts_and_wipes() {
+    let mut etcd = Etcd::start().await;
+    for n in 0..50 {
+        etcd.put(&format!("services/s{n}"), r#"{"IP":"10.5.0.1"}"#)
+            .await;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("serials");
+    let args = vec!["--serial-file".to_string(), file.display().to_string()];
+    let start = |args: Vec<String>, endpoint: String| async move {
+        let daemon = Daemon::etcd_dns(&endpoint, &args);
+        let addr = daemon.dns_addr().await;
+        let (soa, _) = eventually("the zone's serial", Duration::from_secs(10), || async {
+            serial(addr).await
+        })
+        .await;
+        (daemon, soa)
+    };
+    let (daemon, first) = start(args.clone(), etcd.endpoint.clone()).await;
+    eventually("the serial saved", Duration::from_secs(5), || async {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        text.contains(&format!(" {first} ")).then_some(())
+    })
+    .await;
+    drop(daemon);
+    // A restart on the same etcd: the same serial, the revision.
+    let (daemon, again) = start(args.clone(), etcd.endpoint.clone()).await;
+    assert_eq!(again, first, "same state, same serial");
+    drop(daemon);
+    // etcd wiped: its revision starts again, the serial goes on.
+    etcd.restart(true).await;
+    etcd.put("services/after-wipe", r#"{"IP":"10.5.0.2"}"#)
+        .await;
+    let (daemon, after) = start(args.clone(), etcd.endpoint.clone()).await;
+    assert!(
+        after.wrapping_sub(first) as i32 > 0,
+        "serial {after} after the wipe, {first} before"
+    );
+    drop(daemon);
+    // Without the file, the serial would have gone back to the new revision.
+    let (_daemon, bare) = start(Vec::new(), etcd.endpoint.clone()).await;
+    assert!(
+        bare < first,
+        "the revision after the wipe ({bare}) is below {first}"
+    );
+}

@@ -136,6 +136,10 @@ struct Args {
         value_name = "FILE|[ALG:]NAME:SECRET"
     )]
     tsig_key: Vec<String>,
+    /// File that keeps the served SOA serials across restarts, so that they never go backwards
+    /// for a secondary, also after etcd was wiped (its revision starts again)
+    #[arg(long, env = "ETCD_DNS_SERIAL_FILE", value_name = "FILE")]
+    serial_file: Option<PathBuf>,
     /// The TSIG key (by name) that signs NOTIFY messages
     #[arg(long, env = "ETCD_DNS_NOTIFY_KEY", value_name = "NAME")]
     notify_key: Option<String>,
@@ -240,6 +244,10 @@ async fn main() -> Result<()> {
         })
         .collect();
     let tsig_keys = tsig_keys(&args)?;
+    let mut live = live;
+    if let Some(path) = &args.serial_file {
+        live.saved_serials = etcd_dns::table::saved::read(path).context("bad --serial-file")?;
+    }
     let config = ServerConfig {
         live,
         etcd,
@@ -254,6 +262,7 @@ async fn main() -> Result<()> {
         locality: locality(&args)?,
         notify: notify::parse_targets(&args.notify).context("bad --notify")?,
         ixfr_history: args.ixfr_history,
+        serial_file: args.serial_file.clone(),
         tsig_keys: tsig_keys.clone(),
         notify_key: notify_key(&args, &tsig_keys)?,
         rate_limit: rate_limit(&args)?,

@@ -12,6 +12,7 @@ mod contributors;
 pub mod journal;
 mod names;
 mod registry;
+pub mod saved;
 mod serials;
 
 use std::collections::BTreeMap;

@@ -71,6 +71,7 @@ impl DnsServer {
             ixfr_history: etcd_dns::table::journal::DEFAULT_IXFR_HISTORY,
             tsig_keys: Vec::new(),
             notify_key: None,
+            serial_file: None,
         };
         edit(&mut config);
         let loopback_any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");

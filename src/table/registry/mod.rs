@@ -163,6 +163,17 @@ impl Registry {
         }
     }
 
+    /// [`Registry::continue_serial`] for every zone an earlier run saved a serial for
+    /// (`--serial-file`): a serial never goes backwards across a restart, an etcd wipe included.
+    pub fn continue_saved(&mut self) {
+        let live = self.live.clone();
+        for saved in &live.saved_serials {
+            if let Some(zone) = self.zones.iter_mut().find(|z| *z.name == *saved.zone) {
+                zone.continue_after(saved.serial, saved.offset);
+            }
+        }
+    }
+
     /// Records that every zone now reflects etcd revision `revision` (a full read).
     pub fn set_revision(&mut self, revision: i64) {
         self.revision = self.revision.max(revision);
