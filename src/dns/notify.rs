@@ -2,7 +2,7 @@
 //! that they transfer it at once instead of at the SOA refresh. One worker per zone and target
 //! follows the zone's serial: changes are coalesced (at most one NOTIFY per [`COALESCE`] per
 //! zone and target, always for the newest serial), and a NOTIFY is sent again until the target
-//! acknowledges it, up to [`TRIES`] times.
+//! acknowledges it, up to [`TRIES`] times, waiting longer each time.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +29,10 @@ pub const COALESCE: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_millis(20);
 /// Tries of one NOTIFY before it is given up (the secondary still has the SOA refresh).
 pub const TRIES: u32 = 5;
-/// How long one try waits for the acknowledgement.
-const TRY_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the first try waits for the acknowledgement; each later one waits twice as long as
+/// the one before (250 ms, 0.5, 1, 2, 4 s: a lost datagram costs a quarter of a second, a
+/// secondary that is down gets 7.75 s of tries).
+const FIRST_TRY_TIMEOUT: Duration = Duration::from_millis(250);
 /// Opcode NOTIFY in header byte 2.
 const OPCODE_NOTIFY: u8 = 4 << 3;
 /// SOA as a type number.
@@ -182,7 +184,8 @@ async fn worker(
             continue;
         }
         let mut acknowledged = false;
-        for _ in 0..TRIES {
+        for attempt in 0..TRIES {
+            let timeout = FIRST_TRY_TIMEOUT * (1 << attempt);
             id = id.wrapping_add(1);
             let mut message = notify_message(id, &zone, &soa_tail);
             if let Some(key) = &key {
@@ -195,7 +198,7 @@ async fn worker(
             // The acknowledgement, a newer serial (which replaces this one at once), or the
             // end.
             tokio::select! {
-                acked = wait_ack(&socket, target, id) => if acked {
+                acked = wait_ack(&socket, target, id, timeout) => if acked {
                     acknowledged = true;
                     break;
                 },
@@ -226,12 +229,12 @@ async fn worker(
     }
 }
 
-/// Waits up to [`TRY_TIMEOUT`] for the acknowledgement of NOTIFY `id` from `target`: a
+/// Waits up to `timeout` for the acknowledgement of NOTIFY `id` from `target`: a
 /// response of opcode NOTIFY with that ID (any RCODE: a secondary that refuses says so, and
 /// trying again would not change its mind).
-async fn wait_ack(socket: &UdpSocket, target: SocketAddr, id: u16) -> bool {
+async fn wait_ack(socket: &UdpSocket, target: SocketAddr, id: u16, timeout: Duration) -> bool {
     let mut buf = [0u8; 512];
-    let deadline = tokio::time::Instant::now() + TRY_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await;
         let Ok(Ok((len, from))) = received else {
