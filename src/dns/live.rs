@@ -163,6 +163,7 @@ fn nearest<'a>(
 
 /// `body` with `set` in its answer and additional sections: whole and rotated when it fits
 /// `room` and its records weigh the same, else left to [`Body::finish`] to choose from.
+#[inline(always)]
 fn fill<'a>(mut body: ReplyBody<'a>, set: RRsetRef<'a>, rotate: usize, room: Room) -> Body<'a> {
     let whole =
         set.rrs.len() + set.extra.len() <= room.bytes && usize::from(set.count) <= room.records;
