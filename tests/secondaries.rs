@@ -141,6 +141,16 @@ async fn secondaries_follow_registrations_and_revocations() {
     )
     .await;
     eprintln!("first transfer: {took:?}");
+    // An AXFR asked with EDNS carries an OPT in its messages, as Knot's do.
+    let reply = query(
+        dns.addr,
+        &format!("{ZONE}."),
+        RecordType::AXFR,
+        Transport::Tcp,
+    )
+    .await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert!(reply.edns.is_some(), "OPT in the transfer: {reply:?}");
 
     // A registration under a lease, as `register` makes it.
     let mut client = etcd.client().await;

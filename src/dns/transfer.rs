@@ -34,6 +34,8 @@ struct Messages<'q> {
     rd: u8,
     /// The question as asked.
     question: &'q [u8],
+    /// The OPT record every message ends with when the request had EDNS (as Knot sends them).
+    opt: Option<[u8; wire::OPT_LEN]>,
     done: Vec<Vec<u8>>,
     current: Vec<u8>,
     count: u16,
@@ -44,11 +46,12 @@ struct Messages<'q> {
 }
 
 impl<'q> Messages<'q> {
-    fn new(id: [u8; 2], rd: u8, question: &'q [u8]) -> Self {
+    fn new(id: [u8; 2], rd: u8, question: &'q [u8], opt: Option<[u8; wire::OPT_LEN]>) -> Self {
         let mut messages = Self {
             id,
             rd,
             question,
+            opt,
             done: Vec::new(),
             current: Vec::with_capacity(MESSAGE_MAX),
             count: 0,
@@ -71,6 +74,10 @@ impl<'q> Messages<'q> {
 
     fn finish(&mut self) {
         self.current[6..8].copy_from_slice(&self.count.to_be_bytes());
+        if let Some(opt) = &self.opt {
+            self.current.extend_from_slice(opt);
+            self.current[10..12].copy_from_slice(&1u16.to_be_bytes());
+        }
         self.bytes += self.current.len();
         self.done.push(std::mem::replace(
             &mut self.current,
@@ -225,7 +232,17 @@ pub fn axfr(
     };
     let id = request.metadata.id.to_be_bytes();
     let rd = bytes.get(2).map_or(0, |flags| flags & FLAG_RD);
-    let mut out = Messages::new(id, rd, question);
+    // Our payload size, the DO bit copied, no options.
+    let opt = request.edns.as_ref().map(|edns| {
+        let mut opt = [0u8; wire::OPT_LEN];
+        opt[1..3].copy_from_slice(&41u16.to_be_bytes());
+        opt[3..5].copy_from_slice(&super::reply::EDNS_PAYLOAD.to_be_bytes());
+        if edns.flags().dnssec_ok {
+            opt[7] = 0x80;
+        }
+        opt
+    });
+    let mut out = Messages::new(id, rd, question, opt);
     let kind = if ixfr && !limit.stream {
         // Over UDP the SOA alone: current, or the client asks again over TCP (RFC 1995 §2).
         out.push(&[], &zone.soa_tail);
