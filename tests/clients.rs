@@ -18,7 +18,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{eventually, http_get, metric, DnsServer, Etcd};
-use etcd_client::{Txn, TxnOp};
 use etcd_dns::server::ServerConfig;
 use tempfile::TempDir;
 
@@ -195,19 +194,10 @@ async fn dns_on_53(endpoint: &str, edit: impl Fn(&mut ServerConfig)) -> DnsServe
     panic!("no loopback address to bind port 53 on: {errors:?}");
 }
 
-/// Puts `count` instances `services/<service>/i<n>` = `value(n)`, 128 to a transaction.
+/// Puts `count` instances `services/<service>/i<n>` = `value(n)`.
 async fn put_many(etcd: &Etcd, service: &str, count: u32, value: impl Fn(u32) -> String) {
-    let mut client = etcd.client().await;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(128) {
-        let ops: Vec<TxnOp> = chunk
-            .iter()
-            .map(|n| TxnOp::put(format!("services/{service}/i{n}"), value(*n), None))
-            .collect();
-        client
-            .txn(Txn::new().and_then(ops))
-            .await
-            .expect("etcd txn");
-    }
+    etcd.put_many(count, |n| (format!("services/{service}/i{n}"), value(n)))
+        .await;
 }
 
 /// The address of instance `n` of the big service.

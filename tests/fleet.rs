@@ -11,26 +11,16 @@ use std::time::Duration;
 use common::{
     build_query, eventually, exchange_message, http_get, metric, DnsServer, Etcd, Transport,
 };
-use etcd_client::{Txn, TxnOp};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
 /// Instances of `services/big`.
 const BIG: u32 = 10_000;
 
-/// Puts `count` instances `services/<service>/i<n>` = `value(n)`, 128 to a transaction.
+/// Puts `count` instances `services/<service>/i<n>` = `value(n)`.
 async fn put_many(etcd: &Etcd, service: &str, count: u32, value: impl Fn(u32) -> String) {
-    let mut client = etcd.client().await;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(128) {
-        let ops: Vec<TxnOp> = chunk
-            .iter()
-            .map(|n| TxnOp::put(format!("services/{service}/i{n}"), value(*n), None))
-            .collect();
-        client
-            .txn(Txn::new().and_then(ops))
-            .await
-            .expect("etcd txn");
-    }
+    etcd.put_many(count, |n| (format!("services/{service}/i{n}"), value(n)))
+        .await;
 }
 
 /// The address of instance `n` of the big service.

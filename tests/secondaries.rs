@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::secondary::{Kind, Secondary};
 use common::*;
-use etcd_client::{PutOptions, Txn, TxnOp};
+use etcd_client::PutOptions;
 use etcd_dns::dns::acl::Acl;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
@@ -287,23 +287,16 @@ async fn a_restarted_secondary_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_instances_reach_every_secondary() {
     let etcd = Etcd::start().await;
-    let mut client = etcd.client().await;
-    let keys: Vec<u32> = (0..100_000).collect();
-    for chunk in keys.chunks(128) {
-        let ops: Vec<TxnOp> = chunk
-            .iter()
-            .map(|n| {
-                let value = format!(
-                    r#"{{"IP":"10.{}.{}.{}","port":8080}}"#,
-                    n >> 16 & 0xff,
-                    n >> 8 & 0xff,
-                    n & 0xff
-                );
-                TxnOp::put(format!("services/svc{}/i{n}", n % 100), value, None)
-            })
-            .collect();
-        client.txn(Txn::new().and_then(ops)).await.expect("txn");
-    }
+    etcd.put_many(100_000, |n| {
+        let value = format!(
+            r#"{{"IP":"10.{}.{}.{}","port":8080}}"#,
+            n >> 16 & 0xff,
+            n >> 8 & 0xff,
+            n & 0xff
+        );
+        (format!("services/svc{}/i{n}", n % 100), value)
+    })
+    .await;
     let (ports, targets) = ports();
     let dns = primary(&etcd, targets).await;
     let want = serial(dns.addr).await.expect("the primary's serial");

@@ -179,6 +179,7 @@ fn fill<'a>(mut body: ReplyBody<'a>, set: RRsetRef<'a>, rotate: usize, room: Roo
 }
 
 /// Where the zone starts in `name`, if `name` is in a live zone.
+#[inline]
 pub fn in_zone(snapshot: &Snapshot, name: &[u8]) -> Option<usize> {
     snapshot.zone_of(name).map(|(at, _)| at)
 }

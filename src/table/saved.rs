@@ -5,9 +5,15 @@
 
 use std::path::Path;
 
-use thiserror::Error;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::Snapshot;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::{Snapshot, Table};
+use crate::logging::LogLimit;
 use crate::wire::{name_from_wire, wire_name};
 
 /// A zone's saved serial.
@@ -86,6 +92,41 @@ pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
 }
+
+/// Saves the served serials to `path` whenever they changed, at most once a second, and once
+/// more at shutdown (`--serial-file`).
+pub async fn keep(path: std::path::PathBuf, table: Arc<Table>, shutdown: CancellationToken) {
+    let mut written = String::new();
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep(Duration::from_secs(1)) => false,
+        };
+        let snapshot = table.load_full();
+        if snapshot.ready {
+            let lines = lines(&snapshot);
+            if lines != written {
+                let (to, text) = (path.clone(), lines.clone());
+                match tokio::task::spawn_blocking(move || write(&to, &text)).await {
+                    Ok(Ok(())) => written = lines,
+                    Ok(Err(error)) => {
+                        if let Some(suppressed) = SAVE_FAILED.allow() {
+                            warn!(path = %path.display(), %error, suppressed,
+                                "cannot save the served serials (--serial-file)");
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Failures to save the serials, logged at most once per interval.
+static SAVE_FAILED: LogLimit = LogLimit::new();
 
 #[cfg(test)]
 mod tests {

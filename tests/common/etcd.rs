@@ -232,6 +232,25 @@ impl Etcd {
             .expect("etcd put");
     }
 
+    /// Puts `count` keys, `kv(n)` giving key and value of the n-th, 128 to a transaction (etcd's
+    /// limit), as a deployment tool would.
+    pub async fn put_many(&self, count: u32, kv: impl Fn(u32) -> (String, String)) {
+        let mut client = self.client().await;
+        for chunk in (0..count).collect::<Vec<_>>().chunks(128) {
+            let ops: Vec<etcd_client::TxnOp> = chunk
+                .iter()
+                .map(|n| {
+                    let (key, value) = kv(*n);
+                    etcd_client::TxnOp::put(key, value, None)
+                })
+                .collect();
+            client
+                .txn(etcd_client::Txn::new().and_then(ops))
+                .await
+                .expect("etcd txn");
+        }
+    }
+
     /// Deletes `key`.
     pub async fn delete(&self, key: &str) {
         self.client()

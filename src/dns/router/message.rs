@@ -7,7 +7,8 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_server::proto::serialize::binary::BinEncodable;
 
-use super::{answer_query, Answer, Route, Router, Shaped};
+use super::answer::answer_query;
+use super::{Answer, Route, Router, Shaped};
 use crate::dns::reply::{error_reply, Limit};
 use crate::table::Snapshot;
 use crate::wire::{self, QueryEdns, WireQuery};

@@ -5,40 +5,37 @@
 //! hickory's catalog, and errors are answered here.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Message, ResponseCode};
-use hickory_server::proto::rr::RecordType;
 use hickory_server::zone_handler::Catalog;
 use tracing::{debug, error};
 
+mod answer;
 mod events;
 mod message;
 mod route;
+mod signed;
 
+use answer::{answer_query, near_client};
 use events::{count_events, may_send};
 pub use route::{Answer, Pending, Route};
 
 use super::acl::Acl;
 use super::cache::AnswerCache;
-use super::live::{Body, NearClient, Room};
+use super::catalog;
 use super::locality::Locality;
-use super::reply::{
-    error_reply, fit, form_error, server_failure, Limit, EDNS_PAYLOAD, REPLY_CAPACITY,
-};
+use super::reply::{fit, form_error, server_failure, Limit, REPLY_CAPACITY};
 use super::rrl::RateLimiter;
 use super::statics::StaticZones;
 use super::tsig::{self, TsigStats};
-use super::{catalog, live, transfer};
 use crate::logging::LogLimit;
 use crate::metrics::{Metrics, QueryStats, ThreadStats, Writer};
-use crate::records::NO_ZONE;
-use crate::table::{Snapshot, Table};
+use crate::table::Table;
 use crate::wire::pick::{Cut, Picks};
-use crate::wire::{self, Near, ReplyBody, WireQuery, HEADER_LEN, OPT_LEN, RCODE_BITS};
+use crate::wire::{self, Near, RCODE_BITS};
 
 /// Answers requests: owns the one routing decision and the paths it leads to.
 pub struct Router {
@@ -213,106 +210,6 @@ impl Router {
         }
     }
 
-    /// Answers one request received over TCP: its reply, or a zone transfer's messages.
-    pub async fn answer_tcp(&self, bytes: &[u8], src: SocketAddr) -> Vec<Vec<u8>> {
-        let stats = self.metrics.shared();
-        let out = Vec::with_capacity(REPLY_CAPACITY);
-        match self.answer_now(bytes, src, Protocol::Tcp, out, stats) {
-            Answer::Reply(reply) => vec![reply],
-            Answer::Drop => Vec::new(),
-            Answer::Later(pending) if pending.route == Route::Transfer => {
-                let messages = self.transfer(bytes, src, Protocol::Tcp);
-                if let Some(first) = messages.first() {
-                    stats.answered(
-                        pending.route.path(),
-                        pending.qtype,
-                        first,
-                        Some(pending.received.elapsed()),
-                    );
-                }
-                messages
-            }
-            Answer::Later(pending) => self
-                .answer_later(bytes, src, Protocol::Tcp, pending)
-                .await
-                .into_iter()
-                .collect(),
-        }
-    }
-
-    /// A zone transfer's messages (one error message when it cannot be made), signed when the
-    /// request was; REFUSED unsigned when `--allow-transfer` names keys and none signed it.
-    fn transfer(&self, bytes: &[u8], src: SocketAddr, protocol: Protocol) -> Vec<Vec<u8>> {
-        let Ok(request) = Message::from_vec(bytes) else {
-            return form_error(bytes).into_iter().collect();
-        };
-        let limit = Limit::new(request.edns.as_ref(), protocol);
-        let verified = match tsig::verify(&self.tsig, bytes, &request) {
-            Ok(verified) => verified,
-            Err(refusal) => {
-                self.tsig_stats.count(Some(refusal));
-                let mut reply = error_reply(&request, ResponseCode::NotAuth, limit);
-                tsig::append_error(&mut reply, &request, refusal);
-                return vec![reply];
-            }
-        };
-        let required = self.allow_transfer.keys();
-        let signed_by = verified.as_ref().map(|v| v.key.name().to_ascii());
-        if !required.is_empty() && !signed_by.is_some_and(|name| required.contains(&name)) {
-            self.tsig_stats.count(None);
-            if let Some(suppressed) = TRANSFERS_REFUSED.allow() {
-                debug!(%src, suppressed, "zone transfer refused: not signed by an allowed key");
-            }
-            return vec![error_reply(&request, ResponseCode::Refused, limit)];
-        }
-        let (mut messages, kind) = transfer::axfr(bytes, &request, &self.table.load(), src, limit);
-        if let Some(kind) = kind {
-            self.metrics.transfers[kind as usize].fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(verified) = &verified {
-            tsig::sign_all(verified, &mut messages);
-        }
-        messages
-    }
-
-    /// A request carrying a TSIG record: verified before it is answered (NOTAUTH, with the
-    /// TSIG error, when it does not verify), its reply signed. Transfers verify and sign in
-    /// their task.
-    fn answer_signed(
-        &self,
-        snapshot: &Snapshot,
-        bytes: &[u8],
-        message: &Message,
-        src: SocketAddr,
-        protocol: Protocol,
-        out: Vec<u8>,
-    ) -> (Answer, Route, u16, Shaped) {
-        let qtype = message.queries.first().map_or(0, |q| q.query_type().into());
-        match tsig::verify(&self.tsig, bytes, message) {
-            Ok(Some(verified)) => {
-                let (answer, route, qtype, shaped) =
-                    self.answer_message(snapshot, bytes, message, src, protocol, out);
-                let answer = match answer {
-                    Answer::Reply(mut reply) => {
-                        tsig::sign_all(&verified, std::slice::from_mut(&mut reply));
-                        Answer::Reply(reply)
-                    }
-                    other => other,
-                };
-                (answer, route, qtype, shaped)
-            }
-            Ok(None) => self.answer_message(snapshot, bytes, message, src, protocol, out),
-            Err(refusal) => {
-                self.tsig_stats.count(Some(refusal));
-                let limit = Limit::new(message.edns.as_ref(), protocol);
-                let mut reply = error_reply(message, ResponseCode::NotAuth, limit);
-                tsig::append_error(&mut reply, message, refusal);
-                let route = Route::Error(ResponseCode::NotAuth);
-                (Answer::Reply(reply), route, qtype, Shaped::default())
-            }
-        }
-    }
-
     /// The synchronous step: parse, place, and answer everything that needs neither the
     /// catalog nor a transfer, writing into `out` (emptied first) so that a loop can hand the
     /// same buffers back query after query instead of allocating one each time. Counts into
@@ -474,175 +371,6 @@ impl Router {
         );
         Some(reply)
     }
-
-    /// The route of one question. Types and classes are compared as numbers: converting the
-    /// query's to hickory's enums would cost a lookup per query.
-    fn place(&self, snapshot: &Snapshot, query: &WireQuery<'_>, src: SocketAddr) -> Route {
-        let name = query.name();
-        let qtype = query.qtype;
-        // QCLASS ANY (RFC 1035 §3.2.5) is answered like IN in the live zone, as Knot does.
-        let class_ok = query.qclass == CLASS_IN || query.qclass == CLASS_ANY;
-        match live::in_zone(snapshot, name) {
-            // Other classes are not ours.
-            Some(_) if !class_ok => Route::Error(ResponseCode::Refused),
-            Some(_)
-                if qtype == u16::from(RecordType::AXFR) || qtype == u16::from(RecordType::IXFR) =>
-            {
-                if self.allow_transfer.contains(src.ip()) {
-                    Route::Transfer
-                } else {
-                    if let Some(suppressed) = TRANSFERS_REFUSED.allow() {
-                        debug!(%src, suppressed, "zone transfer refused");
-                    }
-                    Route::Error(ResponseCode::Refused)
-                }
-            }
-            Some(zone_at) => Route::Live(zone_at),
-            None if class_ok && qtype == u16::from(RecordType::PTR) && has_ptr(snapshot, name) => {
-                Route::Reverse
-            }
-            None => match self.statics.find(name) {
-                // As for the live zone: other classes are not ours, and no transfers.
-                Some(_)
-                    if !class_ok
-                        || qtype == u16::from(RecordType::AXFR)
-                        || qtype == u16::from(RecordType::IXFR) =>
-                {
-                    Route::Error(ResponseCode::Refused)
-                }
-                Some((zone, zone_at)) => Route::Static { zone, zone_at },
-                None if self.forwarding => Route::Forward,
-                None => Route::Error(ResponseCode::Refused),
-            },
-        }
-    }
-}
-
-/// True when the table holds PTR records at `name`.
-fn has_ptr(snapshot: &Snapshot, name: &[u8]) -> bool {
-    snapshot
-        .names
-        .get(name)
-        .is_some_and(|node| node.rrset(RecordType::PTR.into()).is_some())
-}
-
-/// Where the client of `query` from `src` is for `locality`, and whether its Client Subnet
-/// was read (then echoed with `scope`).
-#[derive(Debug, Clone, Copy)]
-struct NearQuery {
-    client: NearClient,
-    ecs: bool,
-    scope: u8,
-}
-
-/// The client of `query` from `src` as `locality` sees it.
-fn near_client(locality: &Locality, query: &WireQuery<'_>, src: SocketAddr) -> NearQuery {
-    let (ip, ecs) = locality.client_address(src.ip(), query.edns.and_then(|e| e.ecs));
-    let client = locality.client(ip);
-    NearQuery {
-        client: NearClient {
-            zone: client.zone.unwrap_or(NO_ZONE),
-            min: locality.min,
-        },
-        ecs,
-        scope: client.scope,
-    }
-}
-
-/// Writes the reply to `query` on `route` into `out`, or says who else must answer; with
-/// whether records of a large set were left out, and why, and what locality (`near`) made of
-/// it. `max_answers` caps the records of one answer.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn answer_query(
-    snapshot: &Snapshot,
-    statics: &StaticZones,
-    query: &WireQuery<'_>,
-    route: Route,
-    protocol: Protocol,
-    max_answers: usize,
-    near: Option<NearQuery>,
-    mut out: Vec<u8>,
-) -> (Answer, Shaped) {
-    let limit = Limit::from_wire(query.edns, protocol);
-    let ecs = match near {
-        Some(near) if near.ecs => wire::ecs_len(query),
-        _ => 0,
-    };
-    let opt = if query.edns.is_some() {
-        OPT_LEN + ecs
-    } else {
-        0
-    };
-    let room = Room {
-        bytes: limit
-            .size
-            .saturating_sub(HEADER_LEN + query.question.len() + opt),
-        records: max_answers,
-    };
-    let rotate = next_rotation();
-    let mut body = match route {
-        Route::Live(zone_at) => live::live_body(
-            snapshot,
-            query.name(),
-            query.qtype,
-            zone_at,
-            rotate,
-            room,
-            near.map(|n| n.client),
-        ),
-        // `place` saw the PTR set in this same snapshot, so it is there.
-        Route::Reverse => {
-            live::ptr_body(snapshot, query.name(), rotate, room).unwrap_or_else(|| {
-                Body::Ready(ReplyBody {
-                    rcode: ResponseCode::ServFail.low(),
-                    ..ReplyBody::default()
-                })
-            })
-        }
-        Route::Static { zone, zone_at } => {
-            Body::Ready(statics.body(zone, query.name(), query.qtype, zone_at))
-        }
-        Route::Error(code) => Body::Ready(ReplyBody {
-            rcode: code.low(),
-            ..ReplyBody::default()
-        }),
-        Route::Drop => return (Answer::Drop, Shaped::default()),
-        // The caller fills in what the task needs.
-        Route::Transfer | Route::Forward => return (later(route, query), Shaped::default()),
-    };
-    let near = match near {
-        Some(near) => {
-            let head = body.head_mut();
-            if near.ecs {
-                // RFC 7871 §7.2.1: the scope of an answer locality did not shape is 0.
-                let shaped = head.near != Near::Unshaped;
-                head.ecs_scope = Some(if shaped { near.scope } else { 0 });
-            }
-            head.near
-        }
-        None => Near::Unshaped,
-    };
-    let write = |out: &mut Vec<u8>, body: &ReplyBody<'_>| {
-        wire::write_reply(out, query, body, EDNS_PAYLOAD, limit.size, limit.stream);
-        body.cut
-    };
-    // Written from where it lies: moving a body costs a live answer more than writing it.
-    let cut = if let Body::Ready(body) = &body {
-        write(&mut out, body)
-    } else {
-        PICKS.with_borrow_mut(|picks| write(&mut out, &body.finish(rotate, room, picks)))
-    };
-    (Answer::Reply(out), Shaped { cut, near })
-}
-
-/// The request on `route` left to [`Router::answer_later`].
-fn later(route: Route, query: &WireQuery<'_>) -> Answer {
-    Answer::Later(Pending {
-        route,
-        qtype: query.qtype,
-        received: Instant::now(),
-    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,17 @@
-//! The router's decision and what the synchronous step hands back.
+//! The router's decision, how it is made, and what the synchronous step hands back.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::rr::RecordType;
+use tracing::debug;
+
+use super::answer::has_ptr;
+use super::{Router, CLASS_ANY, CLASS_IN, TRANSFERS_REFUSED};
+use crate::dns::live;
+use crate::table::Snapshot;
+use crate::wire::WireQuery;
 
 use crate::metrics::Path;
 
@@ -64,6 +73,55 @@ impl Route {
             Route::Static { .. } => Path::Static,
             Route::Forward => Path::Forward,
             Route::Error(_) | Route::Drop => Path::Error,
+        }
+    }
+}
+
+impl Router {
+    /// The route of one question. Types and classes are compared as numbers: converting the
+    /// query's to hickory's enums would cost a lookup per query.
+    pub(super) fn place(
+        &self,
+        snapshot: &Snapshot,
+        query: &WireQuery<'_>,
+        src: SocketAddr,
+    ) -> Route {
+        let name = query.name();
+        let qtype = query.qtype;
+        // QCLASS ANY (RFC 1035 §3.2.5) is answered like IN in the live zone, as Knot does.
+        let class_ok = query.qclass == CLASS_IN || query.qclass == CLASS_ANY;
+        match live::in_zone(snapshot, name) {
+            // Other classes are not ours.
+            Some(_) if !class_ok => Route::Error(ResponseCode::Refused),
+            Some(_)
+                if qtype == u16::from(RecordType::AXFR) || qtype == u16::from(RecordType::IXFR) =>
+            {
+                if self.allow_transfer.contains(src.ip()) {
+                    Route::Transfer
+                } else {
+                    if let Some(suppressed) = TRANSFERS_REFUSED.allow() {
+                        debug!(%src, suppressed, "zone transfer refused");
+                    }
+                    Route::Error(ResponseCode::Refused)
+                }
+            }
+            Some(zone_at) => Route::Live(zone_at),
+            None if class_ok && qtype == u16::from(RecordType::PTR) && has_ptr(snapshot, name) => {
+                Route::Reverse
+            }
+            None => match self.statics.find(name) {
+                // As for the live zone: other classes are not ours, and no transfers.
+                Some(_)
+                    if !class_ok
+                        || qtype == u16::from(RecordType::AXFR)
+                        || qtype == u16::from(RecordType::IXFR) =>
+                {
+                    Route::Error(ResponseCode::Refused)
+                }
+                Some((zone, zone_at)) => Route::Static { zone, zone_at },
+                None if self.forwarding => Route::Forward,
+                None => Route::Error(ResponseCode::Refused),
+            },
         }
     }
 }

@@ -9,6 +9,7 @@ use super::Roles;
 use crate::service::{Registration, Target, DEFAULT_WEIGHT};
 use crate::wire::spread::{selection_weight, SpreadInput};
 use crate::wire::{rr_tail, wire_name, RRset};
+use local::srv_rdata;
 
 /// Accumulates one name's records from its contributing instances. Names are kept in wire
 /// form (lowercase, uncompressed) and RDATA is encoded directly: this runs for every name of
@@ -263,67 +264,6 @@ impl<'z> RecordsBuilder<'z> {
         }
         (sets, local)
     }
-
-    /// The local sets ([`RecordsBuilder::finish_local`]), by zone id, each zone's A, AAAA and
-    /// SRV in that order.
-    fn local_sets(&self) -> Vec<(u16, RRset)> {
-        let mut zones: Vec<u16> = (self.v4.len() > 1)
-            .then(|| self.v4.values().map(|a| a.2))
-            .into_iter()
-            .flatten()
-            .chain(
-                (self.v6.len() > 1)
-                    .then(|| self.v6.values().map(|a| a.2))
-                    .into_iter()
-                    .flatten(),
-            )
-            .chain(
-                (self.srv.len() > 1)
-                    .then(|| self.srv.values().map(|s| s.1))
-                    .into_iter()
-                    .flatten(),
-            )
-            .filter(|z| *z != NO_ZONE)
-            .collect();
-        if zones.is_empty() {
-            return Vec::new();
-        }
-        zones.sort_unstable();
-        zones.dedup();
-        let mut local = Vec::new();
-        for zone in zones {
-            let v4 = self
-                .v4
-                .iter()
-                .filter(|(_, a)| a.2 == zone && self.v4.len() > 1)
-                .map(|(ip, a)| (ip.octets().to_vec(), *a));
-            local.extend(address_set(RecordType::A, v4.collect()).map(|s| (zone, s)));
-            let v6 = self
-                .v6
-                .iter()
-                .filter(|(_, a)| a.2 == zone && self.v6.len() > 1)
-                .map(|(ip, a)| (ip.octets().to_vec(), *a));
-            local.extend(address_set(RecordType::AAAA, v6.collect()).map(|s| (zone, s)));
-            let srv = self
-                .srv
-                .iter()
-                .filter(|(_, s)| s.1 == zone && self.srv.len() > 1)
-                .map(|(key, (ttl, _))| (srv_rdata(key), *ttl))
-                .collect();
-            local.extend(srv_set(srv, &self.additionals).map(|s| (zone, s)));
-        }
-        local
-    }
-}
-
-/// The RDATA of SRV `(priority, weight, port, target)`.
-fn srv_rdata((priority, weight, port, target): &SrvKey) -> Vec<u8> {
-    let mut rdata = Vec::with_capacity(6 + target.len());
-    for field in [priority, weight, port] {
-        rdata.extend_from_slice(&field.to_be_bytes());
-    }
-    rdata.extend_from_slice(target);
-    rdata
 }
 
 /// The RRsets of a name whose one contributor is `reg` in `roles`, when that is the common
@@ -435,6 +375,8 @@ fn srv_set(
     }
     Some(set)
 }
+
+mod local;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::dns::locality::Locality;
 use crate::dns::notify::{self, NotifyStats};
@@ -61,45 +61,6 @@ pub struct ServerConfig {
     /// `--serial-file`: where the served serials are saved (read into `live` before start).
     pub serial_file: Option<std::path::PathBuf>,
 }
-
-/// Saves the served serials to `path` whenever they changed, at most once a second, and once
-/// more at shutdown (`--serial-file`).
-async fn save_serials(
-    path: std::path::PathBuf,
-    table: Arc<Table>,
-    shutdown: CancellationToken,
-) -> Result<(), RunError> {
-    let mut written = String::new();
-    loop {
-        let stopping = tokio::select! {
-            () = shutdown.cancelled() => true,
-            () = tokio::time::sleep(Duration::from_secs(1)) => false,
-        };
-        let snapshot = table.load_full();
-        if snapshot.ready {
-            let lines = saved::lines(&snapshot);
-            if lines != written {
-                let (to, text) = (path.clone(), lines.clone());
-                match tokio::task::spawn_blocking(move || saved::write(&to, &text)).await {
-                    Ok(Ok(())) => written = lines,
-                    Ok(Err(error)) => {
-                        if let Some(suppressed) = SAVE_FAILED.allow() {
-                            warn!(path = %path.display(), %error, suppressed,
-                                "cannot save the served serials (--serial-file)");
-                        }
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
-        if stopping {
-            return Ok(());
-        }
-    }
-}
-
-/// Failures to save the serials, logged at most once per interval.
-static SAVE_FAILED: crate::logging::LogLimit = crate::logging::LogLimit::new();
 
 /// A started server: its table (for inspection) and its tasks.
 pub struct Running {
@@ -259,7 +220,11 @@ pub fn start(
         });
     }
     if let Some(path) = config.serial_file.clone() {
-        tasks.spawn(save_serials(path, table.clone(), shutdown.clone()));
+        let (table, shutdown) = (table.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            saved::keep(path, table, shutdown).await;
+            Ok(())
+        });
     }
     let watcher = watch::run(
         tokio::runtime::Handle::current(),
@@ -398,68 +363,4 @@ async fn guard_staleness(table: Arc<Table>, max: Duration, shutdown: Cancellatio
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sources::Live;
-    use crate::zone::ZoneConfig;
-
-    /// A table and the `/ready` view of it.
-    fn table_and_ready() -> (Arc<Table>, Http) {
-        let zone = ZoneConfig::new(crate::testing::zone());
-        let table = Arc::new(Table::for_live(&Live::native(zone)));
-        let http = Http {
-            table: table.clone(),
-            metrics: Arc::default(),
-            max_stale: None,
-        };
-        (table, http)
-    }
-
-    /// A watcher that panics on its thread stops the server with the panic's message, and
-    /// `/ready` says why until the process exits.
-    #[tokio::test]
-    async fn a_panicking_watcher_stops_the_server() {
-        let (table, http) = table_and_ready();
-        let shutdown = CancellationToken::new();
-        let watcher = on_own_thread(async { panic!("bug in the watcher") }).expect("thread");
-        let result = supervise(watcher, table.clone(), shutdown.clone()).await;
-        let error = result
-            .expect_err("a panicked watcher is an error")
-            .to_string();
-        assert!(error.contains("bug in the watcher"), "{error}");
-        assert!(shutdown.is_cancelled(), "the whole server stops");
-        let (ready, why) = http.readiness();
-        assert!(!ready);
-        assert!(
-            why.contains("watcher stopped") && why.contains("bug in the watcher"),
-            "{why}"
-        );
-    }
-
-    /// A watcher that returns while the server runs is as fatal as one that panics.
-    #[tokio::test]
-    async fn a_watcher_returning_early_stops_the_server() {
-        let (table, http) = table_and_ready();
-        let shutdown = CancellationToken::new();
-        let watcher = on_own_thread(async { Ok(()) }).expect("thread");
-        let result = supervise(watcher, table, shutdown.clone()).await;
-        assert!(
-            matches!(result, Err(RunError::WatcherStopped(_))),
-            "{result:?}"
-        );
-        assert!(shutdown.is_cancelled());
-        assert!(!http.readiness().0);
-    }
-
-    /// A watcher that returns because of the shutdown is the normal end.
-    #[tokio::test]
-    async fn a_watcher_stopped_by_shutdown_is_no_error() {
-        let (table, _) = table_and_ready();
-        let shutdown = CancellationToken::new();
-        shutdown.cancel();
-        let watcher = on_own_thread(async { Ok(()) }).expect("thread");
-        let result = supervise(watcher, table.clone(), shutdown).await;
-        assert!(result.is_ok(), "{result:?}");
-        assert_eq!(table.failure(), None);
-    }
-}
+mod tests;
