@@ -12,12 +12,12 @@
 
 pub mod check;
 mod claim;
+mod keepalive;
 mod list;
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use etcd_client::{EventType, WatchOptions};
 use hickory_proto::rr::Name;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -29,15 +29,15 @@ use crate::key::{parse_key, KeyError};
 use crate::logging::clip;
 use check::Gate;
 use claim::{claim, revoke};
+use keepalive::{keep, Link};
 pub use list::{list, Listing};
 
-/// How long past a keep-alive's interval its acknowledgement may take before the member is
-/// taken for stalled (frozen, partitioned) and left: with the default TTL of 5 s a stall is
-/// noticed about 2.7 s after the last acknowledgement, while the lease still has 2 s to live.
-const KEEPALIVE_ACK_GRACE: Duration = Duration::from_secs(1);
 /// Default lease TTL in seconds: a crashed service disappears within this (plus etcd's own
 /// expiry check, about half a second).
 pub const DEFAULT_LEASE_TTL: i64 = 5;
+/// Shortest lease TTL: etcd raises shorter leases to about 2 s anyway (1.5 election timeouts),
+/// and below it a keep-alive moved to another member (see [`keepalive`]) could come too late.
+pub const MIN_LEASE_TTL: i64 = 2;
 /// Keep-alives go out this many times per lease TTL, so that one lost keep-alive never lets
 /// the lease lapse.
 const KEEPALIVES_PER_TTL: u64 = 3;
@@ -72,8 +72,11 @@ pub struct RegisterSpec {
 /// Why registering failed.
 #[derive(Debug, Error)]
 pub enum RegisterError {
-    /// The TTL is below one second.
-    #[error("--ttl must be at least 1 second, got {0}")]
+    /// The TTL is below [`MIN_LEASE_TTL`].
+    #[error(
+        "--ttl must be at least {MIN_LEASE_TTL} seconds, got {0}: etcd raises shorter leases, and a \
+         keep-alive moved to another member when one stops answering must fit within the TTL"
+    )]
     Ttl(i64),
     /// The name or instance would make a key the server skips.
     #[error("cannot register {key}: {source}")]
@@ -108,9 +111,6 @@ pub enum RegisterError {
     /// The lease expired or was revoked under us.
     #[error("lease {0:x} lost")]
     LeaseLost(i64),
-    /// The member acknowledged no keep-alive for this long: the next endpoint is tried.
-    #[error("etcd acknowledged no keep-alive for {0:?}: leaving this endpoint")]
-    Stalled(Duration),
     /// The key was deleted or overwritten by someone else.
     #[error("key {0} was deleted or overwritten")]
     KeyChanged(String),
@@ -127,7 +127,7 @@ impl RegisterError {
         match self {
             Self::Ttl(_) | Self::Key { .. } | Self::Tag(_) | Self::Conflict { .. } => true,
             Self::Etcd(error) => error.is_permanent(),
-            Self::LeaseLost(_) | Self::Stalled(_) | Self::KeyChanged(_) | Self::Raced(_) => false,
+            Self::LeaseLost(_) | Self::KeyChanged(_) | Self::Raced(_) => false,
         }
     }
 }
@@ -166,7 +166,7 @@ impl RegisterSpec {
     /// Checks the key against the same rules the server applies, so a typo fails here and not
     /// silently on the server.
     pub fn validate(&self) -> Result<(), RegisterError> {
-        if self.ttl < 1 {
+        if self.ttl < MIN_LEASE_TTL {
             return Err(RegisterError::Ttl(self.ttl));
         }
         for tag in &self.tags {
@@ -237,8 +237,16 @@ pub async fn run(
             _ = shutdown.cancelled() => return Ok(()),
             () = gate.passing() => {}
         }
-        let one = etcd.only(endpoint);
-        let ended = session(&one, spec, &mut gate, &shutdown, &mut ours, &mut retry).await;
+        let ended = session(
+            etcd,
+            &mut endpoint,
+            spec,
+            &mut gate,
+            &shutdown,
+            &mut ours,
+            &mut retry,
+        )
+        .await;
         let error = match ended {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::CheckFailing) => continue,
@@ -267,9 +275,11 @@ pub async fn run(
     }
 }
 
-/// One lease's life: grant, claim, keep alive, until shutdown or a failing check revokes it.
+/// One lease's life: grant and claim through member `endpoint`, keep alive through whichever
+/// member answers (`endpoint` follows it), until shutdown or a failing check revokes it.
 async fn session(
     etcd: &EtcdConfig,
+    endpoint: &mut usize,
     spec: &RegisterSpec,
     gate: &mut Gate,
     shutdown: &CancellationToken,
@@ -277,20 +287,21 @@ async fn session(
     retry: &mut Retry,
 ) -> Result<Ended, RegisterError> {
     let key = spec.key();
+    let one = etcd.only(*endpoint);
     let mut client = tokio::select! {
         _ = shutdown.cancelled() => return Ok(Ended::Shutdown),
-        client = etcd.connect() => client?,
+        client = one.connect() => client?,
     };
-    let lease = etcd.timed(client.lease_grant(spec.ttl, None)).await?.id();
+    let lease = one.timed(client.lease_grant(spec.ttl, None)).await?.id();
     ours.push(lease);
     let claimed = tokio::select! {
         _ = shutdown.cancelled() => Err(None),
-        claimed = claim(&mut client, etcd, spec, lease, ours) => claimed.map_err(Some),
+        claimed = claim(&mut client, &one, spec, lease, ours) => claimed.map_err(Some),
     };
     let revision = match claimed {
         Ok(revision) => revision,
         Err(error) => {
-            revoke(&mut client, etcd, lease).await;
+            revoke(&mut client, &one, lease).await;
             ours.retain(|l| *l != lease);
             return error.map_or(Ok(Ended::Shutdown), Err);
         }
@@ -302,7 +313,7 @@ async fn session(
         .filter(|l| *l != lease)
         .collect::<Vec<_>>()
     {
-        revoke(&mut client, etcd, old).await;
+        revoke(&mut client, &one, old).await;
     }
     ours.retain(|l| *l == lease);
     info!(key = %clip(&key), value = %clip(&spec.value()), lease = format!("{lease:x}"), ttl = spec.ttl,
@@ -314,62 +325,8 @@ async fn session(
             "etcd reachable again"
         );
     }
-
-    let (mut keeper, mut alive) = etcd.timed(client.lease_keep_alive(lease)).await?;
-    let watch_options = WatchOptions::new().with_start_revision(revision + 1);
-    let mut watch = etcd
-        .timed(client.watch(key.as_bytes(), Some(watch_options)))
-        .await?;
-    let mut tick = tokio::time::interval(spec.keepalive_interval());
-    let mut last_ack = Instant::now();
-    let lease_ttl = Duration::from_secs(spec.ttl as u64);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => {
-                revoke(&mut client, etcd, lease).await;
-                info!(key = %clip(&key), "lease revoked; unregistered");
-                return Ok(Ended::Shutdown);
-            }
-            () = gate.failing() => {
-                // A lease whose revocation etcd did not confirm stays ours: if it still holds
-                // the key when the check passes again, the claim takes the key back from it.
-                if revoke(&mut client, etcd, lease).await {
-                    ours.retain(|l| *l != lease);
-                }
-                info!(key = %clip(&key), "lease revoked; unregistered until the health check passes");
-                return Ok(Ended::CheckFailing);
-            }
-            _ = tick.tick() => {
-                if last_ack.elapsed() > lease_ttl {
-                    return Err(RegisterError::LeaseLost(lease));
-                }
-                // A member that stopped acknowledging is left while the lease still lives: the
-                // next session claims the key with a new lease, the name never lapses.
-                let silent = last_ack.elapsed();
-                if silent > spec.keepalive_interval() + KEEPALIVE_ACK_GRACE {
-                    return Err(RegisterError::Stalled(silent));
-                }
-                etcd.timed(keeper.keep_alive()).await?;
-            }
-            response = alive.message() => {
-                match response.map_err(|e| RegisterError::Etcd(etcd.client_error(e)))? {
-                    Some(r) if r.ttl() > 0 => last_ack = Instant::now(),
-                    _ => return Err(RegisterError::LeaseLost(lease)),
-                }
-            }
-            response = watch.message() => {
-                let response = response
-                    .map_err(|e| RegisterError::Etcd(etcd.client_error(e)))?
-                    .ok_or_else(|| RegisterError::KeyChanged(key.clone()))?;
-                let changed = response.canceled()
-                    || response.events().iter().any(|event| match event.event_type() {
-                        EventType::Delete => true,
-                        EventType::Put => event.kv().is_some_and(|kv| kv.lease() != lease),
-                    });
-                if changed {
-                    return Err(RegisterError::KeyChanged(key.clone()));
-                }
-            }
-        }
-    }
+    let link = Link::open(&one, *endpoint, client, lease, &key, revision).await?;
+    let (last, ended) = keep(etcd, spec, link, lease, revision, gate, shutdown, ours).await;
+    *endpoint = last;
+    ended
 }

@@ -175,8 +175,9 @@ pub struct Table {
     current: ArcSwap<Snapshot>,
     /// When the table was made: the origin of `confirmed`.
     created: Instant,
-    /// Nanoseconds after `created` at which etcd last confirmed the table (a read, a watch
-    /// event or a progress notification); [`NEVER`] before the first read. Written by the
+    /// Nanoseconds after `created` at which a quorum of etcd last confirmed the table (the
+    /// sending time of a linearizable read whose revision the table had reached); [`NEVER`]
+    /// before the first read. Written by the
     /// watcher alone, read by `/metrics` and `/ready`: never on the query path.
     confirmed: AtomicU64,
     /// Why the watcher stopped for good (it panicked, or met a failure retrying cannot fix):
@@ -214,11 +215,16 @@ impl Table {
         self.failed.get().map(|why| &**why)
     }
 
-    /// Records that etcd just confirmed the table is current (a view marked stale is
-    /// published again unmarked). Called by the watcher, the only writer of new views.
-    pub fn confirm(&self) {
-        let now = self.created.elapsed().as_nanos() as u64;
-        self.confirmed.store(now, Ordering::Relaxed);
+    /// Records that a quorum of etcd confirmed the table was current at `at`: a linearizable
+    /// read sent at `at` answered a revision the table had reached (a view marked stale is
+    /// published again unmarked). An older proof than the last one changes nothing. Called by
+    /// the watcher, the only writer of new views.
+    pub fn confirm_at(&self, at: Instant) {
+        let at = at.saturating_duration_since(self.created).as_nanos() as u64;
+        let last = self.confirmed.load(Ordering::Relaxed);
+        if last == NEVER || at > last {
+            self.confirmed.store(at, Ordering::Relaxed);
+        }
         let current = self.current.load_full();
         if current.stale {
             let mut fresh = (*current).clone();
@@ -239,7 +245,8 @@ impl Table {
         self.current.compare_and_swap(&current, Arc::new(stale));
     }
 
-    /// How long ago etcd last confirmed the table; `None` before the first read.
+    /// How long ago a quorum of etcd last confirmed the table (see [`Table::confirm_at`]): an
+    /// upper bound on how far behind etcd its answers may be; `None` before the first read.
     pub fn age(&self) -> Option<Duration> {
         let confirmed = self.confirmed.load(Ordering::Relaxed);
         (confirmed != NEVER).then(|| {

@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
+mod apply;
+mod quorum;
+
+use etcd_client::{Client, WatchOptions, WatchResponse};
 use futures_util::FutureExt;
 use thiserror::Error;
 use tokio::runtime::Handle;
@@ -22,17 +25,16 @@ use crate::etcd::{read_prefix_at, EtcdConfig, EtcdError};
 use crate::metrics::Metrics;
 use crate::sources::Live;
 use crate::table::{Registry, Table};
+use apply::{apply, Watches};
+use quorum::{Health, Quorum};
+pub use quorum::{PROBE_INTERVAL, PROBE_TIMEOUT};
 
 /// Most watch responses applied together before a snapshot is published: bounds how long a
 /// long burst can delay its first changes.
 pub const MAX_BATCH: usize = 1_000;
-/// How often the watcher asks etcd to confirm that the table is current (a progress request),
-/// which keeps the table's age (`/metrics`, `/ready`) accurate when nothing changes and shows
-/// a stalled member.
-pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
-/// A watch that has answered nothing, not even a progress request, for this long is on a
-/// stalled member (frozen, partitioned, overloaded): the session ends and the next endpoint is
-/// tried, so that updates reach DNS at most about 2 s late.
+/// A watch that has answered nothing, not even a progress request (sent with every quorum
+/// probe), for this long is on a stalled member (frozen, overloaded): the session ends and the
+/// next endpoint is tried. The quorum probe ([`PROBE_TIMEOUT`]) usually notices first.
 pub const WATCH_STALL: Duration = Duration::from_millis(1500);
 
 /// Why one sync session ended.
@@ -55,6 +57,12 @@ pub enum WatchError {
     /// The member answered nothing for [`WATCH_STALL`].
     #[error("etcd answered no watch progress request for {0:?}: leaving this endpoint")]
     Stalled(Duration),
+    /// The member could not prove for [`PROBE_TIMEOUT`] that it is part of the quorum.
+    #[error(
+        "etcd member answered no linearizable read for {0:?} and its watch brought nothing \
+         newer: cut off from its cluster (partitioned, leaderless or frozen); leaving this endpoint"
+    )]
+    CutOff(Duration),
     /// Events came for a watch this session did not create.
     #[error("events for unknown watch {0}")]
     UnknownWatch(i64),
@@ -109,9 +117,9 @@ pub async fn run(
 /// Logs a failed session as `report` says: the first of a run, then a summary per interval.
 /// A permanent failure (after a first success: a changed password, a revoked role) is an error.
 fn log_failure(table: &Table, error: &WatchError, report: Report, delay: std::time::Duration) {
-    let snapshot = table.load();
-    let (first, serving, age) = if snapshot.ready {
-        let age = snapshot.published.elapsed().as_secs();
+    let (first, serving, age) = if table.load().ready {
+        // The same age as the metric's and /ready's: since a quorum last confirmed the table.
+        let age = table.age().unwrap_or_default().as_secs();
         ("etcd sync interrupted", "serving the last table", Some(age))
     } else {
         let serving = "no table loaded yet: names under the zone answer SERVFAIL";
@@ -182,7 +190,8 @@ async fn sync(
         io.spawn(async move { etcd.connect().await })
     };
     let mut client = connect.await.map_err(EtcdError::from)??;
-    let started = std::time::Instant::now();
+    // The read is linearizable: once published, the table was current when it was sent.
+    let started = Instant::now();
     let (mut registry, revision) = read_registry(&client, etcd, config, table).await?;
     let read_ms = started.elapsed().as_millis() as u64;
     let options = WatchOptions::new()
@@ -210,7 +219,7 @@ async fn sync(
         metrics.resyncs.fetch_add(1, Ordering::Relaxed);
     }
     table.store(snapshot);
-    table.confirm();
+    table.confirm_at(started);
     if let Some(outage) = retry.succeeded() {
         info!(
             attempts = outage.attempts,
@@ -225,19 +234,32 @@ async fn sync(
         elapsed_ms = built_ms,
         "registry loaded; watching"
     );
-    let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
-    progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut quorum = Quorum::new(
+        client.kv_client(),
+        ranges.first().copied().unwrap_or_default(),
+        revision,
+    );
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     loop {
         let response = tokio::select! {
             response = stream.message() => response,
-            _ = progress.tick() => {
+            (sent, result) = quorum.answered() => {
+                let revision = result.map_err(|e| WatchError::Etcd(etcd.client_error(e)))?;
+                quorum.proved(table, sent, revision);
+                continue;
+            }
+            _ = tick.tick() => {
                 let silent = heard.elapsed();
                 if silent > WATCH_STALL {
                     return Err(WatchError::Stalled(silent));
                 }
-                // etcd answers with an empty response at its current revision: proof that
-                // the table is current even when nothing changes.
+                if let Health::CutOff(waited) = quorum.tick() {
+                    return Err(WatchError::CutOff(waited));
+                }
+                // etcd answers with an empty response at its current revision: the watch
+                // has delivered everything up to it, which a probe's revision is compared with.
                 etcd.timed(requests.request_progress()).await?;
                 continue;
             }
@@ -248,6 +270,7 @@ async fn sync(
             .ok_or(WatchError::Closed)?;
         let mut changed = apply(&mut registry, &mut watches, &response)?;
         let mut events = response.events().len();
+        let mut delivered = delivered_through(&response);
         // A burst (a deployment registering many instances) arrives as many responses: apply
         // what is already buffered before publishing, so a burst costs one rebuild per name
         // instead of one per event. A lone change is published at once.
@@ -260,78 +283,23 @@ async fn sync(
                 .ok_or(WatchError::Closed)?;
             changed |= apply(&mut registry, &mut watches, &next)?;
             events += next.events().len();
+            delivered = delivered.max(delivered_through(&next));
         }
         if changed {
             table.store(registry.snapshot());
         }
-        table.confirm();
+        quorum.delivered(table, delivered);
         metrics
             .watch_events
             .fetch_add(events as u64, Ordering::Relaxed);
     }
 }
 
-/// Which registry each watch of the session's stream follows. etcd numbers the watches of a
-/// stream as it creates them, in the order they were asked for, and confirms each with a
-/// `created` response first: the n-th confirmation names registry n.
-struct Watches {
-    /// Watch ids, by registry.
-    ids: Vec<i64>,
-    /// Number of registries.
-    sources: usize,
-}
-
-impl Watches {
-    fn new(sources: usize) -> Self {
-        Self {
-            ids: Vec::with_capacity(sources),
-            sources,
-        }
+/// The revision up to which `response` proves every event delivered: its header's, except for
+/// a watch's creation, which etcd may confirm before sending the events it must catch up on.
+fn delivered_through(response: &WatchResponse) -> i64 {
+    if response.created() || response.canceled() {
+        return 0;
     }
-
-    /// The registry the events of `response` belong to.
-    fn source(&mut self, response: &WatchResponse) -> Result<usize, WatchError> {
-        let id = response.watch_id();
-        if response.created() && self.ids.len() < self.sources && !self.ids.contains(&id) {
-            self.ids.push(id);
-        }
-        if self.sources == 1 {
-            return Ok(0);
-        }
-        self.ids
-            .iter()
-            .position(|&known| known == id)
-            .ok_or(WatchError::UnknownWatch(id))
-    }
-}
-
-/// Applies one watch response; true when it carried events.
-fn apply(
-    registry: &mut Registry,
-    watches: &mut Watches,
-    response: &WatchResponse,
-) -> Result<bool, WatchError> {
-    if response.canceled() {
-        return Err(WatchError::Cancelled {
-            compact: response.compact_revision(),
-            reason: response.cancel_reason().to_string(),
-        });
-    }
-    if response.events().is_empty() {
-        // Confirmations and progress notifications carry no events.
-        if response.created() {
-            watches.source(response)?;
-        }
-        return Ok(false);
-    }
-    let source = watches.source(response)?;
-    for event in response.events() {
-        let Some(kv) = event.kv() else { continue };
-        match event.event_type() {
-            EventType::Put => registry.put_from(source, kv.key(), kv.value()),
-            EventType::Delete => registry.delete_from(source, kv.key()),
-        };
-        registry.advance(source, kv.mod_revision());
-    }
-    Ok(true)
+    response.header().map_or(0, |h| h.revision())
 }

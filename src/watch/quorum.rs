@@ -1,0 +1,121 @@
+//! Proof that the watched member is part of etcd's quorum, and that the table is current.
+//!
+//! A watch alone proves nothing: a member cut off from its peers keeps its connections, keeps
+//! answering progress requests from its own stale state and only cancels the watch (`no
+//! leader`) seconds after losing the leader. So every [`PROBE_INTERVAL`] the watcher sends a
+//! linearizable read of one key through the same member. etcd answers it only after the leader
+//! confirmed, with a quorum of heartbeats, that it still leads: its revision is then at least
+//! every revision committed before the read was sent. Once the watch has delivered that
+//! revision, the table was current at the read's sending time: that instant is what
+//! [`Table::confirm_at`] records, so the table's age (the metric, `/ready`, `--max-stale`, the
+//! log) counts only quorum-confirmed freshness.
+//!
+//! A member that answers no probe for [`PROBE_TIMEOUT`] while its watch brings no newer
+//! revision is taken for cut off (partitioned, leaderless, frozen) and left.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use etcd_client::{GetOptions, KvClient};
+
+use crate::table::Table;
+
+/// How often the watched member is asked to prove it is part of the quorum.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// A probe unanswered this long, with no newer revision from the watch meanwhile, means the
+/// member is cut off. With [`PROBE_INTERVAL`] a cut-off member is left 1–1.5 s after the cut,
+/// about when it notices it lost its leader; a healthy member answers in about a millisecond.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A linearizable read in flight: its revision, or etcd's error.
+type Probe = Pin<Box<dyn Future<Output = Result<i64, etcd_client::Error>> + Send>>;
+
+/// The quorum probes of one watch session.
+pub(super) struct Quorum {
+    /// The member's KV service (a handle on the session's connection).
+    kv: KvClient,
+    /// The key read (count only): any key will do, this one is in a watched range.
+    key: Vec<u8>,
+    /// The probe in flight, when it was sent and the watch's revision then.
+    inflight: Option<(Instant, i64, Probe)>,
+    /// A quorum revision the watch had not delivered yet when its probe returned, and when
+    /// that probe was sent.
+    pending: Option<(i64, Instant)>,
+    /// Every event up to this revision is in the table.
+    seen: i64,
+}
+
+/// What a tick found.
+pub(super) enum Health {
+    /// The member answers (or may still).
+    Fine,
+    /// The probe sent this long ago is unanswered and the watch brought nothing newer.
+    CutOff(Duration),
+}
+
+impl Quorum {
+    /// Probes through `kv`, reading `key`; the table holds every event up to `revision`.
+    pub(super) fn new(kv: KvClient, key: &[u8], revision: i64) -> Self {
+        Self {
+            kv,
+            key: key.to_vec(),
+            inflight: None,
+            pending: None,
+            seen: revision,
+        }
+    }
+
+    /// At each tick: is the member still answering? If no probe is in flight, sends one.
+    pub(super) fn tick(&mut self) -> Health {
+        if let Some((sent, seen_then, _)) = &self.inflight {
+            let waited = sent.elapsed();
+            if waited > PROBE_TIMEOUT && self.seen <= *seen_then {
+                return Health::CutOff(waited);
+            }
+            return Health::Fine;
+        }
+        let mut kv = self.kv.clone();
+        let key = self.key.clone();
+        let probe = async move {
+            let options = GetOptions::new().with_count_only();
+            let response = kv.get(key, Some(options)).await?;
+            Ok(response.header().map_or(0, |h| h.revision()))
+        };
+        self.inflight = Some((Instant::now(), self.seen, Box::pin(probe)));
+        Health::Fine
+    }
+
+    /// Waits for the probe in flight (forever if there is none): its sending time and result.
+    pub(super) async fn answered(&mut self) -> (Instant, Result<i64, etcd_client::Error>) {
+        let Some((sent, _, probe)) = &mut self.inflight else {
+            return std::future::pending().await;
+        };
+        let sent = *sent;
+        let result = probe.await;
+        self.inflight = None;
+        (sent, result)
+    }
+
+    /// A probe sent at `sent` returned `revision`: the table is confirmed as of `sent` once
+    /// the watch has delivered that revision.
+    pub(super) fn proved(&mut self, table: &Table, sent: Instant, revision: i64) {
+        if self.seen >= revision {
+            table.confirm_at(sent);
+            self.pending = None;
+        } else if self.pending.is_none_or(|(_, at)| at < sent) {
+            self.pending = Some((revision, sent));
+        }
+    }
+
+    /// The watch delivered (and the table holds) every event up to `revision`.
+    pub(super) fn delivered(&mut self, table: &Table, revision: i64) {
+        self.seen = self.seen.max(revision);
+        if let Some((needed, sent)) = self.pending {
+            if self.seen >= needed {
+                table.confirm_at(sent);
+                self.pending = None;
+            }
+        }
+    }
+}
