@@ -81,6 +81,14 @@ pub enum EtcdError {
         /// not the source: `cause` says what it means).
         error: etcd_client::Error,
     },
+    /// A stream the member should keep open ended.
+    #[error("etcd at {endpoints}: the {what} ended")]
+    Closed {
+        /// The endpoints tried.
+        endpoints: String,
+        /// Which stream.
+        what: &'static str,
+    },
     /// The task fetching the next page of a read failed.
     #[error("reading the next page: {0}")]
     Page(#[from] tokio::task::JoinError),
@@ -97,7 +105,10 @@ impl EtcdError {
             | Self::Endpoint { .. }
             | Self::NoEndpoint => true,
             Self::Client { permanent, .. } => *permanent,
-            Self::ConnectTimeout { .. } | Self::Timeout { .. } | Self::Page(_) => false,
+            Self::ConnectTimeout { .. }
+            | Self::Timeout { .. }
+            | Self::Closed { .. }
+            | Self::Page(_) => false,
         }
     }
 

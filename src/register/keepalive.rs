@@ -27,6 +27,9 @@ use crate::logging::clip;
 /// Longest wait for a keep-alive's acknowledgement before it is sent through the other members.
 const ACK_TIMEOUT_MAX: Duration = Duration::from_millis(500);
 
+/// Longest wait between two attempts through every member while none acknowledges.
+const HEDGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 /// How long a keep-alive may go unacknowledged before it is sent through the other members:
 /// half the keep-alive interval, at most [`ACK_TIMEOUT_MAX`].
 pub(super) fn ack_timeout(interval: Duration) -> Duration {
@@ -118,18 +121,32 @@ async fn hedge(
             }) as BoxFuture<'_, _>
         })
         .collect();
-    select_ok(attempts).await.map(|(link, _)| link)
+    // etcd saying the lease is gone is an answer, not a failure: it ends the race too.
+    let attempts = attempts.into_iter().map(|attempt| {
+        Box::pin(async move {
+            match attempt.await {
+                Err(RegisterError::LeaseLost(lease)) => Ok(Err(RegisterError::LeaseLost(lease))),
+                other => other.map(Ok),
+            }
+        })
+    });
+    match select_ok(attempts).await {
+        Ok((found, _)) => found,
+        Err(error) => Err(error),
+    }
 }
 
 /// Keeps `lease` (which holds the key since `revision`) alive until shutdown, a failing check,
-/// or its loss; `link` moves to whichever member acknowledges (see the module doc).
+/// or its loss; `link` moves to whichever member acknowledges (see the module doc). A member
+/// that fails a request (`no leader`, a closed stream) is treated as one that does not answer:
+/// only etcd saying the lease is gone, or a TTL without any acknowledgement, ends the lease.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn keep(
     etcd: &EtcdConfig,
     spec: &RegisterSpec,
     mut link: Link,
     lease: i64,
-    revision: i64,
+    mut revision: i64,
     gate: &mut Gate,
     shutdown: &CancellationToken,
     ours: &mut Vec<i64>,
@@ -142,12 +159,27 @@ pub(super) async fn keep(
     let mut last_ack = Instant::now();
     // When the oldest keep-alive still unacknowledged was sent (or the last hedge failed).
     let mut unacked_since: Option<Instant> = None;
+    // The member failed a request: its streams are not read again; the lease moves at once.
+    let mut broken: Option<EtcdError> = None;
+    // Whether `unacked_since` was already advanced for the break.
+    let mut hedging_now = false;
+    // Hedges in a row that no member acknowledged (logged at 1, 2, 4, 8, …).
+    let mut failed_hedges = 0u32;
     loop {
+        if broken.is_some() && !hedging_now {
+            // Move at once, then every `ack_timeout` while no member acknowledges.
+            unacked_since = Some(
+                Instant::now()
+                    .checked_sub(ack_timeout)
+                    .unwrap_or_else(Instant::now),
+            );
+            hedging_now = true;
+        }
         let overdue =
             unacked_since.map(|since| tokio::time::Instant::from_std(since + ack_timeout));
-        let result: Result<(), RegisterError> = tokio::select! {
+        let one = etcd.only(link.endpoint);
+        tokio::select! {
             _ = shutdown.cancelled() => {
-                let one = etcd.only(link.endpoint);
                 revoke(&mut link.client, &one, lease).await;
                 info!(key = %clip(&key), "lease revoked; unregistered");
                 return (link.endpoint, Ok(Ended::Shutdown));
@@ -155,7 +187,6 @@ pub(super) async fn keep(
             () = gate.failing() => {
                 // A lease whose revocation etcd did not confirm stays ours: if it still holds
                 // the key when the check passes again, the claim takes the key back from it.
-                let one = etcd.only(link.endpoint);
                 if revoke(&mut link.client, &one, lease).await {
                     ours.retain(|l| *l != lease);
                 }
@@ -163,55 +194,74 @@ pub(super) async fn keep(
                 return (link.endpoint, Ok(Ended::CheckFailing));
             }
             _ = tick.tick() => {
-                if last_ack.elapsed() > lease_ttl {
-                    Err(RegisterError::LeaseLost(lease))
-                } else {
-                    unacked_since.get_or_insert_with(Instant::now);
-                    etcd.only(link.endpoint).timed(link.keeper.keep_alive()).await.map_err(Into::into)
+                unacked_since.get_or_insert_with(Instant::now);
+                if broken.is_none() {
+                    if let Err(error) = one.timed(link.keeper.keep_alive()).await {
+                        broken = Some(error);
+                    }
                 }
             }
             () = sleep_until(overdue) => {
                 let silent = last_ack.elapsed();
-                let within = ack_timeout.min(lease_ttl.saturating_sub(silent));
                 let moved = tokio::select! {
                     _ = shutdown.cancelled() => continue,
-                    moved = hedge(etcd, link.endpoint, lease, &key, revision, within) => moved,
+                    moved = hedge(etcd, link.endpoint, lease, &key, revision, ack_timeout) => moved,
                 };
                 match moved {
                     Ok(next) => {
-                        info!(key = %clip(&key), from = %etcd.only(link.endpoint).endpoints_text(),
+                        let why = broken.take().map_or("it acknowledged none".to_string(), |e| e.to_string());
+                        info!(key = %clip(&key), from = %one.endpoints_text(),
                             to = %etcd.only(next.endpoint).endpoints_text(), silent_ms = silent.as_millis() as u64,
-                            "keep-alive moved to another etcd member: the last one acknowledged none");
+                            "keep-alive moved to another etcd member: {why}");
                         link = next;
+                        hedging_now = false;
+                        failed_hedges = 0u32;
                         last_ack = Instant::now();
                         unacked_since = None;
-                        Ok(())
                     }
-                    Err(RegisterError::LeaseLost(lease)) => Err(RegisterError::LeaseLost(lease)),
+                    Err(RegisterError::LeaseLost(lease)) => {
+                        return (link.endpoint, Err(RegisterError::LeaseLost(lease)));
+                    }
                     Err(error) => {
-                        warn!(key = %clip(&key), %error, silent_ms = silent.as_millis() as u64,
-                            "no etcd member acknowledged a keep-alive; trying again");
-                        unacked_since = Some(Instant::now());
-                        Ok(())
+                        failed_hedges += 1;
+                        if failed_hedges.is_power_of_two() {
+                            warn!(key = %clip(&key), %error, silent_ms = silent.as_millis() as u64,
+                                attempts = failed_hedges,
+                                "no etcd member acknowledged a keep-alive; trying again");
+                        }
+                        // Every `ack_timeout` for two TTLs (an election can take that long,
+                        // and a new leader extends every lease), then more slowly.
+                        let wait = if silent > 2 * lease_ttl {
+                            (silent / 4).min(HEDGE_BACKOFF_MAX)
+                        } else {
+                            Duration::ZERO
+                        };
+                        unacked_since = Some(Instant::now() + wait);
                     }
                 }
             }
-            response = link.alive.message() => {
-                match response {
-                    Ok(Some(r)) if r.ttl() > 0 => {
-                        last_ack = Instant::now();
-                        unacked_since = None;
-                        Ok(())
+            response = link.alive.message(), if broken.is_none() => match response {
+                Ok(Some(r)) if r.ttl() > 0 => {
+                    last_ack = Instant::now();
+                    unacked_since = None;
+                }
+                Ok(Some(_)) => return (link.endpoint, Err(RegisterError::LeaseLost(lease))),
+                Ok(None) => {
+                    let endpoints = one.endpoints_text();
+                    broken = Some(EtcdError::Closed { endpoints, what: "lease keep-alive stream" });
+                }
+                Err(e) => broken = Some(one.client_error(e)),
+            },
+            response = link.watch.message(), if broken.is_none() => {
+                match watched(&mut link, &one, &key, lease, response).await {
+                    Ok(Some(now)) => revision = revision.max(now),
+                    Ok(None) => {}
+                    Err(Watched::Changed) => {
+                        return (link.endpoint, Err(RegisterError::KeyChanged(key.clone())));
                     }
-                    Ok(_) => Err(RegisterError::LeaseLost(lease)),
-                    Err(e) => Err(RegisterError::Etcd(etcd.only(link.endpoint).client_error(e))),
+                    Err(Watched::Failed(error)) => broken = Some(error),
                 }
             }
-            response = link.watch.message() => key_unchanged(&key, lease, response)
-                .map_err(|e| e.in_context(etcd, link.endpoint)),
-        };
-        if let Err(error) = result {
-            return (link.endpoint, Err(error));
         }
     }
 }
@@ -224,41 +274,52 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// A watch error, before it is named after its member.
-enum WatchFailure {
-    Client(etcd_client::Error),
-    Register(RegisterError),
+/// Why the watch of the key ended the link.
+enum Watched {
+    /// The key was deleted or put by another lease.
+    Changed,
+    /// The member failed.
+    Failed(EtcdError),
 }
 
-impl WatchFailure {
-    fn in_context(self, etcd: &EtcdConfig, endpoint: usize) -> RegisterError {
-        match self {
-            Self::Client(error) => RegisterError::Etcd(etcd.only(endpoint).client_error(error)),
-            Self::Register(error) => error,
-        }
-    }
-}
-
-/// Fails when the watch of the key shows it deleted or put by another lease (or ended).
-fn key_unchanged(
+/// Handles one message of the watch of the key: deleted or put by another lease is a change;
+/// a watch that ends (cancelled by a member without a leader, closed, compacted) is checked by
+/// reading the key, and watched again from there when it is still ours. Returns the revision
+/// the key is known unchanged at, if it moved.
+async fn watched(
+    link: &mut Link,
+    etcd: &EtcdConfig,
     key: &str,
     lease: i64,
     response: Result<Option<etcd_client::WatchResponse>, etcd_client::Error>,
-) -> Result<(), WatchFailure> {
-    let changed = || WatchFailure::Register(RegisterError::KeyChanged(key.to_string()));
-    let response = response
-        .map_err(WatchFailure::Client)?
-        .ok_or_else(changed)?;
-    let changed_now = response.canceled()
-        || response
+) -> Result<Option<i64>, Watched> {
+    let response = response.map_err(|e| Watched::Failed(etcd.client_error(e)))?;
+    if let Some(response) = response.as_ref().filter(|r| !r.canceled()) {
+        let changed = response
             .events()
             .iter()
             .any(|event| match event.event_type() {
                 EventType::Delete => true,
                 EventType::Put => event.kv().is_some_and(|kv| kv.lease() != lease),
             });
-    if changed_now {
-        return Err(changed());
+        return if changed {
+            Err(Watched::Changed)
+        } else {
+            Ok(None)
+        };
     }
-    Ok(())
+    let read = etcd
+        .timed(link.client.get(key, None))
+        .await
+        .map_err(Watched::Failed)?;
+    if read.kvs().first().is_none_or(|kv| kv.lease() != lease) {
+        return Err(Watched::Changed);
+    }
+    let revision = read.header().map_or(0, |h| h.revision());
+    let options = WatchOptions::new().with_start_revision(revision + 1);
+    link.watch = etcd
+        .timed(link.client.watch(key.as_bytes(), Some(options)))
+        .await
+        .map_err(Watched::Failed)?;
+    Ok(Some(revision))
 }

@@ -178,6 +178,17 @@ impl Daemon {
         log
     }
 
+    /// Waits until its stderr holds `text` at least `count` times; returns the log.
+    pub async fn wait_log_count(&self, text: &str, count: usize, limit: Duration) -> String {
+        let what = format!("{count} × {text:?} in the log");
+        let (log, _) = eventually(&what, limit, || {
+            let log = self.log();
+            async move { (log.matches(text).count() >= count).then_some(log) }
+        })
+        .await;
+        log
+    }
+
     /// The DNS address etcd-dns logged ("listening addr=…").
     pub async fn dns_addr(&self) -> SocketAddr {
         let log = self

@@ -15,6 +15,7 @@ mod daemon;
 mod dns;
 mod etcd;
 mod http;
+pub mod netlab;
 mod pki;
 pub mod proxy;
 pub mod registries;

@@ -1,0 +1,475 @@
+//! Proven under partitions: a 3-member etcd cluster in network namespaces of its own (see
+//! `common::netlab`), three etcd-dns replicas and a `register --ttl 3`, a writer changing
+//! names (put, overwrite, delete, lease revocation) and a recorder asking every replica about
+//! every name every 10 ms, while nemeses cut members off, freeze, kill, move the leadership,
+//! compact and wipe. A history checker then judges every answer: it must equal etcd's state
+//! at some instant at most B before its query; the registered name must never miss.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod history;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::netlab::Lab;
+use common::{lookup_a, Daemon, Transport};
+use etcd_dns::etcd::EtcdConfig;
+use history::{check, Observation, Verdict, Version};
+use tokio_util::sync::CancellationToken;
+use workload::{record, write, writer_name, Versions, Writer};
+
+/// The staleness bound every answer is held to (SPEC §4: updates reach DNS at most 2.5 s
+/// late, whichever member fails).
+const BOUND: Duration = Duration::from_millis(2_500);
+/// How long each fault lasts: longer than register's TTL, so a lapse would show.
+const FAULT: Duration = Duration::from_secs(5);
+/// After each fault is undone, how long its answers are still judged as its own.
+const AFTER: Duration = Duration::from_secs(3);
+/// How long the cluster, replicas and register may take to come up.
+const SETTLE: Duration = Duration::from_secs(20);
+/// The writer's names.
+const WRITER_NAMES: usize = 4;
+/// The name `register` keeps registered throughout.
+const STEADY: &str = "steady.services.local.";
+/// Members, and etcd-dns replicas (replica r watches member r first).
+const MEMBERS: usize = 3;
+
+/// Runs `body` on a thread of its own inside a new lab's hub, with a runtime built there.
+fn in_lab<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<Lab>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let lab = Arc::new(Lab::new(MEMBERS));
+    let thread = std::thread::spawn(move || {
+        lab.enter_hub();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(body(lab));
+    });
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The member (index) whose client URL `text` names last after `marker`, if any.
+fn last_member(text: &str, marker: &str) -> Option<usize> {
+    let at = text.rfind(marker)?;
+    let url = text[at + marker.len()..].split([' ', '}', ',']).next()?;
+    (0..MEMBERS).find(|&i| url == format!("http://{}:2379", Lab::member_addr(i)))
+}
+
+/// The member replica `log` watches now: the last "registry loaded" session's.
+fn watched_member(log: &str) -> Option<usize> {
+    let loaded = log.rfind("registry loaded")?;
+    last_member(&log[..loaded], "watch{etcd=")
+}
+
+/// The member `register` keeps its lease alive through: the last one it moved to, else the
+/// first of its endpoints.
+fn register_member(log: &str, first: usize) -> usize {
+    last_member(log, "to=").unwrap_or(first)
+}
+
+/// How many times `register` registered (a new lease each time).
+fn registrations(log: &str) -> usize {
+    log.matches(" registered").count()
+}
+
+/// A row of the result table.
+struct Row {
+    nemesis: String,
+    verdict: Verdict,
+    lease_losses: usize,
+}
+
+/// Everything a nemesis works on.
+struct World {
+    lab: Arc<Lab>,
+    cluster: Cluster,
+    replicas: Vec<Daemon>,
+    register: Daemon,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    versions: Versions,
+}
+
+impl World {
+    /// A member that is neither `a` nor `b`.
+    fn other(a: usize, b: usize) -> usize {
+        (0..MEMBERS).find(|&i| i != a && i != b).unwrap_or(0)
+    }
+
+    /// Moves the writer to member `to` (waiting for its change in flight).
+    async fn write_through(&self, to: usize) {
+        let endpoint = self.cluster.members[to].endpoint.clone();
+        self.writer.lock().await.use_endpoint(&endpoint);
+    }
+
+    /// Cuts member `victim` off for [`FAULT`], writing through another member.
+    async fn partition(&self, victim: usize) {
+        let leader = self.cluster.leader().await;
+        self.write_through(Self::other(victim, leader)).await;
+        self.lab.cut(victim);
+        tokio::time::sleep(FAULT).await;
+        self.lab.heal(victim);
+    }
+
+    /// etcd loses everything: every name is gone from when the members are killed until the
+    /// new cluster answers; register's name comes back when register registers again.
+    async fn wipe(&mut self) {
+        let mut writer = self.writer.lock().await;
+        let sent = Instant::now();
+        self.cluster.wipe().await;
+        let acked = Instant::now();
+        writer.forget();
+        {
+            let mut versions = self.versions.lock().expect("versions");
+            for name in (0..WRITER_NAMES)
+                .map(writer_name)
+                .chain([STEADY.to_string()])
+            {
+                let version = Version {
+                    value: Vec::new(),
+                    sent,
+                    acked,
+                };
+                versions.entry(name).or_default().push(version);
+            }
+        }
+        drop(writer);
+        // register notices its lease is gone and registers again: from its put on.
+        let config = EtcdConfig::from_list(&self.cluster.endpoints());
+        let mut client = config.connect().await.expect("connect after the wipe");
+        let sent = Instant::now();
+        let deadline = sent + SETTLE;
+        loop {
+            let found = client.get("services/steady", None).await.ok();
+            if found.is_some_and(|r| !r.kvs().is_empty()) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "register did not register again after the wipe"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let version = Version {
+            value: vec!["10.9.9.9".into()],
+            sent,
+            acked: Instant::now(),
+        };
+        self.versions
+            .lock()
+            .expect("versions")
+            .entry(STEADY.into())
+            .or_default()
+            .push(version);
+    }
+}
+
+#[test]
+fn every_answer_stays_within_the_bound_whatever_the_nemesis() {
+    in_lab(|lab| async move {
+        let cluster = Cluster::start_in(lab.clone(), MEMBERS).await;
+        let versions: Versions = Arc::new(Mutex::new(BTreeMap::new()));
+        let register = Daemon::register(
+            &cluster.endpoints_from(1),
+            &["--name", "steady", "--ip", "10.9.9.9", "--ttl", "3"].map(String::from),
+        );
+        register.wait_log(" registered", SETTLE).await;
+        let registered = Instant::now();
+        versions.lock().expect("versions").insert(
+            STEADY.into(),
+            vec![Version {
+                value: vec!["10.9.9.9".into()],
+                sent: registered,
+                acked: registered,
+            }],
+        );
+        let mut replicas = Vec::new();
+        for r in 0..MEMBERS {
+            let args = ["--max-stale", "3s"].map(String::from);
+            replicas.push(Daemon::etcd_dns(&cluster.endpoints_from(r), &args));
+        }
+        let mut addrs = Vec::new();
+        for replica in &replicas {
+            let addr = replica.dns_addr().await;
+            common::eventually(
+                "the replica answers the registered name",
+                SETTLE,
+                || async move {
+                    (lookup_a(addr, STEADY, Transport::Udp).await == ["10.9.9.9"]).then_some(())
+                },
+            )
+            .await;
+            addrs.push(addr);
+        }
+        let writer = Arc::new(tokio::sync::Mutex::new(Writer::new(
+            WRITER_NAMES,
+            &cluster.members[0].endpoint,
+            versions.clone(),
+        )));
+        let stop = CancellationToken::new();
+        let observations: Arc<Mutex<Vec<Observation>>> = Arc::default();
+        let mut tasks = vec![tokio::spawn(write(
+            writer.clone(),
+            WRITER_NAMES,
+            stop.clone(),
+        ))];
+        let names: Vec<String> = (0..WRITER_NAMES)
+            .map(writer_name)
+            .chain([STEADY.to_string()])
+            .collect();
+        for (r, addr) in addrs.iter().enumerate() {
+            let task = record(r, *addr, names.clone(), observations.clone(), stop.clone());
+            tasks.push(tokio::spawn(task));
+        }
+        let mut world = World {
+            lab,
+            cluster,
+            replicas,
+            register,
+            writer,
+            versions,
+        };
+        let mut windows: Vec<(String, Instant, Instant, usize, usize)> = Vec::new();
+        for nemesis in [
+            "none (baseline)",
+            "partition of a watched member",
+            "partition of register's member",
+            "partition of the leader",
+            "pause (SIGSTOP) of a watched member",
+            "kill and restart of a watched member",
+            "leader transfer",
+            "compaction",
+            "wipe",
+        ] {
+            let before = registrations(&world.register.log());
+            let start = Instant::now();
+            let detail = match nemesis {
+                "partition of a watched member" => {
+                    let victim =
+                        watched_member(&world.replicas[0].log()).expect("replica 0's member");
+                    world.partition(victim).await;
+                    format!("member {victim}")
+                }
+                "partition of register's member" => {
+                    let victim = register_member(&world.register.log(), 1);
+                    world.partition(victim).await;
+                    format!("member {victim}")
+                }
+                "partition of the leader" => {
+                    let victim = world.cluster.leader().await;
+                    world.partition(victim).await;
+                    format!("member {victim}")
+                }
+                "pause (SIGSTOP) of a watched member" => {
+                    let victim =
+                        watched_member(&world.replicas[1].log()).expect("replica 1's member");
+                    let leader = world.cluster.leader().await;
+                    world.write_through(World::other(victim, leader)).await;
+                    world.cluster.signal(victim, "STOP");
+                    tokio::time::sleep(FAULT).await;
+                    world.cluster.signal(victim, "CONT");
+                    format!("member {victim}")
+                }
+                "kill and restart of a watched member" => {
+                    let victim =
+                        watched_member(&world.replicas[2].log()).expect("replica 2's member");
+                    let leader = world.cluster.leader().await;
+                    world.write_through(World::other(victim, leader)).await;
+                    world.cluster.kill(victim);
+                    tokio::time::sleep(FAULT).await;
+                    world.cluster.restart(victim).await;
+                    format!("member {victim}")
+                }
+                "leader transfer" => {
+                    for _ in 0..2 {
+                        let leader = world.cluster.leader().await;
+                        let to = (leader + 1) % MEMBERS;
+                        world.write_through(to).await;
+                        world.cluster.move_leader(to).await;
+                        tokio::time::sleep(FAULT / 2).await;
+                    }
+                    String::new()
+                }
+                "compaction" => {
+                    let config = EtcdConfig::from_list(&world.cluster.endpoints());
+                    let mut client = config.connect().await.expect("connect");
+                    for _ in 0..2 {
+                        let revision = client
+                            .get("x", None)
+                            .await
+                            .expect("get")
+                            .header()
+                            .map_or(0, |h| h.revision());
+                        client.compact(revision, None).await.expect("compact");
+                        tokio::time::sleep(FAULT / 2).await;
+                    }
+                    String::new()
+                }
+                "wipe" => {
+                    world.wipe().await;
+                    tokio::time::sleep(FAULT).await;
+                    String::new()
+                }
+                _ => {
+                    tokio::time::sleep(FAULT).await;
+                    String::new()
+                }
+            };
+            tokio::time::sleep(AFTER).await;
+            let name = if detail.is_empty() {
+                nemesis.to_string()
+            } else {
+                format!("{nemesis} ({detail})")
+            };
+            windows.push((
+                name,
+                start,
+                Instant::now(),
+                before,
+                registrations(&world.register.log()),
+            ));
+        }
+        stop.cancel();
+        for task in tasks {
+            task.await.expect("workload task");
+        }
+        let observations = observations.lock().expect("observations").clone();
+        let versions = world.versions.lock().expect("versions").clone();
+        let rows: Vec<Row> = windows
+            .into_iter()
+            .map(|(nemesis, start, end, before, after)| {
+                let inside: Vec<Observation> = observations
+                    .iter()
+                    .filter(|o| o.sent >= start && o.sent < end)
+                    .cloned()
+                    .collect();
+                let verdict = check(&versions, &inside, BOUND, &[STEADY.to_string()]);
+                Row {
+                    nemesis,
+                    verdict,
+                    lease_losses: after - before,
+                }
+            })
+            .collect();
+        print_table(&rows);
+        for row in &rows {
+            let v = &row.verdict;
+            assert!(
+                v.answers > 1_000,
+                "{}: only {} answers recorded",
+                row.nemesis,
+                v.answers
+            );
+            assert!(
+                v.wrong.is_empty(),
+                "{}: {} answers wrong (bound {BOUND:?}), the first: {:#?}",
+                row.nemesis,
+                v.wrong.len(),
+                &v.wrong[..v.wrong.len().min(5)]
+            );
+            if !row.nemesis.starts_with("wipe") {
+                assert_eq!(v.misses, 0, "{}: the registered name missed", row.nemesis);
+                assert_eq!(
+                    row.lease_losses, 0,
+                    "{}: register lost its lease",
+                    row.nemesis
+                );
+            }
+        }
+        drop(world);
+    });
+}
+
+/// The checker's table, one row per nemesis.
+fn print_table(rows: &[Row]) {
+    eprintln!("| nemesis | answers | max staleness ms | wrong | misses | SERVFAIL | timeouts | lease losses |");
+    eprintln!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    for row in rows {
+        let v = &row.verdict;
+        eprintln!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.nemesis,
+            v.answers,
+            v.max_staleness.as_millis(),
+            v.wrong.len(),
+            v.misses,
+            v.servfail,
+            v.timeouts,
+            row.lease_losses
+        );
+    }
+}
+
+#[test]
+fn register_never_loses_its_name_over_20_partitions_of_its_member() {
+    in_lab(|lab| async move {
+        let cluster = Cluster::start_in(lab.clone(), MEMBERS).await;
+        let register = Daemon::register(
+            &cluster.endpoints_from(0),
+            &["--name", "steady", "--ip", "10.9.9.9", "--ttl", "3"].map(String::from),
+        );
+        register.wait_log(" registered", SETTLE).await;
+        // The key's creation and last change, and its lease (read through any member that
+        // answers: the one just healed may still be electing).
+        let key = || async {
+            let (kv, _) = common::eventually("a member reads the key", SETTLE, || async {
+                let config = EtcdConfig::from_list(&cluster.endpoints());
+                let mut client = config.connect().await.ok()?;
+                let response = client.get("services/steady", None).await.ok()?;
+                Some(response.kvs().first().cloned())
+            })
+            .await;
+            kv.map(|kv| (kv.create_revision(), kv.mod_revision(), kv.lease()))
+        };
+        let registered = key().await.expect("the key is registered");
+        let mut left = Vec::new();
+        for round in 0..20 {
+            let victim = register_member(&register.log(), 0);
+            let moves = register.log().matches("keep-alive moved").count();
+            lab.cut(victim);
+            // Longer than the TTL: the lease would lapse unless kept alive elsewhere.
+            let cut = Instant::now();
+            while register.log().matches("keep-alive moved").count() <= moves {
+                // A member is left within TTL/3 + 0.5 s when the others answer; a cut-off
+                // leader first needs a new one elected (which extends every lease).
+                assert!(
+                    cut.elapsed() < Duration::from_secs(8),
+                    "round {round}: register did not leave member {victim} within 8 s:\n{}",
+                    register.log()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let moved = cut.elapsed();
+            // Cut for longer than the TTL: the lease would lapse unless kept alive elsewhere.
+            tokio::time::sleep(Duration::from_secs(4).saturating_sub(moved)).await;
+            lab.heal(victim);
+            left.push(moved);
+            let now = key().await;
+            assert_eq!(
+                now,
+                Some(registered),
+                "round {round}: the key was deleted or written again"
+            );
+        }
+        assert_eq!(registrations(&register.log()), 1, "{}", register.log());
+        left.sort();
+        eprintln!(
+            "20 partitions of register's member: the key kept its revision {} and lease {:x}; \
+             register left the member after {:?} (median), {:?} (max)",
+            registered.1,
+            registered.2,
+            left[left.len() / 2],
+            left[left.len() - 1]
+        );
+    });
+}
