@@ -138,6 +138,11 @@ impl Retry {
         })
     }
 
+    /// How long the current run of failures has lasted (zero when there is none).
+    pub fn outage(&self) -> Duration {
+        self.since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
     /// True once an attempt succeeded.
     pub fn has_succeeded(&self) -> bool {
         self.succeeded

@@ -112,6 +112,14 @@ impl EtcdError {
         }
     }
 
+    /// True when the member answered that it has no leader (an election is under way, or it is
+    /// cut off from its cluster): another member may well have one.
+    pub fn is_leaderless(&self) -> bool {
+        matches!(self, EtcdError::Client {
+            error: etcd_client::Error::GRpcStatus(status), ..
+        } if status.message().contains("no leader"))
+    }
+
     /// True when a response exceeded the client's message size limit: tonic's decoder reports
     /// it as `OUT_OF_RANGE`.
     pub(super) fn is_too_large(&self) -> bool {

@@ -58,7 +58,12 @@ impl Link {
         key: &str,
         revision: i64,
     ) -> Result<Self, RegisterError> {
-        let (keeper, alive) = etcd.timed(client.lease_keep_alive(lease)).await?;
+        // Opening the stream renews the lease once and waits for etcd's answer.
+        let (keeper, alive) = match etcd.timed(client.lease_keep_alive(lease)).await {
+            Ok(stream) => stream,
+            Err(error) if lease_not_found(&error) => return Err(RegisterError::LeaseLost(lease)),
+            Err(error) => return Err(error.into()),
+        };
         let options = WatchOptions::new().with_start_revision(revision + 1);
         let watch = etcd
             .timed(client.watch(key.as_bytes(), Some(options)))
@@ -72,7 +77,7 @@ impl Link {
         })
     }
 
-    /// Connects to member `endpoint`, renews `lease` through it and opens a link there.
+    /// Connects to member `endpoint` and opens a link there (which renews `lease`).
     async fn renewed(
         etcd: &EtcdConfig,
         endpoint: usize,
@@ -82,14 +87,15 @@ impl Link {
     ) -> Result<Self, RegisterError> {
         let one = etcd.only(endpoint);
         let client = one.connect().await?;
-        let mut link = Self::open(&one, endpoint, client, lease, key, revision).await?;
-        one.timed(link.keeper.keep_alive()).await?;
-        match link.alive.message().await {
-            Ok(Some(response)) if response.ttl() > 0 => Ok(link),
-            Ok(_) => Err(RegisterError::LeaseLost(lease)),
-            Err(error) => Err(RegisterError::Etcd(one.client_error(error))),
-        }
+        Self::open(&one, endpoint, client, lease, key, revision).await
     }
+}
+
+/// True when etcd answered a keep-alive with a TTL of 0: the lease does not exist (expired,
+/// revoked, or etcd was wiped). etcd-client reports that as an error.
+fn lease_not_found(error: &EtcdError) -> bool {
+    matches!(error, EtcdError::Client { error: etcd_client::Error::LeaseKeepAliveError(why), .. }
+        if why.contains("lease not found"))
 }
 
 /// Renews `lease` through every endpoint but `current` at once (over a new connection to the

@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::sources::Live;
 use crate::table::{Registry, Table};
 use apply::{apply, Watches};
-use quorum::{Health, Quorum};
+use quorum::Quorum;
 pub use quorum::{PROBE_INTERVAL, PROBE_TIMEOUT};
 
 /// Most watch responses applied together before a snapshot is published: bounds how long a
@@ -73,7 +73,24 @@ impl WatchError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Etcd(e) if e.is_permanent())
     }
+
+    /// True when the member answers but cannot speak for a quorum (no leader, cut off,
+    /// stalled): the next member is tried at once rather than after a growing backoff.
+    pub fn is_quorum_lost(&self) -> bool {
+        match self {
+            Self::CutOff(_) | Self::Stalled(_) => true,
+            Self::Etcd(e) => e.is_leaderless(),
+            _ => false,
+        }
+    }
 }
+
+/// Longest wait before the next member after one that could not speak for a quorum, during the
+/// first [`QUICK_RETRY_FOR`] of an outage: an election ends within a few seconds, and the
+/// table's age grows meanwhile.
+const QUICK_RETRY: Duration = Duration::from_millis(200);
+/// How long an outage of quorum-lost failures is retried quickly before the usual backoff.
+const QUICK_RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// Keeps `table` in step with etcd until `shutdown`. Returns an error only for a permanent
 /// failure (see [`WatchError::is_permanent`]) before the registry was first read: after that,
@@ -105,7 +122,10 @@ pub async fn run(
         if error.is_permanent() && !retry.has_succeeded() {
             return Err(error);
         }
-        let (delay, report) = retry.failed();
+        let (mut delay, report) = retry.failed();
+        if error.is_quorum_lost() && retry.outage() < QUICK_RETRY_FOR {
+            delay = delay.min(QUICK_RETRY);
+        }
         log_failure(&table, &error, report, delay);
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -190,6 +210,13 @@ async fn sync(
         io.spawn(async move { etcd.connect().await })
     };
     let mut client = connect.await.map_err(EtcdError::from)??;
+    // A member that cannot speak for a quorum is left at once, before a long read that would
+    // wait on it (a linearizable read on a cut-off member waits for a leader it cannot reach).
+    let key = config
+        .sources
+        .first()
+        .map_or(&b""[..], |s| s.range.as_bytes());
+    quorum::prove(etcd, &client, key).await?;
     // The read is linearizable: once published, the table was current when it was sent.
     let started = Instant::now();
     let (mut registry, revision) = read_registry(&client, etcd, config, table).await?;
@@ -234,15 +261,12 @@ async fn sync(
         elapsed_ms = built_ms,
         "registry loaded; watching"
     );
-    let mut quorum = Quorum::new(
-        client.kv_client(),
-        ranges.first().copied().unwrap_or_default(),
-        revision,
-    );
+    let mut quorum = Quorum::new(client.kv_client(), key, revision);
     let mut tick = tokio::time::interval(PROBE_INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     loop {
+        let check_at = quorum.check_at();
         let response = tokio::select! {
             response = stream.message() => response,
             (sent, result) = quorum.answered() => {
@@ -250,14 +274,18 @@ async fn sync(
                 quorum.proved(table, sent, revision);
                 continue;
             }
+            () = sleep_until(check_at) => {
+                if let Some(waited) = quorum.overdue() {
+                    return Err(WatchError::CutOff(waited));
+                }
+                continue;
+            }
             _ = tick.tick() => {
                 let silent = heard.elapsed();
                 if silent > WATCH_STALL {
                     return Err(WatchError::Stalled(silent));
                 }
-                if let Health::CutOff(waited) = quorum.tick() {
-                    return Err(WatchError::CutOff(waited));
-                }
+                quorum.tick();
                 // etcd answers with an empty response at its current revision: the watch
                 // has delivered everything up to it, which a probe's revision is compared with.
                 etcd.timed(requests.request_progress()).await?;
@@ -292,6 +320,14 @@ async fn sync(
         metrics
             .watch_events
             .fetch_add(events as u64, Ordering::Relaxed);
+    }
+}
+
+/// Waits until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

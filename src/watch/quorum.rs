@@ -17,8 +17,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use etcd_client::{GetOptions, KvClient};
+use etcd_client::{Client, GetOptions, KvClient};
 
+use super::WatchError;
+use crate::etcd::EtcdConfig;
 use crate::table::Table;
 
 /// How often the watched member is asked to prove it is part of the quorum.
@@ -31,14 +33,26 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A linearizable read in flight: its revision, or etcd's error.
 type Probe = Pin<Box<dyn Future<Output = Result<i64, etcd_client::Error>> + Send>>;
 
+/// A probe in flight.
+struct Inflight {
+    /// When it was sent.
+    sent: Instant,
+    /// When to check next whether the member is cut off.
+    check_at: Instant,
+    /// The watch's revision at the last check (or the sending).
+    seen_then: i64,
+    /// The read.
+    probe: Probe,
+}
+
 /// The quorum probes of one watch session.
 pub(super) struct Quorum {
     /// The member's KV service (a handle on the session's connection).
     kv: KvClient,
     /// The key read (count only): any key will do, this one is in a watched range.
     key: Vec<u8>,
-    /// The probe in flight, when it was sent and the watch's revision then.
-    inflight: Option<(Instant, i64, Probe)>,
+    /// The probe in flight.
+    inflight: Option<Inflight>,
     /// A quorum revision the watch had not delivered yet when its probe returned, and when
     /// that probe was sent.
     pending: Option<(i64, Instant)>,
@@ -46,12 +60,21 @@ pub(super) struct Quorum {
     seen: i64,
 }
 
-/// What a tick found.
-pub(super) enum Health {
-    /// The member answers (or may still).
-    Fine,
-    /// The probe sent this long ago is unanswered and the watch brought nothing newer.
-    CutOff(Duration),
+/// Proves, before a session reads anything, that the member behind `client` speaks for a
+/// quorum: a linearizable read of `key` answered within [`PROBE_TIMEOUT`].
+pub(super) async fn prove(
+    etcd: &EtcdConfig,
+    client: &Client,
+    key: &[u8],
+) -> Result<(), WatchError> {
+    let mut kv = client.kv_client();
+    let read = kv.get(key, Some(GetOptions::new().with_count_only()));
+    let started = Instant::now();
+    match tokio::time::timeout(PROBE_TIMEOUT, read).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(WatchError::Etcd(etcd.client_error(error))),
+        Err(_) => Err(WatchError::CutOff(started.elapsed())),
+    }
 }
 
 impl Quorum {
@@ -66,14 +89,10 @@ impl Quorum {
         }
     }
 
-    /// At each tick: is the member still answering? If no probe is in flight, sends one.
-    pub(super) fn tick(&mut self) -> Health {
-        if let Some((sent, seen_then, _)) = &self.inflight {
-            let waited = sent.elapsed();
-            if waited > PROBE_TIMEOUT && self.seen <= *seen_then {
-                return Health::CutOff(waited);
-            }
-            return Health::Fine;
+    /// At each tick: sends a probe unless one is in flight.
+    pub(super) fn tick(&mut self) {
+        if self.inflight.is_some() {
+            return;
         }
         let mut kv = self.kv.clone();
         let key = self.key.clone();
@@ -82,17 +101,43 @@ impl Quorum {
             let response = kv.get(key, Some(options)).await?;
             Ok(response.header().map_or(0, |h| h.revision()))
         };
-        self.inflight = Some((Instant::now(), self.seen, Box::pin(probe)));
-        Health::Fine
+        let sent = Instant::now();
+        self.inflight = Some(Inflight {
+            sent,
+            check_at: sent + PROBE_TIMEOUT,
+            seen_then: self.seen,
+            probe: Box::pin(probe),
+        });
+    }
+
+    /// When the probe in flight is next checked for an answer (see [`Quorum::overdue`]).
+    pub(super) fn check_at(&self) -> Option<tokio::time::Instant> {
+        self.inflight
+            .as_ref()
+            .map(|probe| tokio::time::Instant::from_std(probe.check_at))
+    }
+
+    /// At [`Quorum::check_at`]: how long the probe in flight has waited, if the member is cut
+    /// off. Events with newer revisions since the probe was sent prove the member still
+    /// follows a leader (it is only slow): then the next check is a [`PROBE_TIMEOUT`] later.
+    pub(super) fn overdue(&mut self) -> Option<Duration> {
+        let seen = self.seen;
+        let probe = self.inflight.as_mut()?;
+        if seen > probe.seen_then {
+            probe.seen_then = seen;
+            probe.check_at = Instant::now() + PROBE_TIMEOUT;
+            return None;
+        }
+        Some(probe.sent.elapsed())
     }
 
     /// Waits for the probe in flight (forever if there is none): its sending time and result.
     pub(super) async fn answered(&mut self) -> (Instant, Result<i64, etcd_client::Error>) {
-        let Some((sent, _, probe)) = &mut self.inflight else {
+        let Some(inflight) = &mut self.inflight else {
             return std::future::pending().await;
         };
-        let sent = *sent;
-        let result = probe.await;
+        let sent = inflight.sent;
+        let result = (&mut inflight.probe).await;
         self.inflight = None;
         (sent, result)
     }
