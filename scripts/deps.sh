@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing etcd-dns need, from Debian's packages, if missing:
 #   protoc and its well-known types (etcd-client's build), etcd + etcdctl (tests, demo), dig (demo),
-#   musl-gcc (tests/clients.rs), Knot, NSD and BIND (tests/secondaries.rs).
+#   musl-gcc (tests/clients.rs), Knot, NSD and BIND (tests/secondaries.rs), ip and iptables
+#   (tests/partitions: network namespaces of their own).
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again. With DEPS=build (as
 # scripts/install.sh sources it) only what building needs: no etcd, etcdctl, dig or musl-gcc.
 set -euo pipefail
@@ -22,6 +23,10 @@ if [ "${DEPS:-}" != build ]; then
   [ -x /usr/sbin/nsd ] || command -v nsd >/dev/null 2>&1 || secondaries+=(nsd)
   [ -x /usr/sbin/named ] || command -v named >/dev/null 2>&1 || secondaries+=(bind9)
   need+=("${secondaries[@]}")
+  # The fault suite's network (tests/common/netlab.rs): namespaces, veth, a bridge, iptables
+  # rules inside the namespaces it makes.
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need+=(iptables)
 fi
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 

@@ -160,7 +160,7 @@ impl Http {
             (true, Some(age)) if self.max_stale.is_some_and(|max| age > max) => (
                 false,
                 format!(
-                    "not ready: etcd last confirmed the table {:.1} s ago, more than --max-stale {}",
+                    "not ready: an etcd quorum last confirmed the table {:.1} s ago, more than --max-stale {}",
                     age.as_secs_f64(),
                     humantime::format_duration(self.max_stale.unwrap_or_default())
                 ),
@@ -168,7 +168,7 @@ impl Http {
             (true, Some(age)) => (
                 true,
                 format!(
-                    "ready: revision {}, {} instances, confirmed by etcd {:.1} s ago",
+                    "ready: revision {}, {} instances, confirmed by an etcd quorum {:.1} s ago",
                     snapshot.revision,
                     snapshot.instances,
                     age.as_secs_f64()
@@ -285,7 +285,8 @@ impl Collector for TableGauges {
             gauge(&mut encoder, name, help, value)?;
         }
         let age = self.table.age().map_or(f64::NAN, |a| a.as_secs_f64());
-        let help = "Seconds since etcd last confirmed the table (NaN before the first read)";
+        let help =
+            "Seconds since an etcd quorum last confirmed the table (NaN before the first read)";
         gauge(&mut encoder, "etcd_dns_table_age_seconds", help, age)
     }
 }

@@ -82,8 +82,9 @@ struct Args {
     // one) must not stop a run that asks for no HTTP.
     #[arg(long, env = "ETCD_DNS_NO_HTTP")]
     no_http: bool,
-    /// How long the table may go without etcd confirming it before names under the zone answer
-    /// SERVFAIL and /ready fails, e.g. 30s or 5m [default: unlimited]
+    /// How long the table may go without an etcd quorum confirming it before names under the
+    /// zone answer SERVFAIL and /ready fails, e.g. 30s or 5m; at least 5s with etcd's default
+    /// timings, or an election shows as SERVFAIL [default: unlimited]
     #[arg(long, env = "ETCD_DNS_MAX_STALE", value_parser = humantime::parse_duration)]
     max_stale: Option<Duration>,
     /// Most records in one A, AAAA, SRV or PTR answer, chosen per query by weight so that load

@@ -42,7 +42,7 @@ struct Args {
     /// Instance label: registers PREFIX<name>/<instance>, one of several instances
     #[arg(long, env = "REGISTER_INSTANCE")]
     instance: Option<String>,
-    /// Lease TTL in seconds: how long a crashed service stays registered
+    /// Lease TTL in seconds (at least 2): how long a crashed service stays registered
     #[arg(long, env = "REGISTER_TTL", default_value_t = DEFAULT_LEASE_TTL)]
     ttl: i64,
     /// TXT string, k=v (repeatable; commas are kept, so REGISTER_TXT holds one string)

@@ -38,7 +38,7 @@ pub struct ServerConfig {
     pub etcd: EtcdConfig,
     /// Static zones (the zone files no live zone took), forwarding, zone transfers.
     pub catalog: CatalogConfig,
-    /// `--max-stale`: how long the table may go unconfirmed by etcd before names under the
+    /// `--max-stale`: how long the table may go unconfirmed by an etcd quorum before names under the
     /// zone answer SERVFAIL and `/ready` fails.
     pub max_stale: Option<Duration>,
     /// Response rate limiting of UDP replies (`--rrl-*`); `None` is off.

@@ -106,17 +106,35 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), WatchError> {
     let mut retry = Retry::default();
-    // One endpoint per session, the next one after any failure: a frozen member that still
-    // holds its connections open is left, not picked again by the client's balancer.
-    let mut endpoint = 0;
+    // One endpoint per session, the first that proves a quorum, the next one in turn first and
+    // the one that just failed last: a frozen member that still holds its connections open is
+    // left, not picked again by the client's balancer.
+    let mut next = 0;
+    let mut failed = None;
+    let key = config
+        .sources
+        .first()
+        .map_or(Vec::new(), |s| s.range.as_bytes().to_vec());
     loop {
-        let one = etcd.only(endpoint);
-        endpoint += 1;
-        let session = sync(&io, &one, &config, &table, &metrics, &mut retry)
-            .instrument(info_span!("watch", etcd = %one.endpoints_text()));
-        let result = tokio::select! {
+        let chosen = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            result = session => result,
+            chosen = quorum::connect_proven(&io, &etcd, next, failed, &key) => chosen,
+        };
+        let result = match chosen {
+            Ok((index, one, client)) => {
+                next = index + 1;
+                failed = Some(index);
+                let session = sync(&one, client, &config, &table, &metrics, &mut retry)
+                    .instrument(info_span!("watch", etcd = %one.endpoints_text()));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    result = session => result,
+                }
+            }
+            Err(error) => {
+                failed = None;
+                Err(error)
+            }
         };
         let Err(error) = result;
         if error.is_permanent() && !retry.has_succeeded() {
@@ -195,28 +213,20 @@ async fn read_registry(
     Ok((registry, revision))
 }
 
-/// One session: connect, read, publish, then follow the watch until it breaks (a session only
-/// ends with an error).
+/// One session on a member that proved a quorum: read, publish, then follow the watch until it
+/// breaks (a session only ends with an error).
 async fn sync(
-    io: &Handle,
     etcd: &EtcdConfig,
+    mut client: Client,
     config: &Arc<Live>,
     table: &Table,
     metrics: &Metrics,
     retry: &mut Retry,
 ) -> Result<Infallible, WatchError> {
-    let connect = {
-        let etcd = etcd.clone();
-        io.spawn(async move { etcd.connect().await })
-    };
-    let mut client = connect.await.map_err(EtcdError::from)??;
-    // A member that cannot speak for a quorum is left at once, before a long read that would
-    // wait on it (a linearizable read on a cut-off member waits for a leader it cannot reach).
     let key = config
         .sources
         .first()
         .map_or(&b""[..], |s| s.range.as_bytes());
-    quorum::prove(etcd, &client, key).await?;
     // The read is linearizable: once published, the table was current when it was sent.
     let started = Instant::now();
     let (mut registry, revision) = read_registry(&client, etcd, config, table).await?;

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, GetOptions, KvClient};
 
+use tokio::runtime::Handle;
+
 use super::WatchError;
-use crate::etcd::EtcdConfig;
+use crate::etcd::{EtcdConfig, EtcdError};
 use crate::table::Table;
 
 /// How often the watched member is asked to prove it is part of the quorum.
@@ -60,20 +62,74 @@ pub(super) struct Quorum {
     seen: i64,
 }
 
-/// Proves, before a session reads anything, that the member behind `client` speaks for a
-/// quorum: a linearizable read of `key` answered within [`PROBE_TIMEOUT`].
-pub(super) async fn prove(
+/// How long a member may take to connect and prove a quorum when a session starts: long
+/// enough to ride out an election on a healthy member.
+pub const PROVE_WITHIN: Duration = Duration::from_secs(2);
+/// Head start of each endpoint over the next in [`connect_proven`]'s race.
+const HEAD_START: Duration = Duration::from_millis(100);
+/// Pause between two proofs of a member that answered `no leader` during the race.
+const LEADERLESS_PAUSE: Duration = Duration::from_millis(100);
+
+/// Connects to the first member that proves it speaks for a quorum (a linearizable read of
+/// `key`), racing them: endpoint `first` (mod their count) starts at once, each next one
+/// [`HEAD_START`] later, and `failed` (the member of the session that just ended) last, if
+/// there are others. A member answering `no leader` is asked again until [`PROVE_WITHIN`]:
+/// an election ends. The connections do their I/O on `io`. Returns the member's index, its
+/// configuration and client; or, when none proves it, the last failure.
+pub(super) async fn connect_proven(
+    io: &Handle,
     etcd: &EtcdConfig,
-    client: &Client,
+    first: usize,
+    failed: Option<usize>,
     key: &[u8],
-) -> Result<(), WatchError> {
+) -> Result<(usize, EtcdConfig, Client), WatchError> {
+    let count = etcd.endpoints.len().max(1);
+    let mut order: Vec<usize> = (0..count).map(|k| (first + k) % count).collect();
+    if let Some(failed) = failed.filter(|_| count > 1) {
+        order.retain(|&i| i != failed);
+        order.push(failed % count);
+    }
+    let racers = order.into_iter().enumerate().map(|(place, index)| {
+        let one = etcd.only(index);
+        let io = io.clone();
+        let key = key.to_vec();
+        Box::pin(async move {
+            tokio::time::sleep(HEAD_START * place as u32).await;
+            let started = Instant::now();
+            let connect = {
+                let one = one.clone();
+                io.spawn(async move { one.connect().await })
+            };
+            let proved = async {
+                let client = connect.await.map_err(EtcdError::from)??;
+                loop {
+                    match prove(&one, &client, &key).await {
+                        Err(WatchError::Etcd(e)) if e.is_leaderless() => {
+                            tokio::time::sleep(LEADERLESS_PAUSE).await;
+                        }
+                        Err(error) => return Err(error),
+                        Ok(()) => return Ok((index, one.clone(), client)),
+                    }
+                }
+            };
+            match tokio::time::timeout(PROVE_WITHIN, proved).await {
+                Ok(result) => result,
+                Err(_) => Err(WatchError::CutOff(started.elapsed())),
+            }
+        })
+    });
+    futures_util::future::select_ok(racers)
+        .await
+        .map(|(chosen, _)| chosen)
+}
+
+/// Proves that the member behind `client` speaks for a quorum: a linearizable read of `key`
+/// answered (with require-leader, a member without a leader refuses it at once).
+async fn prove(etcd: &EtcdConfig, client: &Client, key: &[u8]) -> Result<(), WatchError> {
     let mut kv = client.kv_client();
-    let read = kv.get(key, Some(GetOptions::new().with_count_only()));
-    let started = Instant::now();
-    match tokio::time::timeout(PROBE_TIMEOUT, read).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(WatchError::Etcd(etcd.client_error(error))),
-        Err(_) => Err(WatchError::CutOff(started.elapsed())),
+    match kv.get(key, Some(GetOptions::new().with_count_only())).await {
+        Ok(_) => Ok(()),
+        Err(error) => Err(WatchError::Etcd(etcd.client_error(error))),
     }
 }
 
