@@ -210,6 +210,23 @@ async fn invalid_name_fails_before_touching_etcd() {
         .read_to_string(&mut stderr)
         .expect("read");
     assert!(stderr.contains("invalid label"), "{stderr}");
+    // A lease too short to be kept alive through another member is refused too.
+    let mut reg = register(
+        &endpoint,
+        &["--name", "ok", "--ip", "10.0.0.1", "--ttl", "1"],
+    );
+    assert_eq!(reg.wait_exit(Duration::from_secs(5)).await, Some(1));
+    let mut stderr = String::new();
+    reg.0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    assert!(
+        stderr.contains("--ttl must be at least 2 seconds"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -19,6 +19,10 @@ const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
 /// Messages of the layers between etcd-client and the socket that say nothing of the cause.
 const VAGUE: [&str; 2] = ["transport error", "connection error"];
 
+/// What etcd says when a request meets an election (etcdserver's ErrNoLeader, ErrLeaderChanged,
+/// ErrTimeoutDueToLeaderFail).
+const ELECTION: [&str; 3] = ["no leader", "leader changed", "previous leader failure"];
+
 /// Why a connection to etcd could not be set up or a request failed.
 #[derive(Debug, Error)]
 pub enum EtcdError {
@@ -112,12 +116,14 @@ impl EtcdError {
         }
     }
 
-    /// True when the member answered that it has no leader (an election is under way, or it is
-    /// cut off from its cluster): another member may well have one.
+    /// True when the member answered that it has no leader, or lost the one it had while the
+    /// request waited (`no leader`, `leader changed`, `request timed out, possibly due to
+    /// previous leader failure`): an election is under way, or the member is cut off; another
+    /// member may well have a leader, and this one will once the election ends.
     pub fn is_leaderless(&self) -> bool {
         matches!(self, EtcdError::Client {
             error: etcd_client::Error::GRpcStatus(status), ..
-        } if status.message().contains("no leader"))
+        } if ELECTION.iter().any(|text| status.message().contains(text)))
     }
 
     /// True when a response exceeded the client's message size limit: tonic's decoder reports
@@ -324,6 +330,28 @@ mod tests {
         let mut status = tonic::Status::new(Code::Unavailable, "transport error");
         status.set_source(std::sync::Arc::new(cause));
         etcd_client::Error::GRpcStatus(status)
+    }
+
+    #[test]
+    fn an_election_is_told_from_other_failures() {
+        let etcd = config();
+        for text in [
+            "etcdserver: no leader",
+            "etcdserver: leader changed",
+            "etcdserver: request timed out, possibly due to previous leader failure",
+        ] {
+            let error = etcd.client_error(status(Code::Unavailable, text));
+            assert!(error.is_leaderless(), "{text}");
+            assert!(!error.is_permanent(), "{text}");
+        }
+        for text in [
+            "etcdserver: request timed out",
+            "etcdserver: too many requests",
+        ] {
+            assert!(!etcd
+                .client_error(status(Code::Unavailable, text))
+                .is_leaderless());
+        }
     }
 
     #[test]

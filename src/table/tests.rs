@@ -222,3 +222,22 @@ fn a_rejected_key_is_logged_once_per_reason_even_across_re_reads() {
         lines[4].len()
     );
 }
+
+#[test]
+fn the_age_counts_from_the_newest_quorum_proof_and_an_older_one_changes_nothing() {
+    use std::time::{Duration, Instant};
+    let table = super::Table::new(&config());
+    assert_eq!(table.age(), None, "no proof before the first read");
+    let proved = Instant::now();
+    table.confirm_at(proved);
+    let age = table.age().expect("an age once confirmed");
+    assert!(age <= proved.elapsed(), "{age:?}");
+    // A proof that arrives late but was sent earlier does not make the table look fresher
+    // than it is, nor older.
+    table.confirm_at(proved - Duration::from_millis(1));
+    let later = table.age().expect("age");
+    assert!(
+        later >= age && later <= proved.elapsed(),
+        "{later:?} after {age:?}"
+    );
+}

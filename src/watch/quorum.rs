@@ -55,11 +55,8 @@ pub(super) struct Quorum {
     key: Vec<u8>,
     /// The probe in flight.
     inflight: Option<Inflight>,
-    /// A quorum revision the watch had not delivered yet when its probe returned, and when
-    /// that probe was sent.
-    pending: Option<(i64, Instant)>,
-    /// Every event up to this revision is in the table.
-    seen: i64,
+    /// The proofs and what the watch delivered.
+    freshness: Freshness,
 }
 
 /// How long a member may take to connect and prove a quorum when a session starts: long
@@ -140,8 +137,10 @@ impl Quorum {
             kv,
             key: key.to_vec(),
             inflight: None,
-            pending: None,
-            seen: revision,
+            freshness: Freshness {
+                seen: revision,
+                pending: None,
+            },
         }
     }
 
@@ -161,7 +160,7 @@ impl Quorum {
         self.inflight = Some(Inflight {
             sent,
             check_at: sent + PROBE_TIMEOUT,
-            seen_then: self.seen,
+            seen_then: self.freshness.seen,
             probe: Box::pin(probe),
         });
     }
@@ -177,7 +176,7 @@ impl Quorum {
     /// off. Events with newer revisions since the probe was sent prove the member still
     /// follows a leader (it is only slow): then the next check is a [`PROBE_TIMEOUT`] later.
     pub(super) fn overdue(&mut self) -> Option<Duration> {
-        let seen = self.seen;
+        let seen = self.freshness.seen;
         let probe = self.inflight.as_mut()?;
         if seen > probe.seen_then {
             probe.seen_then = seen;
@@ -201,22 +200,89 @@ impl Quorum {
     /// A probe sent at `sent` returned `revision`: the table is confirmed as of `sent` once
     /// the watch has delivered that revision.
     pub(super) fn proved(&mut self, table: &Table, sent: Instant, revision: i64) {
-        if self.seen >= revision {
-            table.confirm_at(sent);
-            self.pending = None;
-        } else if self.pending.is_none_or(|(_, at)| at < sent) {
-            self.pending = Some((revision, sent));
+        if let Some(at) = self.freshness.proved(sent, revision) {
+            table.confirm_at(at);
         }
     }
 
     /// The watch delivered (and the table holds) every event up to `revision`.
     pub(super) fn delivered(&mut self, table: &Table, revision: i64) {
+        if let Some(at) = self.freshness.delivered(revision) {
+            table.confirm_at(at);
+        }
+    }
+}
+
+/// Which quorum proofs confirm the table, and as of when: a proof (a read sent at some instant
+/// that returned some revision) confirms it once the watch has delivered that revision.
+#[derive(Debug, Default)]
+struct Freshness {
+    /// Every event up to this revision is in the table.
+    seen: i64,
+    /// The newest proof the watch had not caught up with yet: its revision and sending time.
+    pending: Option<(i64, Instant)>,
+}
+
+impl Freshness {
+    /// A read sent at `sent` returned `revision`: the instant the table is confirmed as of,
+    /// now or (kept pending) once the watch delivers `revision`.
+    fn proved(&mut self, sent: Instant, revision: i64) -> Option<Instant> {
+        if self.seen >= revision {
+            self.pending = None;
+            return Some(sent);
+        }
+        if self.pending.is_none_or(|(_, at)| at < sent) {
+            self.pending = Some((revision, sent));
+        }
+        None
+    }
+
+    /// The watch delivered every event up to `revision`: the instant a pending proof now
+    /// confirms, if any.
+    fn delivered(&mut self, revision: i64) -> Option<Instant> {
         self.seen = self.seen.max(revision);
-        if let Some((needed, sent)) = self.pending {
-            if self.seen >= needed {
-                table.confirm_at(sent);
-                self.pending = None;
-            }
+        let (needed, sent) = self.pending?;
+        (self.seen >= needed).then(|| {
+            self.pending = None;
+            sent
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proof_confirms_the_table_only_once_the_watch_has_its_revision() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut freshness = Freshness {
+            seen: 10,
+            pending: None,
+        };
+        // The watch is current: confirmed as of the read's sending.
+        assert_eq!(freshness.proved(at(0), 10), Some(at(0)));
+        // etcd committed 12 before the read sent at 500 ms: not until the watch delivers it.
+        assert_eq!(freshness.proved(at(500), 12), None);
+        assert_eq!(freshness.delivered(11), None);
+        assert_eq!(freshness.delivered(12), Some(at(500)));
+        assert_eq!(freshness.delivered(13), None, "a proof confirms once");
+        // A newer proof replaces an older pending one; an older one never replaces it.
+        assert_eq!(freshness.proved(at(1_000), 20), None);
+        assert_eq!(freshness.proved(at(900), 19), None);
+        assert_eq!(freshness.delivered(20), Some(at(1_000)));
+    }
+
+    #[test]
+    fn a_cut_off_member_confirms_nothing() {
+        // Its progress notifications repeat its stale revision; the proofs never return.
+        let mut freshness = Freshness {
+            seen: 40,
+            pending: None,
+        };
+        for _ in 0..10 {
+            assert_eq!(freshness.delivered(40), None);
         }
     }
 }
