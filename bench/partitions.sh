@@ -27,14 +27,17 @@ for run in $(seq 1 "$runs"); do
   echo
   echo "run $run:"
   echo
+  # The test's name and its first line of output share a line: cut at the table.
+  sed -n 's/^.*\(| nemesis |\)/\1/p' "$out"
   grep -E '^\|' "$out" | tee -a "$out.tables"
-  grep -E '^20 partitions' "$out" || true
+  echo
+  grep -oE '20 partitions.*' "$out" || true
 done
 echo
 echo "over $runs runs: largest staleness (ms), wrong answers, SERVFAIL, lease losses per nemesis"
 echo
 awk -F'|' '/^\| [a-z]/ && $2 !~ /nemesis/ {
-    n = $2; sub(/ \(member [0-9]\)/, "", n); gsub(/^ +| +$/, "", n)
+    n = $2; sub(/ \(member [0-9][^)]*\)/, "", n); gsub(/^ +| +$/, "", n)
     if (!(n in order)) { order[n] = ++count; names[count] = n }
     if ($4 + 0 > stale[n]) stale[n] = $4 + 0
     wrong[n] += $5; servfail[n] += $7; losses[n] += $9

@@ -349,7 +349,7 @@ fn every_answer_stays_within_the_bound_whatever_the_nemesis() {
             };
             tokio::time::sleep(AFTER).await;
             let name = match victim {
-                Some(victim) if victim == leader => {
+                Some(victim) if victim == leader && !nemesis.contains("leader") => {
                     format!("{nemesis} (member {victim}, the leader)")
                 }
                 Some(victim) => format!("{nemesis} (member {victim})"),
