@@ -111,10 +111,12 @@ pub async fn run(
     // left, not picked again by the client's balancer.
     let mut next = 0;
     let mut failed = None;
-    let key = config
-        .sources
-        .first()
-        .map_or(Vec::new(), |s| s.range.as_bytes().to_vec());
+    // The key the quorum reads ask for (count only): the first registry's prefix, or "\0" for
+    // the whole keyspace (etcd refuses an empty key).
+    let key = match config.sources.first().map(|s| s.range.as_bytes()) {
+        Some(prefix) if !prefix.is_empty() => prefix.to_vec(),
+        _ => vec![0],
+    };
     loop {
         let chosen = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -124,7 +126,7 @@ pub async fn run(
             Ok((index, one, client)) => {
                 next = index + 1;
                 failed = Some(index);
-                let session = sync(&one, client, &config, &table, &metrics, &mut retry)
+                let session = sync(&one, client, &key, &config, &table, &metrics, &mut retry)
                     .instrument(info_span!("watch", etcd = %one.endpoints_text()));
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
@@ -218,15 +220,12 @@ async fn read_registry(
 async fn sync(
     etcd: &EtcdConfig,
     mut client: Client,
+    key: &[u8],
     config: &Arc<Live>,
     table: &Table,
     metrics: &Metrics,
     retry: &mut Retry,
 ) -> Result<Infallible, WatchError> {
-    let key = config
-        .sources
-        .first()
-        .map_or(&b""[..], |s| s.range.as_bytes());
     // The read is linearizable: once published, the table was current when it was sent.
     let started = Instant::now();
     let (mut registry, revision) = read_registry(&client, etcd, config, table).await?;
