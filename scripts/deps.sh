@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing etcd-dns need, from Debian's packages, if missing:
 #   protoc and its well-known types (etcd-client's build), etcd + etcdctl (tests, demo), dig (demo),
-#   musl-gcc (tests/clients.rs), Knot, NSD and BIND (tests/secondaries.rs), ip and iptables
+#   musl-gcc (tests/clients.rs), Knot, NSD and BIND (tests/secondaries.rs), kdig
+#   (tests/encrypted.rs), ip and iptables
 #   (tests/partitions: network namespaces of their own).
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again. With DEPS=build (as
 # scripts/install.sh sources it) only what building needs: no etcd, etcdctl, dig or musl-gcc.
@@ -18,6 +19,8 @@ if [ "${DEPS:-}" != build ]; then
   # musl's getaddrinfo, against which tests/clients.rs builds its client (glibc's is cc's).
   command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
   command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+  # kdig: a DNS-over-TLS client that verifies certificates (tests/encrypted.rs).
+  command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
   # Real secondaries for tests/secondaries.rs (each runs on its own free port).
   [ -x /usr/sbin/knotd ] || command -v knotd >/dev/null 2>&1 || secondaries+=(knot)
   [ -x /usr/sbin/nsd ] || command -v nsd >/dev/null 2>&1 || secondaries+=(nsd)

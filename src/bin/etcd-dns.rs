@@ -10,6 +10,7 @@ use etcd_dns::dns::acl::Acl;
 use etcd_dns::dns::locality::Locality;
 use etcd_dns::dns::rrl::{self, RrlConfig};
 use etcd_dns::dns::tcp::{self, TcpLimits};
+use etcd_dns::dns::tls::TlsFlags;
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
 use etcd_dns::dns::{notify, tsig};
 use etcd_dns::etcd::EtcdConfig;
@@ -42,6 +43,8 @@ struct Args {
     listen: Vec<SocketAddr>,
     #[command(flatten)]
     etcd: EtcdArgs,
+    #[command(flatten)]
+    tls: TlsFlags,
     /// etcd key prefix of the native registry [default: services/]
     #[arg(long, env = "ETCD_DNS_PREFIX")]
     prefix: Option<String>,
@@ -266,6 +269,7 @@ async fn main() -> Result<()> {
         serial_file: args.serial_file.clone(),
         tsig_keys: tsig_keys.clone(),
         notify_key: notify_key(&args, &tsig_keys)?,
+        tls: args.tls.certificates()?,
         rate_limit: rate_limit(&args)?,
         tcp: TcpLimits {
             max_clients: args
@@ -278,6 +282,9 @@ async fn main() -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut listeners = Listeners::bind(&args.listen, threads)
         .with_context(|| format!("cannot listen on {:?}", args.listen))?;
+    listeners = listeners
+        .with_tls(&args.tls.tls_listen)
+        .with_context(|| format!("cannot listen on --tls-listen {:?}", args.tls.tls_listen))?;
     if !args.no_http {
         listeners = listeners
             .with_http(args.http)
@@ -285,6 +292,9 @@ async fn main() -> Result<()> {
     }
     for addr in listeners.local_addrs() {
         info!(%addr, "listening");
+    }
+    for addr in listeners.tls_addrs() {
+        info!(%addr, "listening for DNS over TLS");
     }
     let shutdown = CancellationToken::new();
     let running = server::start(config, listeners, shutdown.clone())?;

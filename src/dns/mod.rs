@@ -15,6 +15,7 @@ pub mod router;
 pub mod rrl;
 pub mod statics;
 pub mod tcp;
+pub mod tls;
 pub mod transfer;
 pub mod transport;
 pub mod tsig;

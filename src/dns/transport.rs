@@ -11,6 +11,7 @@ use hickory_server::net::xfer::Protocol;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -42,6 +43,8 @@ pub struct Listeners {
     pub tcp: Vec<StdTcpListener>,
     /// The `--http` listener for the operator's endpoints, if any.
     pub http: Option<StdTcpListener>,
+    /// DNS-over-TLS listeners (`--tls-listen`), one per address.
+    pub tls: Vec<StdTcpListener>,
 }
 
 impl Listeners {
@@ -63,6 +66,24 @@ impl Listeners {
             .map_err(|e| io::Error::new(e.kind(), format!("HTTP {addr}: {e}")))?;
         self.http = Some(listener);
         Ok(self)
+    }
+
+    /// Also binds DNS-over-TLS listeners on `addrs` (port 0 picks a free one).
+    pub fn with_tls(mut self, addrs: &[SocketAddr]) -> io::Result<Self> {
+        for addr in addrs {
+            let listener = tcp_listener(*addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("TLS {addr}: {e}")))?;
+            self.tls.push(listener);
+        }
+        Ok(self)
+    }
+
+    /// The DNS-over-TLS addresses bound, one per `--tls-listen`.
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.tls
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
     }
 
     /// The HTTP endpoints' address, if bound.
@@ -134,9 +155,15 @@ pub async fn serve(
     listeners: Listeners,
     router: Arc<Router>,
     tcp_limits: TcpLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
-    let Listeners { udp, tcp, .. } = listeners;
+    let Listeners {
+        udp,
+        tcp,
+        tls: tls_listeners,
+        ..
+    } = listeners;
     let runtime = Handle::current();
     let mut threads = Vec::new();
     for (index, socket) in udp.into_iter().enumerate() {
@@ -158,7 +185,13 @@ pub async fn serve(
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for listener in tcp {
+    let mut stream_listeners: Vec<(StdTcpListener, Option<TlsAcceptor>)> =
+        tcp.into_iter().map(|listener| (listener, None)).collect();
+    // Without a certificate there is no TLS listener (the flags are checked at start).
+    if let Some(tls) = &tls {
+        stream_listeners.extend(tls_listeners.into_iter().map(|l| (l, Some(tls.clone()))));
+    }
+    for (listener, tls) in stream_listeners {
         let listener = match listener
             .set_nonblocking(true)
             .and_then(|()| TcpListener::from_std(listener))
@@ -173,6 +206,7 @@ pub async fn serve(
             listener,
             router.clone(),
             tcp_limits,
+            tls,
             shutdown.clone(),
         ));
     }

@@ -22,10 +22,12 @@ pub enum ClientEvent {
     TcpTimedOut,
     /// A TCP connection closed because its client sent something that is not a DNS message.
     TcpGarbage,
+    /// A DNS-over-TLS connection whose TLS handshake failed.
+    TlsHandshakeFailed,
 }
 
 /// The `event` label of each [`ClientEvent`], in order.
-pub const CLIENT_EVENTS: [&str; 9] = [
+pub const CLIENT_EVENTS: [&str; 10] = [
     "malformed",
     "oversized",
     "transfer_refused",
@@ -35,4 +37,5 @@ pub const CLIENT_EVENTS: [&str; 9] = [
     "tcp_refused",
     "tcp_timed_out",
     "tcp_garbage",
+    "tls_handshake_failed",
 ];

@@ -55,7 +55,12 @@ pub struct Metrics {
     pub tcp_connections: AtomicU64,
     /// `--tcp-max-clients` in effect.
     pub tcp_max_connections: AtomicU64,
+    /// Requests answered over each encrypted transport ([`ENCRYPTED_TRANSPORTS`]).
+    pub encrypted: [AtomicU64; ENCRYPTED_TRANSPORTS.len()],
 }
+
+/// The `transport` label of each of [`Metrics::encrypted`], in order.
+pub const ENCRYPTED_TRANSPORTS: [&str; 1] = ["tls"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -68,6 +73,7 @@ impl Default for Metrics {
             transfers: Default::default(),
             tcp_connections: AtomicU64::new(0),
             tcp_max_connections: AtomicU64::new(0),
+            encrypted: Default::default(),
         }
     }
 }
@@ -276,6 +282,16 @@ impl Collector for Metrics {
             "Most TCP connections kept open at once (--tcp-max-clients); the idlest is closed for a new one",
             self.tcp_max_connections.load(Ordering::Relaxed) as i64,
         )?;
+        let mut family = encoder.encode_descriptor(
+            "etcd_dns_encrypted_queries",
+            "Requests answered over an encrypted transport, by transport: tls (DNS over TLS); also counted in etcd_dns_queries_total",
+            None,
+            MetricType::Counter,
+        )?;
+        for (transport, value) in ENCRYPTED_TRANSPORTS.iter().zip(&self.encrypted) {
+            ConstCounter::new(value.load(Ordering::Relaxed))
+                .encode(family.encode_family(&[("transport", *transport)])?)?;
+        }
         counter(
             &mut encoder,
             "etcd_dns_watch_events",

@@ -17,6 +17,7 @@ use crate::dns::locality::Locality;
 use crate::dns::notify::{self, NotifyStats};
 use crate::dns::rrl::{RateLimiter, RrlConfig};
 use crate::dns::tcp::TcpLimits;
+use crate::dns::tls::{self, Certificates};
 use crate::dns::tsig::{self, TsigStats};
 use crate::dns::zones::{self, ZoneFile};
 use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
@@ -58,6 +59,9 @@ pub struct ServerConfig {
     pub tsig_keys: Vec<tsig::Key>,
     /// `--notify-key`: the key NOTIFYs are signed with.
     pub notify_key: Option<tsig::Key>,
+    /// `--tls-cert`, `--tls-key`: the certificate of the encrypted listeners, reloaded on
+    /// SIGHUP and when its files change.
+    pub tls: Option<Arc<Certificates>>,
     /// `--serial-file`: where the served serials are saved (read into `live` before start).
     pub serial_file: Option<std::path::PathBuf>,
 }
@@ -117,6 +121,9 @@ pub enum StartError {
     /// The watcher's thread or runtime could not be started.
     #[error("cannot start the etcd watcher's thread: {0}")]
     Thread(std::io::Error),
+    /// The encrypted listeners' TLS configuration.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// The live zones that `registries` feed (none: the native registry `services/` feeding
@@ -256,7 +263,20 @@ pub fn start(
             Ok(())
         });
     }
-    let serve = transport::serve(listeners, router, config.tcp, shutdown);
+    let tls = match &config.tls {
+        Some(certificates) => {
+            // RFC 7858 §3.2 asks no ALPN; "dot" is the registered identifier.
+            let server = certificates.server_config(&[b"dot"])?;
+            let fresh = tls::keep_fresh(certificates.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                fresh.await;
+                Ok(())
+            });
+            Some(tokio_rustls::TlsAcceptor::from(server))
+        }
+        None => None,
+    };
+    let serve = transport::serve(listeners, router, config.tcp, tls, shutdown);
     tasks.spawn(async move {
         serve.await;
         Ok(())

@@ -72,6 +72,7 @@ impl DnsServer {
             tsig_keys: Vec::new(),
             notify_key: None,
             serial_file: None,
+            tls: None,
         };
         edit(&mut config);
         let loopback_any_port: SocketAddr = "127.0.0.1:0".parse().expect("addr");

@@ -3,7 +3,8 @@
 //! thousands of idle or slow clients cannot lock real ones out; if every connection is in the
 //! middle of a request, the new one is closed instead. Idle connections close after
 //! `--tcp-idle-timeout`; once a message's length has arrived, its body must follow within
-//! `--tcp-io-timeout`.
+//! `--tcp-io-timeout`. DNS over TLS (RFC 7858) is the same, inside a TLS session whose
+//! handshake must end within the idle timeout.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -176,15 +178,21 @@ impl Clients {
     }
 }
 
-/// Accepts connections on `listener` until `shutdown`.
+/// Accepts connections on `listener` until `shutdown`; with `tls`, DNS over TLS.
 pub async fn accept(
     listener: TcpListener,
     router: Arc<Router>,
     limits: TcpLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, max_clients = limits.max_clients, "answering DNS over TCP");
+        let what = if tls.is_some() {
+            "DNS over TLS"
+        } else {
+            "DNS over TCP"
+        };
+        info!(%addr, max_clients = limits.max_clients, "answering {what}");
     }
     let clients = Clients::new(limits.max_clients, router.metrics().clone());
     loop {
@@ -209,6 +217,7 @@ pub async fn accept(
                     peer,
                     router.clone(),
                     limits,
+                    tls.clone(),
                     admitted,
                     shutdown.clone(),
                 ));
@@ -231,40 +240,59 @@ enum Closed {
     TimedOut,
     /// Not a DNS message.
     Garbage,
+    /// The TLS handshake failed.
+    Handshake,
 }
 
-/// Serves one connection, then counts why it ended.
+/// Serves one connection (after the TLS handshake with `tls`), then counts why it ended.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Arc<Router>,
     limits: TcpLimits,
+    tls: Option<TlsAcceptor>,
     admitted: Admitted,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
     let close = admitted.client.close.clone();
+    let client = &admitted.client;
+    let serve = async {
+        let Some(tls) = tls else {
+            return messages(stream, peer, &router, limits, client, None).await;
+        };
+        match tokio::time::timeout(limits.idle_timeout, tls.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                let counter = &router.metrics().encrypted[0];
+                messages(stream, peer, &router, limits, client, Some(counter)).await
+            }
+            Ok(Err(_)) => Closed::Handshake,
+            Err(_) => Closed::TimedOut,
+        }
+    };
     let closed = tokio::select! {
         _ = shutdown.cancelled() => Closed::Quietly,
         _ = close.cancelled() => Closed::Quietly,
-        closed = messages(stream, peer, &router, limits, &admitted.client) => closed,
+        closed = serve => closed,
     };
     let stats = router.metrics().shared();
     match closed {
         Closed::Quietly => {}
         Closed::TimedOut => stats.event(ClientEvent::TcpTimedOut),
         Closed::Garbage => stats.event(ClientEvent::TcpGarbage),
+        Closed::Handshake => stats.event(ClientEvent::TlsHandshakeFailed),
     }
 }
 
 /// Answers length-prefixed messages in order until the client closes, goes idle, or sends
-/// garbage.
+/// garbage; counts each in `encrypted` (for an encrypted transport).
 async fn messages<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     router: &Router,
     limits: TcpLimits,
     client: &Client,
+    encrypted: Option<&AtomicU64>,
 ) -> Closed {
     loop {
         client.idle();
@@ -282,6 +310,9 @@ async fn messages<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return Closed::Quietly,
             Err(_) => return Closed::TimedOut,
+        }
+        if let Some(counter) = encrypted {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
         for reply in router.answer_tcp(&message, peer).await {
             let Ok(len) = u16::try_from(reply.len()) else {
@@ -320,7 +351,7 @@ pub(crate) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         idle_timeout: DEFAULT_IDLE_TIMEOUT,
         io_timeout: DEFAULT_IO_TIMEOUT,
     };
-    let _ = messages(stream, peer, router, limits, &client).await;
+    let _ = messages(stream, peer, router, limits, &client, None).await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,182 @@
+//! DNS over TLS (RFC 7858) against a real client: Knot's kdig verifying the server's certificate,
+//! the certificate reloaded on SIGHUP without touching the plain listeners, and bad TLS flags
+//! refused at start.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::rr::RecordType;
+
+/// How long a server may take to answer after it starts, or after a reload.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// Knot's kdig, or a panic with the command that installs it.
+fn kdig() -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin"] {
+        let path = Path::new(dir).join("kdig");
+        if path.is_file() {
+            return path;
+        }
+    }
+    panic!(
+        "kdig not found: install it with `apt-get install -y knot-dnsutils` (scripts/deps.sh does)"
+    );
+}
+
+/// `kdig +tls` of `name` at `addr`, trusting `ca` for the name `localhost`: its exit status
+/// and output.
+fn dot(addr: SocketAddr, ca: &Path, name: &str) -> (bool, String) {
+    let output = Command::new(kdig())
+        .arg(format!("@{}", addr.ip()))
+        .args(["-p", &addr.port().to_string()])
+        .arg(format!("+tls-ca={}", ca.display()))
+        .arg("+tls-hostname=localhost")
+        .args(["+timeout=2", "+retry=0", name, "A"])
+        .output()
+        .expect("run kdig");
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success() && text.contains("status: "), text)
+}
+
+/// The DNS-over-TLS address etcd-dns logged.
+async fn tls_addr(daemon: &Daemon) -> SocketAddr {
+    let marker = "listening for DNS over TLS addr=";
+    let log = daemon.wait_log(marker, SETTLE).await;
+    log.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no TLS address in {log}"))
+}
+
+/// Copies the server's certificate and key of `pki` to `cert` and `key`.
+fn install(pki: &Pki, cert: &Path, key: &Path) {
+    std::fs::copy(&pki.server_cert, cert).expect("copy certificate");
+    std::fs::copy(&pki.server_key, key).expect("copy key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_tls_answers_verified_and_a_new_certificate_takes_over_on_sighup() {
+    let etcd = Etcd::start().await;
+    etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
+        .await;
+    let first = Pki::new();
+    let files = tempfile::tempdir().expect("dir");
+    let (cert, key) = (files.path().join("tls.pem"), files.path().join("tls.key"));
+    install(&first, &cert, &key);
+    let flags = [
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert.display().to_string(),
+        "--tls-key",
+        &key.display().to_string(),
+    ]
+    .map(String::from);
+    let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
+    let (udp, tls, http) = (
+        server.dns_addr().await,
+        tls_addr(&server).await,
+        server.http_addr().await,
+    );
+    let (text, _) = eventually("kdig +tls answers s-test", SETTLE, || async {
+        let (ok, text) = dot(tls, &first.client.ca, "s-test.services.local.");
+        (ok && text.contains("192.168.1.26")).then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains("status: NOERROR") && text.contains("Flags: qr aa"),
+        "{text}"
+    );
+    let (ok, text) = dot(tls, &first.client.ca, "missing.services.local.");
+    assert!(ok && text.contains("status: NXDOMAIN"), "{text}");
+    // A client that does not trust the certificate's CA gets nothing.
+    let (ok, text) = dot(tls, &first.other_ca, "s-test.services.local.");
+    assert!(!ok, "an unverified server answered: {text}");
+    let (_, metrics) = http_get(http, "/metrics").await;
+    let counted = metric(
+        &metrics,
+        r#"etcd_dns_encrypted_queries_total{transport="tls"}"#,
+    );
+    assert!(counted >= Some(2.0), "{counted:?}");
+
+    // A renewed certificate from another CA: SIGHUP, and new connections present it.
+    let second = Pki::new();
+    install(&second, &cert, &key);
+    server.proc.signal("HUP");
+    eventually("the new certificate is presented", SETTLE, || async {
+        dot(tls, &second.client.ca, "s-test.services.local.")
+            .0
+            .then_some(())
+    })
+    .await;
+    let (ok, _) = dot(tls, &first.client.ca, "s-test.services.local.");
+    assert!(!ok, "the old certificate is still presented");
+    assert!(
+        server.log().contains("TLS certificate reloaded"),
+        "{}",
+        server.log()
+    );
+    // The plain listeners never noticed.
+    assert_eq!(
+        lookup_a(udp, "s-test.services.local.", Transport::Udp).await,
+        ["192.168.1.26"]
+    );
+    wait_answers(udp, "s-test.services.local.", RecordType::A, 1, SETTLE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tls_flags_stop_the_server_at_start_naming_the_cause() {
+    let etcd = Etcd::start().await;
+    let pki = Pki::new();
+    let other = Pki::new();
+    let cert = pki.server_cert.display().to_string();
+    let key = pki.server_key.display().to_string();
+    let wrong_key = other.server_key.display().to_string();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (
+            vec![
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                "/nonexistent.pem",
+                "--tls-key",
+                &key,
+            ],
+            "--tls-cert /nonexistent.pem: cannot read",
+        ),
+        (
+            vec![
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &wrong_key,
+            ],
+            "does not go with --tls-cert",
+        ),
+        (
+            vec!["--tls-listen", "127.0.0.1:0"],
+            "--tls-listen needs --tls-cert and --tls-key",
+        ),
+        (
+            vec!["--tls-cert", &cert, "--tls-key", &key],
+            "without --tls-listen",
+        ),
+    ];
+    for (flags, cause) in cases {
+        let args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        let mut server = Daemon::etcd_dns(&etcd.endpoint, &args);
+        let (code, took, log) = server.wait_exit(Duration::from_secs(10)).await;
+        assert_eq!(code, Some(1), "{flags:?}: {log}");
+        assert!(log.contains(cause), "{flags:?}: {log}");
+        assert!(took < Duration::from_secs(5), "{flags:?} took {took:?}");
+    }
+}
