@@ -1,5 +1,6 @@
-//! DNS over TLS (RFC 7858) against a real client: Knot's kdig verifying the server's certificate,
-//! the certificate reloaded on SIGHUP without touching the plain listeners, and bad TLS flags
+//! DNS over TLS (RFC 7858) and DNS over HTTPS (RFC 8484) against real clients: Knot's kdig
+//! verifying the server's certificate, curl resolving a name through DoH and POSTing a query;
+//! the certificate reloaded on SIGHUP without touching the plain listeners; bad TLS flags
 //! refused at start.
 
 mod common;
@@ -164,7 +165,7 @@ async fn bad_tls_flags_stop_the_server_at_start_naming_the_cause() {
         ),
         (
             vec!["--tls-listen", "127.0.0.1:0"],
-            "--tls-listen needs --tls-cert and --tls-key",
+            "--tls-listen and --https-listen need --tls-cert and --tls-key",
         ),
         (
             vec!["--tls-cert", &cert, "--tls-key", &key],
@@ -179,4 +180,154 @@ async fn bad_tls_flags_stop_the_server_at_start_naming_the_cause() {
         assert!(log.contains(cause), "{flags:?}: {log}");
         assert!(took < Duration::from_secs(5), "{flags:?} took {took:?}");
     }
+}
+
+/// The DNS-over-HTTPS address etcd-dns logged.
+async fn https_addr(daemon: &Daemon) -> SocketAddr {
+    let marker = "listening for DNS over HTTPS addr=";
+    let log = daemon.wait_log(marker, SETTLE).await;
+    log.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTPS address in {log}"))
+}
+
+/// curl with `args`: its exit status, stdout bytes and stderr.
+fn curl(args: &[String]) -> (bool, Vec<u8>, String) {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("run curl (apt-get install -y curl)");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status.success(), output.stdout, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_https_answers_get_and_post_and_resolves_for_curl() {
+    let etcd = Etcd::start().await;
+    // The name points at etcd-dns's own HTTP endpoints: curl resolves it through DoH, then
+    // fetches /health from it.
+    etcd.put("services/s-test", r#"{"IP":"127.0.0.1"}"#).await;
+    let pki = Pki::new();
+    let flags = [
+        "--https-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pki.server_cert.display().to_string(),
+        "--tls-key",
+        &pki.server_key.display().to_string(),
+    ]
+    .map(String::from);
+    let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
+    let (udp, https, http) = (
+        server.dns_addr().await,
+        https_addr(&server).await,
+        server.http_addr().await,
+    );
+    wait_answers(udp, "s-test.services.local.", RecordType::A, 1, SETTLE).await;
+    let ca = pki.client.ca.display().to_string();
+    let url = format!("https://localhost:{}/dns-query", https.port());
+
+    // curl resolves the name over DoH (HTTP/2), then connects to what it got.
+    let (ok, body, stderr) = curl(&[
+        "--cacert".into(),
+        ca.clone(),
+        "--doh-url".into(),
+        url.clone(),
+        format!("http://s-test.services.local:{}/health", http.port()),
+    ]);
+    assert!(ok, "curl --doh-url failed: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&body).trim(), "ok");
+
+    // A POST of a query in wire form, and a GET of the same in base64url, over HTTP/1.1 too.
+    let query = build_query("s-test.services.local.", RecordType::A);
+    let bytes = query.to_vec().expect("encode");
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &bytes).expect("write query");
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+    for (how, extra) in [
+        (
+            "POST over HTTP/2",
+            vec![
+                "--http2".to_string(),
+                "-H".into(),
+                "content-type: application/dns-message".into(),
+                "--data-binary".into(),
+                format!("@{}", file.path().display()),
+                url.clone(),
+            ],
+        ),
+        (
+            "GET over HTTP/1.1",
+            vec!["--http1.1".to_string(), format!("{url}?dns={encoded}")],
+        ),
+    ] {
+        let mut args = vec!["--cacert".to_string(), ca.clone(), "--include".into()];
+        args.extend(extra);
+        let (ok, raw, stderr) = curl(&args);
+        assert!(ok, "{how}: {stderr}");
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let split = text.find("\r\n\r\n").expect("headers end");
+        let headers = text[..split].to_ascii_lowercase();
+        assert!(
+            headers.contains("content-type: application/dns-message"),
+            "{how}: {headers}"
+        );
+        assert!(
+            headers.contains("cache-control: max-age=5"),
+            "{how}: {headers}"
+        );
+        let reply = parse_reply(&raw[split + 4..], query.metadata.id);
+        assert_eq!(addresses(&reply), ["127.0.0.1"], "{how}");
+    }
+    // Knot's kdig over DoH (its POST), verifying the certificate.
+    let output = Command::new(kdig())
+        .arg(format!("@{}", https.ip()))
+        .args(["-p", &https.port().to_string(), "+https"])
+        .arg(format!("+tls-ca={ca}"))
+        .args([
+            "+tls-hostname=localhost",
+            "+timeout=2",
+            "s-test.services.local.",
+            "A",
+        ])
+        .output()
+        .expect("run kdig");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("status: NOERROR") && text.contains("127.0.0.1"),
+        "{text}"
+    );
+    // Not a DNS query: plain HTTP errors.
+    let (_, raw, _) = curl(&[
+        "--cacert".into(),
+        ca.clone(),
+        "--include".into(),
+        format!("https://localhost:{}/other", https.port()),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&raw).starts_with("HTTP/2 404"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let (_, raw, _) = curl(&[
+        "--cacert".into(),
+        ca,
+        "--include".into(),
+        format!("{url}?dns=%%%"),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&raw).starts_with("HTTP/2 400"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let (_, metrics) = http_get(http, "/metrics").await;
+    let counted = metric(
+        &metrics,
+        r#"etcd_dns_encrypted_queries_total{transport="https"}"#,
+    );
+    assert!(counted >= Some(3.0), "{counted:?}");
 }

@@ -282,9 +282,10 @@ async fn main() -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut listeners = Listeners::bind(&args.listen, threads)
         .with_context(|| format!("cannot listen on {:?}", args.listen))?;
-    listeners = listeners
-        .with_tls(&args.tls.tls_listen)
-        .with_context(|| format!("cannot listen on --tls-listen {:?}", args.tls.tls_listen))?;
+    let (tls, https) = (&args.tls.tls_listen, &args.tls.https_listen);
+    listeners = listeners.with_encrypted(tls, https).with_context(|| {
+        format!("cannot listen on --tls-listen {tls:?} --https-listen {https:?}")
+    })?;
     if !args.no_http {
         listeners = listeners
             .with_http(args.http)
@@ -293,8 +294,12 @@ async fn main() -> Result<()> {
     for addr in listeners.local_addrs() {
         info!(%addr, "listening");
     }
-    for addr in listeners.tls_addrs() {
+    let (tls, https) = listeners.encrypted_addrs();
+    for addr in tls {
         info!(%addr, "listening for DNS over TLS");
+    }
+    for addr in https {
+        info!(%addr, "listening for DNS over HTTPS");
     }
     let shutdown = CancellationToken::new();
     let running = server::start(config, listeners, shutdown.clone())?;

@@ -31,6 +31,16 @@ pub struct TlsFlags {
         value_name = "ADDR"
     )]
     pub tls_listen: Vec<std::net::SocketAddr>,
+    /// DNS-over-HTTPS address to answer on (RFC 8484: GET and POST on /dns-query, HTTP/2 and
+    /// HTTP/1.1; repeatable, or comma separated; 443 is the standard port); needs --tls-cert
+    /// and --tls-key
+    #[arg(
+        long,
+        env = "ETCD_DNS_HTTPS_LISTEN",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub https_listen: Vec<std::net::SocketAddr>,
     /// Certificate chain (PEM) of the encrypted listeners; reloaded on SIGHUP and when the file
     /// changes
     #[arg(long, env = "ETCD_DNS_TLS_CERT", value_name = "FILE")]
@@ -54,16 +64,17 @@ pub enum TlsFlagsError {
 impl TlsFlags {
     /// The certificate, loaded and checked, when an encrypted listener is asked for.
     pub fn certificates(&self) -> Result<Option<Arc<Certificates>>, TlsFlagsError> {
+        let listening = !self.tls_listen.is_empty() || !self.https_listen.is_empty();
         match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) if !self.tls_listen.is_empty() => {
-                Ok(Some(Certificates::load(cert, key)?))
-            }
+            (Some(cert), Some(key)) if listening => Ok(Some(Certificates::load(cert, key)?)),
             (Some(_), Some(_)) => Err(TlsFlagsError::Flags(
-                "--tls-cert and --tls-key given without --tls-listen: no listener would use them",
+                "--tls-cert and --tls-key given without --tls-listen or --https-listen: no \
+                 listener would use them",
             )),
-            (None, None) if self.tls_listen.is_empty() => Ok(None),
+            (None, None) if !listening => Ok(None),
             (None, None) => Err(TlsFlagsError::Flags(
-                "--tls-listen needs --tls-cert and --tls-key (PEM certificate chain and key)",
+                "--tls-listen and --https-listen need --tls-cert and --tls-key (PEM certificate \
+                 chain and key)",
             )),
             (Some(_), None) => Err(TlsFlagsError::Flags("--tls-cert given without --tls-key")),
             (None, Some(_)) => Err(TlsFlagsError::Flags("--tls-key given without --tls-cert")),

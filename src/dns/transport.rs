@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::doh;
 use super::reply::REPLY_CAPACITY;
 use super::router::{Answer, Pending, Router};
 use super::tcp::{self, TcpLimits};
@@ -45,6 +46,17 @@ pub struct Listeners {
     pub http: Option<StdTcpListener>,
     /// DNS-over-TLS listeners (`--tls-listen`), one per address.
     pub tls: Vec<StdTcpListener>,
+    /// DNS-over-HTTPS listeners (`--https-listen`), one per address.
+    pub https: Vec<StdTcpListener>,
+}
+
+/// The TLS acceptors of the encrypted listeners (one certificate, different ALPN).
+#[derive(Clone)]
+pub struct Encrypted {
+    /// DNS over TLS.
+    pub dot: TlsAcceptor,
+    /// DNS over HTTPS.
+    pub doh: TlsAcceptor,
 }
 
 impl Listeners {
@@ -68,22 +80,26 @@ impl Listeners {
         Ok(self)
     }
 
-    /// Also binds DNS-over-TLS listeners on `addrs` (port 0 picks a free one).
-    pub fn with_tls(mut self, addrs: &[SocketAddr]) -> io::Result<Self> {
-        for addr in addrs {
-            let listener = tcp_listener(*addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("TLS {addr}: {e}")))?;
-            self.tls.push(listener);
+    /// Also binds DNS-over-TLS listeners on `tls` and DNS-over-HTTPS ones on `https` (port 0
+    /// picks a free one).
+    pub fn with_encrypted(mut self, tls: &[SocketAddr], https: &[SocketAddr]) -> io::Result<Self> {
+        let bind = |addr: &SocketAddr, what: &str| {
+            tcp_listener(*addr).map_err(|e| io::Error::new(e.kind(), format!("{what} {addr}: {e}")))
+        };
+        for addr in tls {
+            self.tls.push(bind(addr, "TLS")?);
+        }
+        for addr in https {
+            self.https.push(bind(addr, "HTTPS")?);
         }
         Ok(self)
     }
 
-    /// The DNS-over-TLS addresses bound, one per `--tls-listen`.
-    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
-        self.tls
-            .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .collect()
+    /// The DNS-over-TLS and DNS-over-HTTPS addresses bound.
+    pub fn encrypted_addrs(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        let addrs =
+            |all: &[StdTcpListener]| all.iter().filter_map(|s| s.local_addr().ok()).collect();
+        (addrs(&self.tls), addrs(&self.https))
     }
 
     /// The HTTP endpoints' address, if bound.
@@ -155,13 +171,14 @@ pub async fn serve(
     listeners: Listeners,
     router: Arc<Router>,
     tcp_limits: TcpLimits,
-    tls: Option<TlsAcceptor>,
+    encrypted: Option<Encrypted>,
     shutdown: CancellationToken,
 ) {
     let Listeners {
         udp,
         tcp,
         tls: tls_listeners,
+        https,
         ..
     } = listeners;
     let runtime = Handle::current();
@@ -187,9 +204,31 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     let mut stream_listeners: Vec<(StdTcpListener, Option<TlsAcceptor>)> =
         tcp.into_iter().map(|listener| (listener, None)).collect();
-    // Without a certificate there is no TLS listener (the flags are checked at start).
-    if let Some(tls) = &tls {
-        stream_listeners.extend(tls_listeners.into_iter().map(|l| (l, Some(tls.clone()))));
+    // Without a certificate there is no encrypted listener (the flags are checked at start).
+    if let Some(encrypted) = &encrypted {
+        let dot = &encrypted.dot;
+        stream_listeners.extend(tls_listeners.into_iter().map(|l| (l, Some(dot.clone()))));
+        for listener in https {
+            let listener = match listener
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(listener))
+            {
+                Ok(listener) => listener,
+                Err(error) => {
+                    warn!(%error, "cannot serve HTTPS");
+                    continue;
+                }
+            };
+            let doh = encrypted.doh.clone();
+            let router = router.clone();
+            tasks.spawn(doh::accept(
+                listener,
+                router,
+                tcp_limits,
+                doh,
+                shutdown.clone(),
+            ));
+        }
     }
     for (listener, tls) in stream_listeners {
         let listener = match listener

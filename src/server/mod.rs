@@ -263,20 +263,24 @@ pub fn start(
             Ok(())
         });
     }
-    let tls = match &config.tls {
+    let encrypted = match &config.tls {
         Some(certificates) => {
-            // RFC 7858 §3.2 asks no ALPN; "dot" is the registered identifier.
-            let server = certificates.server_config(&[b"dot"])?;
+            // RFC 7858 asks no ALPN; "dot" is the registered identifier. DoH: HTTP/2 first.
+            let dot = certificates.server_config(&[b"dot"])?;
+            let doh = certificates.server_config(&[b"h2", b"http/1.1"])?;
             let fresh = tls::keep_fresh(certificates.clone(), shutdown.clone());
             tasks.spawn(async move {
                 fresh.await;
                 Ok(())
             });
-            Some(tokio_rustls::TlsAcceptor::from(server))
+            Some(transport::Encrypted {
+                dot: dot.into(),
+                doh: doh.into(),
+            })
         }
         None => None,
     };
-    let serve = transport::serve(listeners, router, config.tcp, tls, shutdown);
+    let serve = transport::serve(listeners, router, config.tcp, encrypted, shutdown);
     tasks.spawn(async move {
         serve.await;
         Ok(())

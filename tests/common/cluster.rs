@@ -232,6 +232,31 @@ impl Cluster {
         }
     }
 
+    /// Waits until every member reports the same leader: after a partition heals, the member
+    /// that was cut off may call an election of its own (etcd 3.4 has no pre-vote), and a fault
+    /// right then finds the cluster mid-election.
+    pub async fn settled(&self) {
+        let deadline = Instant::now() + CLUSTER_START_TIMEOUT;
+        loop {
+            let mut leaders = Vec::new();
+            for member in &self.members {
+                let status = match EtcdConfig::from_list(&member.endpoint).connect().await {
+                    Ok(mut client) => client.status().await.ok(),
+                    Err(_) => None,
+                };
+                leaders.push(status.map(|s| s.leader()).filter(|&l| l != 0));
+            }
+            if leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0]) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd members disagree on the leader: {leaders:?}"
+            );
+            tokio::time::sleep(CLUSTER_POLL_STEP).await;
+        }
+    }
+
     /// Member IDs by index, and the leader's index if a member reports one it knows.
     async fn try_leader(&self) -> Option<usize> {
         let ids = self.member_ids().await?;

@@ -32,7 +32,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::zone_handler::Catalog;
 use tokio::sync::watch;
 
-pub use entry::{Entry, MAX_NEGATIVE_TTL, MAX_REPLY, MAX_TTL, STALE_TTL};
+pub use entry::{max_age, Entry, MAX_NEGATIVE_TTL, MAX_REPLY, MAX_TTL, STALE_TTL};
 use prefetch::Prefetch;
 use store::Store;
 

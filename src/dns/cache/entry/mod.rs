@@ -69,6 +69,14 @@ fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
+/// How long a cache may keep `reply` (a whole DNS message): its smallest TTL, or for a negative
+/// answer min(SOA TTL, MINIMUM); `None` when it should not be cached at all (see
+/// [`Entry::parse`]). DNS over HTTPS sends it as `Cache-Control: max-age` (RFC 8484 §5.1).
+pub fn max_age(reply: &[u8]) -> Option<u32> {
+    let question_len = skip_name(reply, HEADER_LEN)? + 4 - HEADER_LEN;
+    Entry::parse(reply, question_len).map(|entry| entry.lifetime)
+}
+
 impl Entry {
     /// Reads a complete reply (`question_len` bytes of question after the header) worth
     /// keeping: NOERROR with answers (kept for their smallest TTL), or NXDOMAIN/NODATA with an
