@@ -1,5 +1,6 @@
-//! DNS over TLS (RFC 7858) and DNS over HTTPS (RFC 8484) against real clients: Knot's kdig
-//! verifying the server's certificate, curl resolving a name through DoH and POSTing a query;
+//! DNS over TLS (RFC 7858), over HTTPS (RFC 8484) and over QUIC (RFC 9250) against real
+//! clients: Knot's kdig verifying the server's certificate, curl resolving a name through DoH
+//! and POSTing a query, a quinn client speaking DoQ (Debian's kdig has no +quic);
 //! the certificate reloaded on SIGHUP without touching the plain listeners; bad TLS flags
 //! refused at start.
 
@@ -8,6 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -165,7 +167,7 @@ async fn bad_tls_flags_stop_the_server_at_start_naming_the_cause() {
         ),
         (
             vec!["--tls-listen", "127.0.0.1:0"],
-            "--tls-listen and --https-listen need --tls-cert and --tls-key",
+            "--tls-listen, --https-listen and --quic-listen need --tls-cert and --tls-key",
         ),
         (
             vec!["--tls-cert", &cert, "--tls-key", &key],
@@ -330,4 +332,101 @@ async fn dns_over_https_answers_get_and_post_and_resolves_for_curl() {
         r#"etcd_dns_encrypted_queries_total{transport="https"}"#,
     );
     assert!(counted >= Some(3.0), "{counted:?}");
+}
+
+/// Asks `name`/A over DNS over QUIC at `addr`, trusting `ca` for `localhost`, with query ID
+/// `id`: the reply's bytes, or why there is none.
+async fn doq(addr: SocketAddr, ca: &Path, name: &str, id: u16) -> Result<Vec<u8>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(ca).expect("CA file");
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.expect("CA")).expect("add CA");
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .expect("TLS 1.3")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"doq".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC TLS");
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let connection = endpoint
+        .connect(addr, "localhost")
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+    let mut query = build_query(name, RecordType::A);
+    query.metadata.id = id;
+    let bytes = query.to_vec().expect("encode");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    send.write_all(&framed).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    let reply = recv.read_to_end(65_537).await.map_err(|e| e.to_string())?;
+    let len = u16::from_be_bytes([reply[0], reply[1]]) as usize;
+    Ok(reply[2..2 + len].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_quic_answers_with_id_zero_and_resets_other_ids() {
+    let etcd = Etcd::start().await;
+    etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
+        .await;
+    let pki = Pki::new();
+    let flags = [
+        "--quic-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pki.server_cert.display().to_string(),
+        "--tls-key",
+        &pki.server_key.display().to_string(),
+    ]
+    .map(String::from);
+    let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
+    let marker = "listening for DNS over QUIC addr=";
+    let log = server.wait_log(marker, SETTLE).await;
+    let quic: SocketAddr = log
+        .split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no QUIC address in {log}"));
+    let (udp, http) = (server.dns_addr().await, server.http_addr().await);
+    wait_answers(udp, "s-test.services.local.", RecordType::A, 1, SETTLE).await;
+    let reply = doq(quic, &pki.client.ca, "s-test.services.local.", 0)
+        .await
+        .expect("DoQ answer");
+    let reply = parse_reply(&reply, 0);
+    assert_eq!(addresses(&reply), ["192.168.1.26"]);
+    assert!(reply.metadata.authoritative);
+    let missing = parse_reply(
+        &doq(quic, &pki.client.ca, "nope.services.local.", 0)
+            .await
+            .expect("DoQ answer"),
+        0,
+    );
+    assert_eq!(
+        missing.metadata.response_code,
+        hickory_proto::op::ResponseCode::NXDomain
+    );
+    // RFC 9250 §4.2.1: a query ID other than 0 is a protocol error.
+    assert!(doq(quic, &pki.client.ca, "s-test.services.local.", 7)
+        .await
+        .is_err());
+    // A client that does not trust the CA does not get through the handshake.
+    assert!(doq(quic, &pki.other_ca, "s-test.services.local.", 0)
+        .await
+        .is_err());
+    let (_, metrics) = http_get(http, "/metrics").await;
+    let counted = metric(
+        &metrics,
+        r#"etcd_dns_encrypted_queries_total{transport="quic"}"#,
+    );
+    assert_eq!(counted, Some(2.0));
 }

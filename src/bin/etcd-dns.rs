@@ -282,9 +282,13 @@ async fn main() -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut listeners = Listeners::bind(&args.listen, threads)
         .with_context(|| format!("cannot listen on {:?}", args.listen))?;
-    let (tls, https) = (&args.tls.tls_listen, &args.tls.https_listen);
-    listeners = listeners.with_encrypted(tls, https).with_context(|| {
-        format!("cannot listen on --tls-listen {tls:?} --https-listen {https:?}")
+    let (tls, https, quic) = (
+        &args.tls.tls_listen,
+        &args.tls.https_listen,
+        &args.tls.quic_listen,
+    );
+    listeners = listeners.with_encrypted(tls, https, quic).with_context(|| {
+        format!("cannot listen on --tls-listen {tls:?} --https-listen {https:?} --quic-listen {quic:?}")
     })?;
     if !args.no_http {
         listeners = listeners
@@ -294,12 +298,8 @@ async fn main() -> Result<()> {
     for addr in listeners.local_addrs() {
         info!(%addr, "listening");
     }
-    let (tls, https) = listeners.encrypted_addrs();
-    for addr in tls {
-        info!(%addr, "listening for DNS over TLS");
-    }
-    for addr in https {
-        info!(%addr, "listening for DNS over HTTPS");
+    for (what, addr) in listeners.encrypted_addrs() {
+        info!(%addr, "listening for DNS over {what}");
     }
     let shutdown = CancellationToken::new();
     let running = server::start(config, listeners, shutdown.clone())?;

@@ -5,6 +5,7 @@ pub mod acl;
 pub mod cache;
 pub mod catalog;
 pub mod doh;
+pub mod doq;
 pub mod forward;
 pub mod live;
 pub mod locality;

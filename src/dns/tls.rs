@@ -41,6 +41,15 @@ pub struct TlsFlags {
         value_name = "ADDR"
     )]
     pub https_listen: Vec<std::net::SocketAddr>,
+    /// DNS-over-QUIC address to answer on (RFC 9250, UDP; repeatable, or comma separated; 853
+    /// is the standard port); needs --tls-cert and --tls-key
+    #[arg(
+        long,
+        env = "ETCD_DNS_QUIC_LISTEN",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub quic_listen: Vec<std::net::SocketAddr>,
     /// Certificate chain (PEM) of the encrypted listeners; reloaded on SIGHUP and when the file
     /// changes
     #[arg(long, env = "ETCD_DNS_TLS_CERT", value_name = "FILE")]
@@ -64,17 +73,19 @@ pub enum TlsFlagsError {
 impl TlsFlags {
     /// The certificate, loaded and checked, when an encrypted listener is asked for.
     pub fn certificates(&self) -> Result<Option<Arc<Certificates>>, TlsFlagsError> {
-        let listening = !self.tls_listen.is_empty() || !self.https_listen.is_empty();
+        let listening = !self.tls_listen.is_empty()
+            || !self.https_listen.is_empty()
+            || !self.quic_listen.is_empty();
         match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) if listening => Ok(Some(Certificates::load(cert, key)?)),
             (Some(_), Some(_)) => Err(TlsFlagsError::Flags(
-                "--tls-cert and --tls-key given without --tls-listen or --https-listen: no \
-                 listener would use them",
+                "--tls-cert and --tls-key given without --tls-listen, --https-listen or \
+                 --quic-listen: no listener would use them",
             )),
             (None, None) if !listening => Ok(None),
             (None, None) => Err(TlsFlagsError::Flags(
-                "--tls-listen and --https-listen need --tls-cert and --tls-key (PEM certificate \
-                 chain and key)",
+                "--tls-listen, --https-listen and --quic-listen need --tls-cert and --tls-key \
+                 (PEM certificate chain and key)",
             )),
             (Some(_), None) => Err(TlsFlagsError::Flags("--tls-cert given without --tls-key")),
             (None, Some(_)) => Err(TlsFlagsError::Flags("--tls-key given without --tls-cert")),

@@ -15,10 +15,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::doh;
 use super::reply::REPLY_CAPACITY;
 use super::router::{Answer, Pending, Router};
 use super::tcp::{self, TcpLimits};
+use super::tls::Certificates;
+use super::{doh, doq};
 use crate::logging::LogLimit;
 use crate::metrics::ClientEvent;
 
@@ -48,6 +49,8 @@ pub struct Listeners {
     pub tls: Vec<StdTcpListener>,
     /// DNS-over-HTTPS listeners (`--https-listen`), one per address.
     pub https: Vec<StdTcpListener>,
+    /// DNS-over-QUIC sockets (`--quic-listen`), one per address.
+    pub quic: Vec<UdpSocket>,
 }
 
 /// The TLS acceptors of the encrypted listeners (one certificate, different ALPN).
@@ -57,6 +60,8 @@ pub struct Encrypted {
     pub dot: TlsAcceptor,
     /// DNS over HTTPS.
     pub doh: TlsAcceptor,
+    /// The certificate, for DNS over QUIC (whose TLS is QUIC's).
+    pub certificates: Arc<Certificates>,
 }
 
 impl Listeners {
@@ -80,9 +85,14 @@ impl Listeners {
         Ok(self)
     }
 
-    /// Also binds DNS-over-TLS listeners on `tls` and DNS-over-HTTPS ones on `https` (port 0
-    /// picks a free one).
-    pub fn with_encrypted(mut self, tls: &[SocketAddr], https: &[SocketAddr]) -> io::Result<Self> {
+    /// Also binds DNS-over-TLS listeners on `tls`, DNS-over-HTTPS ones on `https` and
+    /// DNS-over-QUIC sockets on `quic` (port 0 picks a free one).
+    pub fn with_encrypted(
+        mut self,
+        tls: &[SocketAddr],
+        https: &[SocketAddr],
+        quic: &[SocketAddr],
+    ) -> io::Result<Self> {
         let bind = |addr: &SocketAddr, what: &str| {
             tcp_listener(*addr).map_err(|e| io::Error::new(e.kind(), format!("{what} {addr}: {e}")))
         };
@@ -92,14 +102,29 @@ impl Listeners {
         for addr in https {
             self.https.push(bind(addr, "HTTPS")?);
         }
+        for addr in quic {
+            let socket = udp_socket(*addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("QUIC {addr}: {e}")))?;
+            self.quic.push(socket);
+        }
         Ok(self)
     }
 
-    /// The DNS-over-TLS and DNS-over-HTTPS addresses bound.
-    pub fn encrypted_addrs(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-        let addrs =
-            |all: &[StdTcpListener]| all.iter().filter_map(|s| s.local_addr().ok()).collect();
-        (addrs(&self.tls), addrs(&self.https))
+    /// The DNS-over-TLS, DNS-over-HTTPS and DNS-over-QUIC addresses bound, with their names.
+    pub fn encrypted_addrs(&self) -> Vec<(&'static str, SocketAddr)> {
+        let tcp = |all: &[StdTcpListener], what| {
+            all.iter()
+                .filter_map(move |s| Some((what, s.local_addr().ok()?)))
+                .collect::<Vec<_>>()
+        };
+        let mut addrs = tcp(&self.tls, "TLS");
+        addrs.extend(tcp(&self.https, "HTTPS"));
+        addrs.extend(
+            self.quic
+                .iter()
+                .filter_map(|s| Some(("QUIC", s.local_addr().ok()?))),
+        );
+        addrs
     }
 
     /// The HTTP endpoints' address, if bound.
@@ -179,6 +204,7 @@ pub async fn serve(
         tcp,
         tls: tls_listeners,
         https,
+        quic,
         ..
     } = listeners;
     let runtime = Handle::current();
@@ -226,6 +252,16 @@ pub async fn serve(
                 router,
                 tcp_limits,
                 doh,
+                shutdown.clone(),
+            ));
+        }
+        for socket in quic {
+            let (router, certificates) = (router.clone(), encrypted.certificates.clone());
+            tasks.spawn(doq::serve(
+                socket,
+                router,
+                certificates,
+                tcp_limits,
                 shutdown.clone(),
             ));
         }

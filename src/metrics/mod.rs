@@ -60,7 +60,7 @@ pub struct Metrics {
 }
 
 /// The `transport` label of each of [`Metrics::encrypted`], in order.
-pub const ENCRYPTED_TRANSPORTS: [&str; 2] = ["tls", "https"];
+pub const ENCRYPTED_TRANSPORTS: [&str; 3] = ["tls", "https", "quic"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -284,7 +284,7 @@ impl Collector for Metrics {
         )?;
         let mut family = encoder.encode_descriptor(
             "etcd_dns_encrypted_queries",
-            "Requests answered over an encrypted transport, by transport: tls (DNS over TLS), https (DNS over HTTPS); also counted in etcd_dns_queries_total",
+            "Requests answered over an encrypted transport, by transport: tls (DNS over TLS), https (DNS over HTTPS), quic (DNS over QUIC); also counted in etcd_dns_queries_total",
             None,
             MetricType::Counter,
         )?;

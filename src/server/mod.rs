@@ -276,6 +276,7 @@ pub fn start(
             Some(transport::Encrypted {
                 dot: dot.into(),
                 doh: doh.into(),
+                certificates: certificates.clone(),
             })
         }
         None => None,
