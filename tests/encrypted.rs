@@ -47,17 +47,6 @@ fn dot(addr: SocketAddr, ca: &Path, name: &str) -> (bool, String) {
     (output.status.success() && text.contains("status: "), text)
 }
 
-/// The DNS-over-TLS address etcd-dns logged.
-async fn tls_addr(daemon: &Daemon) -> SocketAddr {
-    let marker = "listening for DNS over TLS addr=";
-    let log = daemon.wait_log(marker, SETTLE).await;
-    log.split(marker)
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no TLS address in {log}"))
-}
-
 /// Copies the server's certificate and key of `pki` to `cert` and `key`.
 fn install(pki: &Pki, cert: &Path, key: &Path) {
     std::fs::copy(&pki.server_cert, cert).expect("copy certificate");
@@ -85,7 +74,7 @@ async fn dns_over_tls_answers_verified_and_a_new_certificate_takes_over_on_sighu
     let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
     let (udp, tls, http) = (
         server.dns_addr().await,
-        tls_addr(&server).await,
+        server.logged_addr("listening for DNS over TLS addr=").await,
         server.http_addr().await,
     );
     let (text, _) = eventually("kdig +tls answers s-test", SETTLE, || async {
@@ -184,17 +173,6 @@ async fn bad_tls_flags_stop_the_server_at_start_naming_the_cause() {
     }
 }
 
-/// The DNS-over-HTTPS address etcd-dns logged.
-async fn https_addr(daemon: &Daemon) -> SocketAddr {
-    let marker = "listening for DNS over HTTPS addr=";
-    let log = daemon.wait_log(marker, SETTLE).await;
-    log.split(marker)
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTPS address in {log}"))
-}
-
 /// curl with `args`: its exit status, stdout bytes and stderr.
 fn curl(args: &[String]) -> (bool, Vec<u8>, String) {
     let output = Command::new("curl")
@@ -225,7 +203,9 @@ async fn dns_over_https_answers_get_and_post_and_resolves_for_curl() {
     let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
     let (udp, https, http) = (
         server.dns_addr().await,
-        https_addr(&server).await,
+        server
+            .logged_addr("listening for DNS over HTTPS addr=")
+            .await,
         server.http_addr().await,
     );
     wait_answers(udp, "s-test.services.local.", RecordType::A, 1, SETTLE).await;
@@ -389,14 +369,9 @@ async fn dns_over_quic_answers_with_id_zero_and_resets_other_ids() {
     ]
     .map(String::from);
     let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
-    let marker = "listening for DNS over QUIC addr=";
-    let log = server.wait_log(marker, SETTLE).await;
-    let quic: SocketAddr = log
-        .split(marker)
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no QUIC address in {log}"));
+    let quic = server
+        .logged_addr("listening for DNS over QUIC addr=")
+        .await;
     let (udp, http) = (server.dns_addr().await, server.http_addr().await);
     wait_answers(udp, "s-test.services.local.", RecordType::A, 1, SETTLE).await;
     let reply = doq(quic, &pki.client.ca, "s-test.services.local.", 0)

@@ -200,33 +200,28 @@ async fn list_prints_every_instance_then_the_count() {
 async fn invalid_name_fails_before_touching_etcd() {
     // Nothing listens at this endpoint: reaching etcd at all would fail differently.
     let endpoint = format!("http://127.0.0.1:{}", free_port());
-    let mut reg = register(&endpoint, &["--name", "bad name", "--ip", "10.0.0.1"]);
-    assert_eq!(reg.wait_exit(Duration::from_secs(5)).await, Some(1));
-    let mut stderr = String::new();
-    reg.0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read");
-    assert!(stderr.contains("invalid label"), "{stderr}");
-    // A lease too short to be kept alive through another member is refused too.
-    let mut reg = register(
-        &endpoint,
-        &["--name", "ok", "--ip", "10.0.0.1", "--ttl", "1"],
-    );
-    assert_eq!(reg.wait_exit(Duration::from_secs(5)).await, Some(1));
-    let mut stderr = String::new();
-    reg.0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read");
-    assert!(
-        stderr.contains("--ttl must be at least 2 seconds"),
-        "{stderr}"
-    );
+    for (args, cause) in [
+        (
+            &["--name", "bad name", "--ip", "10.0.0.1"][..],
+            "invalid label",
+        ),
+        // A lease too short to be kept alive through another member is refused too.
+        (
+            &["--name", "ok", "--ip", "10.0.0.1", "--ttl", "1"][..],
+            "--ttl must be at least 2 seconds",
+        ),
+    ] {
+        let mut reg = register(&endpoint, args);
+        assert_eq!(reg.wait_exit(Duration::from_secs(5)).await, Some(1));
+        let mut stderr = String::new();
+        reg.0
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read");
+        assert!(stderr.contains(cause), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod doh;
 pub mod doq;
 pub mod forward;
+mod listeners;
 pub mod live;
 pub mod locality;
 #[cfg(target_os = "linux")]

@@ -189,27 +189,24 @@ impl Daemon {
         log
     }
 
-    /// The DNS address etcd-dns logged ("listening addr=…").
-    pub async fn dns_addr(&self) -> SocketAddr {
-        let log = self
-            .wait_log("listening addr=", Duration::from_secs(10))
-            .await;
-        log.split("listening addr=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {log}"))
-    }
-
-    /// The HTTP endpoints' address etcd-dns logged.
-    pub async fn http_addr(&self) -> SocketAddr {
-        let marker = "over HTTP addr=";
+    /// The address etcd-dns logged after `marker` (`listening addr=`, `over HTTP addr=`, …).
+    pub async fn logged_addr(&self, marker: &str) -> SocketAddr {
         let log = self.wait_log(marker, Duration::from_secs(10)).await;
         log.split(marker)
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no HTTP address in {log}"))
+            .unwrap_or_else(|| panic!("no address after {marker:?} in {log}"))
+    }
+
+    /// The DNS address etcd-dns logged ("listening addr=…").
+    pub async fn dns_addr(&self) -> SocketAddr {
+        self.logged_addr("listening addr=").await
+    }
+
+    /// The HTTP endpoints' address etcd-dns logged.
+    pub async fn http_addr(&self) -> SocketAddr {
+        self.logged_addr("over HTTP addr=").await
     }
 
     /// Its process ID.
