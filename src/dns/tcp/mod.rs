@@ -119,11 +119,11 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         self.client.closed.notify_one();
         let mut open = self.clients.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.remove(&self.id);
-        self.clients
-            .metrics
-            .tcp_connections
-            .store(open.len() as u64, Ordering::Relaxed);
+        // An evicted connection was counted out when it was evicted.
+        if open.remove(&self.id).is_some() {
+            let gauge = &self.clients.metrics.tcp_connections;
+            gauge.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -155,6 +155,7 @@ impl Clients {
             let (_, id) = idlest?;
             evicted = open.remove(&id);
             if let Some(evicted) = &evicted {
+                self.metrics.tcp_connections.fetch_sub(1, Ordering::Relaxed);
                 evicted.close.cancel();
                 self.metrics.shared().event(ClientEvent::TcpEvicted);
             }
@@ -166,9 +167,9 @@ impl Clients {
             closed: Notify::new(),
         });
         open.insert(id, client.clone());
-        self.metrics
-            .tcp_connections
-            .store(open.len() as u64, Ordering::Relaxed);
+        // Added and removed, not stored: every listener (TCP, DoT) has its own `Clients`, and
+        // the gauge counts them all.
+        self.metrics.tcp_connections.fetch_add(1, Ordering::Relaxed);
         let admitted = Admitted {
             clients: self.clone(),
             id,

@@ -24,6 +24,24 @@ fn when_full_the_idlest_connection_makes_room() {
     assert_eq!(clients.metrics.tcp_connections.load(Ordering::Relaxed), 3);
     drop((a, b));
     assert_eq!(clients.open.lock().expect("lock").len(), 3);
+    assert_eq!(clients.metrics.tcp_connections.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn the_open_connections_gauge_adds_up_every_listener() {
+    let metrics = Arc::new(Metrics::default());
+    let (first, second) = (
+        Clients::new(2, metrics.clone()),
+        Clients::new(2, metrics.clone()),
+    );
+    let a = first.admit().expect("room");
+    let b = second.admit().expect("room");
+    let c = second.admit().expect("room");
+    assert_eq!(metrics.tcp_connections.load(Ordering::Relaxed), 3);
+    drop((a, b));
+    assert_eq!(metrics.tcp_connections.load(Ordering::Relaxed), 1);
+    drop(c);
+    assert_eq!(metrics.tcp_connections.load(Ordering::Relaxed), 0);
 }
 
 #[test]
