@@ -47,6 +47,21 @@ fn dot(addr: SocketAddr, ca: &Path, name: &str) -> (bool, String) {
     (output.status.success() && text.contains("status: "), text)
 }
 
+/// etcd-dns on `etcd` with `listen_flag` on a free loopback port and the certificate `cert`,
+/// `key`.
+fn encrypted_server(etcd: &Etcd, listen_flag: &str, cert: &Path, key: &Path) -> Daemon {
+    let flags = [
+        listen_flag,
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert.display().to_string(),
+        "--tls-key",
+        &key.display().to_string(),
+    ]
+    .map(String::from);
+    Daemon::etcd_dns(&etcd.endpoint, &flags)
+}
+
 /// Copies the server's certificate and key of `pki` to `cert` and `key`.
 fn install(pki: &Pki, cert: &Path, key: &Path) {
     std::fs::copy(&pki.server_cert, cert).expect("copy certificate");
@@ -62,16 +77,7 @@ async fn dns_over_tls_answers_verified_and_a_new_certificate_takes_over_on_sighu
     let files = tempfile::tempdir().expect("dir");
     let (cert, key) = (files.path().join("tls.pem"), files.path().join("tls.key"));
     install(&first, &cert, &key);
-    let flags = [
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert.display().to_string(),
-        "--tls-key",
-        &key.display().to_string(),
-    ]
-    .map(String::from);
-    let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
+    let server = encrypted_server(&etcd, "--tls-listen", &cert, &key);
     let (udp, tls, http) = (
         server.dns_addr().await,
         server.logged_addr("listening for DNS over TLS addr=").await,
@@ -191,16 +197,7 @@ async fn dns_over_https_answers_get_and_post_and_resolves_for_curl() {
     // fetches /health from it.
     etcd.put("services/s-test", r#"{"IP":"127.0.0.1"}"#).await;
     let pki = Pki::new();
-    let flags = [
-        "--https-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &pki.server_cert.display().to_string(),
-        "--tls-key",
-        &pki.server_key.display().to_string(),
-    ]
-    .map(String::from);
-    let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
+    let server = encrypted_server(&etcd, "--https-listen", &pki.server_cert, &pki.server_key);
     let (udp, https, http) = (
         server.dns_addr().await,
         server
@@ -359,16 +356,7 @@ async fn dns_over_quic_answers_with_id_zero_and_resets_other_ids() {
     etcd.put("services/s-test", r#"{"IP":"192.168.1.26"}"#)
         .await;
     let pki = Pki::new();
-    let flags = [
-        "--quic-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &pki.server_cert.display().to_string(),
-        "--tls-key",
-        &pki.server_key.display().to_string(),
-    ]
-    .map(String::from);
-    let server = Daemon::etcd_dns(&etcd.endpoint, &flags);
+    let server = encrypted_server(&etcd, "--quic-listen", &pki.server_cert, &pki.server_key);
     let quic = server
         .logged_addr("listening for DNS over QUIC addr=")
         .await;

@@ -11,7 +11,7 @@ use crate::flags::split_list;
 mod error;
 mod read;
 pub use error::EtcdError;
-pub use read::{read_prefix, read_prefix_at, FIRST_PAGE, PAGE_MAX};
+pub use read::{range_start, read_prefix, read_prefix_at, FIRST_PAGE, PAGE_MAX};
 
 /// Default etcd endpoint.
 pub const DEFAULT_ETCD: &str = "http://127.0.0.1:2379";

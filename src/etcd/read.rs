@@ -46,6 +46,16 @@ pub async fn read_prefix(
     read_prefix_at(client, etcd, prefix, 0, |kvs, _| apply(kvs)).await
 }
 
+/// The first key of the range `prefix` names: the prefix itself, or "\0" for the whole
+/// keyspace (etcd refuses an empty key).
+pub fn range_start(prefix: &[u8]) -> Vec<u8> {
+    if prefix.is_empty() {
+        vec![0]
+    } else {
+        prefix.to_vec()
+    }
+}
+
 /// [`read_prefix`] at `revision` (0: the current one), so that several prefixes can be read
 /// as of one revision. `apply` also gets the number of keys from the page's first to the end
 /// of its range (etcd's count): the first page's counts the whole prefix, so that it tells
@@ -64,12 +74,7 @@ pub async fn read_prefix_at(
     mut apply: impl FnMut(&[KeyValue], usize),
 ) -> Result<i64, EtcdError> {
     let end = prefix_end(prefix);
-    // etcd wants a key: the whole keyspace starts at "\0".
-    let start = if prefix.is_empty() {
-        vec![0]
-    } else {
-        prefix.to_vec()
-    };
+    let start = range_start(prefix);
     let read = Read {
         client: client.clone(),
         etcd: etcd.clone(),

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::backoff::{Report, Retry};
-use crate::etcd::{read_prefix_at, EtcdConfig, EtcdError};
+use crate::etcd::{range_start, read_prefix_at, EtcdConfig, EtcdError};
 use crate::metrics::Metrics;
 use crate::sources::Live;
 use crate::table::{Registry, Table};
@@ -111,12 +111,13 @@ pub async fn run(
     // left, not picked again by the client's balancer.
     let mut next = 0;
     let mut failed = None;
-    // The key the quorum reads ask for (count only): the first registry's prefix, or "\0" for
-    // the whole keyspace (etcd refuses an empty key).
-    let key = match config.sources.first().map(|s| s.range.as_bytes()) {
-        Some(prefix) if !prefix.is_empty() => prefix.to_vec(),
-        _ => vec![0],
-    };
+    // The key the quorum reads ask for (count only): where the first registry's range starts.
+    let key = range_start(
+        config
+            .sources
+            .first()
+            .map_or(&b""[..], |s| s.range.as_bytes()),
+    );
     loop {
         let chosen = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
