@@ -257,6 +257,19 @@ impl Cluster {
         }
     }
 
+    /// The highest raft term a member reports: it grows with every election.
+    pub async fn term(&self) -> u64 {
+        let mut term = 0;
+        for member in &self.members {
+            if let Ok(mut client) = EtcdConfig::from_list(&member.endpoint).connect().await {
+                if let Ok(status) = client.status().await {
+                    term = term.max(status.raft_term());
+                }
+            }
+        }
+        term
+    }
+
     /// Member IDs by index, and the leader's index if a member reports one it knows.
     async fn try_leader(&self) -> Option<usize> {
         let ids = self.member_ids().await?;
