@@ -22,6 +22,8 @@
 //! - [`etcd`]: connecting to etcd, bounded requests, the paged read of a prefix.
 //! - [`watch`]: etcd read + watch + resync → table.
 //! - [`dns`]: router, live answers, transfers, static zones, forwarding, sockets.
+//! - [`dnssec`]: online signing of the live zones: keys, RRSIGs cached per RRset version,
+//!   compact denial of existence.
 //! - [`metrics`], [`http`]: per-thread query counters; `/metrics`, `/health`, `/ready`,
 //!   `/services`.
 //! - [`server`]: the watcher, the DNS server and the HTTP endpoints assembled.
@@ -34,6 +36,7 @@
 
 pub mod backoff;
 pub mod dns;
+pub mod dnssec;
 pub mod etcd;
 pub mod flags;
 pub mod formats;

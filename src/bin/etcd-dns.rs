@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,11 +14,14 @@ use etcd_dns::dns::tcp::{self, TcpLimits};
 use etcd_dns::dns::tls::TlsFlags;
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
 use etcd_dns::dns::{notify, tsig};
+use etcd_dns::dnssec::key::ZoneKey;
+use etcd_dns::dnssec::Dnssec;
 use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::http;
 use etcd_dns::server::{self, RunError, ServerConfig};
 use etcd_dns::sources::{RegistrySpec, DEFAULT_PREFIX};
 use etcd_dns::table::journal::DEFAULT_IXFR_HISTORY;
+use etcd_dns::wire::{wire_name, WireName};
 use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +34,9 @@ etcd_dns::etcd_args!(EtcdArgs, "ETCD_DNS_");
 /// Services register under PREFIX (key `services/<name>`, value `{"IP":"192.168.1.26"}`, bound
 /// to a lease); `<name>.ZONE` then answers their addresses, and stops as soon as the lease is
 /// revoked or expires.
+///
+/// `etcd-dns dnssec keygen ZONE` makes a DNSSEC key for --dnssec-key; `etcd-dns dnssec ds KEY`
+/// prints its DS record.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -144,6 +151,17 @@ struct Args {
     /// for a secondary, also after etcd was wiped (its revision starts again)
     #[arg(long, env = "ETCD_DNS_SERIAL_FILE", value_name = "FILE")]
     serial_file: Option<PathBuf>,
+    /// Sign the live zone online with this DNSSEC key: BIND's K<zone>+013+<tag>.private (its
+    /// .key beside it), as `dnssec-keygen -a ECDSAP256SHA256 -n ZONE` or `etcd-dns dnssec
+    /// keygen` writes it; repeatable, one per live zone. `etcd-dns dnssec ds FILE` prints the
+    /// DS record for the parent zone
+    #[arg(
+        long = "dnssec-key",
+        env = "ETCD_DNS_DNSSEC_KEY",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    dnssec_key: Vec<PathBuf>,
     /// The TSIG key (by name) that signs NOTIFY messages
     #[arg(long, env = "ETCD_DNS_NOTIFY_KEY", value_name = "NAME")]
     notify_key: Option<String>,
@@ -190,6 +208,9 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "dnssec") {
+        return etcd_dns::dnssec::cli::run(std::env::args_os().skip(2));
+    }
     let args = Args::parse();
     etcd_dns::logging::init(&args.log_level);
     match etcd_dns::rlimit::raise_fd_limit() {
@@ -252,7 +273,9 @@ async fn main() -> Result<()> {
     if let Some(path) = &args.serial_file {
         live.saved_serials = etcd_dns::table::saved::read(path).context("bad --serial-file")?;
     }
+    let dnssec = dnssec(&args, &live)?;
     let config = ServerConfig {
+        dnssec,
         live,
         etcd,
         catalog: CatalogConfig {
@@ -332,6 +355,21 @@ fn tsig_keys(args: &Args) -> Result<Vec<tsig::Key>> {
         keys.extend(tsig::parse_key_arg(arg).context("bad --tsig-key")?);
     }
     Ok(keys)
+}
+
+/// The `--dnssec-key` keys, each for one of the live zones; `None` without any.
+fn dnssec(args: &Args, live: &etcd_dns::sources::Live) -> Result<Option<Arc<Dnssec>>> {
+    if args.dnssec_key.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for path in &args.dnssec_key {
+        keys.push(ZoneKey::read(path).context("bad --dnssec-key")?);
+    }
+    let zones: Vec<WireName> = live.zones.iter().map(|z| wire_name(&z.zone)).collect();
+    let zones: Vec<&[u8]> = zones.iter().map(|z| &z[..]).collect();
+    let dnssec = Dnssec::new(keys, &zones).map_err(|e| anyhow::anyhow!("bad --dnssec-key: {e}"))?;
+    Ok(Some(Arc::new(dnssec)))
 }
 
 /// `--notify-key`, which must name one of `keys`.

@@ -21,6 +21,7 @@ use crate::dns::tls::{self, Certificates};
 use crate::dns::tsig::{self, TsigStats};
 use crate::dns::zones::{self, ZoneFile};
 use crate::dns::{self, transport, CatalogConfig, CatalogError, Listeners};
+use crate::dnssec::Dnssec;
 use crate::etcd::EtcdConfig;
 use crate::http::{self, Http};
 use crate::metrics::Metrics;
@@ -64,6 +65,8 @@ pub struct ServerConfig {
     pub tls: Option<Arc<Certificates>>,
     /// `--serial-file`: where the served serials are saved (read into `live` before start).
     pub serial_file: Option<std::path::PathBuf>,
+    /// `--dnssec-key`: the live zones signed online, with their keys.
+    pub dnssec: Option<Arc<Dnssec>>,
 }
 
 /// A started server: its table (for inspection) and its tasks.
@@ -191,6 +194,13 @@ pub fn start(
     let tsig_stats = Arc::new(TsigStats::default());
     metrics.add_report(tsig_stats.clone());
     router = router.with_tsig(config.tsig_keys.clone(), tsig_stats);
+    if let Some(dnssec) = &config.dnssec {
+        for signer in dnssec.zones() {
+            info!(zone = %signer.key.zone, tag = signer.key.tag, flags = signer.key.flags, ds = %signer.key.ds_text(), "signing the live zone online (DNSSEC)");
+        }
+        metrics.add_report(dnssec.clone());
+        router = router.with_dnssec(dnssec.clone());
+    }
     if let Some(locality) = config.locality.clone() {
         info!(
             zones = ?locality.zones(),
@@ -201,6 +211,18 @@ pub fn start(
     }
     let router = Arc::new(router);
     let mut tasks = JoinSet::new();
+    if let Some(dnssec) = config.dnssec.clone() {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_SIGNATURES);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => dnssec.sweep(),
+                    () = stop.cancelled() => return Ok(()),
+                }
+            }
+        });
+    }
     let (prefetcher, stop) = (router.clone(), shutdown.clone());
     tasks.spawn(async move {
         tokio::select! {
@@ -370,6 +392,9 @@ async fn supervise(
 }
 
 /// Shortest interval between two comparisons of the table's age with `--max-stale`.
+/// How often signatures no longer current are dropped from the DNSSEC cache.
+const SWEEP_SIGNATURES: Duration = Duration::from_secs(60);
+/// See [`STALE_CHECK_MAX`].
 const STALE_CHECK_MIN: Duration = Duration::from_millis(100);
 /// Longest interval between two comparisons.
 const STALE_CHECK_MAX: Duration = Duration::from_secs(1);

@@ -128,6 +128,12 @@ fn set_size(set: &RRset) -> usize {
 const LOCAL_MARK: u16 = 0;
 
 impl Node {
+    /// True when `other` is this very node (not an equal copy): nodes are immutable and
+    /// rebuilt on every change, so this tells whether a name changed.
+    pub fn same(&self, other: &Node) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// A node for `name` holding `sets`.
     pub fn new(name: &[u8], sets: &[RRset]) -> Self {
         Self::with_local(name, sets, &[])

@@ -72,6 +72,7 @@ impl DnsServer {
             tsig_keys: Vec::new(),
             notify_key: None,
             serial_file: None,
+            dnssec: None,
             tls: None,
         };
         edit(&mut config);

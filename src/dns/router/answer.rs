@@ -13,6 +13,7 @@ use crate::dns::live::{self, Body, NearClient, Room};
 use crate::dns::locality::Locality;
 use crate::dns::reply::{Limit, EDNS_PAYLOAD};
 use crate::dns::statics::StaticZones;
+use crate::dnssec::{Dnssec, ZoneSigner};
 use crate::records::NO_ZONE;
 use crate::table::Snapshot;
 use crate::wire::{self, Near, ReplyBody, WireQuery, HEADER_LEN, OPT_LEN};
@@ -60,6 +61,7 @@ pub(super) fn near_client(
 pub(super) fn answer_query(
     snapshot: &Snapshot,
     statics: &StaticZones,
+    dnssec: Option<&Dnssec>,
     query: &WireQuery<'_>,
     route: Route,
     protocol: Protocol,
@@ -84,6 +86,38 @@ pub(super) fn answer_query(
         records: max_answers,
     };
     let rotate = next_rotation();
+    let write = |out: &mut Vec<u8>, body: &ReplyBody<'_>| {
+        wire::write_reply(out, query, body, EDNS_PAYLOAD, limit.size, limit.stream);
+        body.cut
+    };
+    if let (Route::Live(zone_at), Some(dnssec)) = (route, dnssec) {
+        if let Some(signer) = signs(dnssec, snapshot, query, zone_at) {
+            let shape = PICKS.with_borrow_mut(|picks| {
+                let client = near.map(|n| n.client);
+                dnssec.answer(
+                    signer,
+                    snapshot,
+                    query,
+                    zone_at,
+                    rotate,
+                    room,
+                    client,
+                    picks,
+                    |body| {
+                        if let Some(near) = near {
+                            echo_scope(near, body);
+                        }
+                        write(&mut out, body);
+                    },
+                )
+            });
+            let shaped = Shaped {
+                cut: shape.cut,
+                near: shape.near,
+            };
+            return (Answer::Reply(out), shaped);
+        }
+    }
     let mut body = match route {
         Route::Live(zone_at) => live::live_body(
             snapshot,
@@ -117,18 +151,10 @@ pub(super) fn answer_query(
     let near = match near {
         Some(near) => {
             let head = body.head_mut();
-            if near.ecs {
-                // RFC 7871 §7.2.1: the scope of an answer locality did not shape is 0.
-                let shaped = head.near != Near::Unshaped;
-                head.ecs_scope = Some(if shaped { near.scope } else { 0 });
-            }
+            echo_scope(near, head);
             head.near
         }
         None => Near::Unshaped,
-    };
-    let write = |out: &mut Vec<u8>, body: &ReplyBody<'_>| {
-        wire::write_reply(out, query, body, EDNS_PAYLOAD, limit.size, limit.stream);
-        body.cut
     };
     // Written from where it lies: moving a body costs a live answer more than writing it.
     let cut = if let Body::Ready(body) = &body {
@@ -137,6 +163,33 @@ pub(super) fn answer_query(
         PICKS.with_borrow_mut(|picks| write(&mut out, &body.finish(rotate, room, picks)))
     };
     (Answer::Reply(out), Shaped { cut, near })
+}
+
+/// Sets the Client Subnet scope `body` echoes, when the query's was read.
+fn echo_scope(near: NearQuery, body: &mut ReplyBody<'_>) {
+    if near.ecs {
+        // RFC 7871 §7.2.1: the scope of an answer locality did not shape is 0.
+        let shaped = body.near != Near::Unshaped;
+        body.ecs_scope = Some(if shaped { near.scope } else { 0 });
+    }
+}
+
+/// The signer of the zone of `query`, when that zone is signed and the query asks for
+/// DNSSEC records (DO) or the DNSKEY set: then the signed path answers it.
+#[inline]
+fn signs<'d>(
+    dnssec: &'d Dnssec,
+    snapshot: &Snapshot,
+    query: &WireQuery<'_>,
+    zone_at: usize,
+) -> Option<&'d ZoneSigner> {
+    let wanted =
+        query.edns.is_some_and(|e| e.dnssec_ok) || query.qtype == u16::from(RecordType::DNSKEY);
+    if !wanted {
+        return None;
+    }
+    let zone = snapshot.zone_at(query.name(), zone_at)?;
+    dnssec.signer(zone.name())
 }
 
 /// The request on `route` left to [`Router::answer_later`].

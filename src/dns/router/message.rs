@@ -82,6 +82,7 @@ impl Router {
                 let (answer, shaped) = answer_query(
                     snapshot,
                     &self.statics,
+                    self.dnssec.as_deref(),
                     &query,
                     route,
                     protocol,

@@ -31,6 +31,7 @@ use super::reply::{fit, form_error, server_failure, Limit, REPLY_CAPACITY};
 use super::rrl::RateLimiter;
 use super::statics::StaticZones;
 use super::tsig::{self, TsigStats};
+use crate::dnssec::Dnssec;
 use crate::logging::LogLimit;
 use crate::metrics::{Metrics, QueryStats, ThreadStats, Writer};
 use crate::table::Table;
@@ -60,6 +61,8 @@ pub struct Router {
     /// TSIG keys (`--tsig-key`), and the count of refused signatures.
     tsig: Vec<tsig::Key>,
     tsig_stats: Arc<TsigStats>,
+    /// Online signing of the live zones that have a key (`--dnssec-key`).
+    dnssec: Option<Arc<Dnssec>>,
 }
 
 /// What shaped an answer besides its name, for the counters.
@@ -134,7 +137,14 @@ impl Router {
             locality: None,
             tsig: Vec::new(),
             tsig_stats: Arc::default(),
+            dnssec: None,
         }
+    }
+
+    /// The same router signing the answers of the live zones `dnssec` has keys for.
+    pub fn with_dnssec(mut self, dnssec: Arc<Dnssec>) -> Self {
+        self.dnssec = Some(dnssec);
+        self
     }
 
     /// The same router verifying signed requests with `keys`, and signing its replies to them;
@@ -288,6 +298,7 @@ impl Router {
                 let (answer, shaped) = answer_query(
                     &snapshot,
                     &self.statics,
+                    self.dnssec.as_deref(),
                     &query,
                     route,
                     protocol,

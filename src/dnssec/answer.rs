@@ -1,0 +1,410 @@
+//! The answer to a query of a signed zone that asks for DNSSEC (DO), or for the DNSKEY set:
+//! the same records as an unsigned answer, each set with its RRSIG, and denials proven by one
+//! NSEC at the query name (compact answers, RFC 9824: a missing name answers NOERROR with
+//! NXNAME in the NSEC's types, a missing type answers the name's types).
+
+use std::sync::atomic::Ordering;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use super::cache::{SigKey, Version};
+use super::sign::{self, name_owned, pointer_owned, push_rrsig, rrsig_tail_len, types, SetToSign};
+use super::{unix_now, Dnssec, ZoneSigner};
+use crate::dns::live::{self, Found, NearClient, Room};
+use crate::table::{Node, Snapshot, ZoneView};
+use crate::wire::pick::{Cut, Picks};
+use crate::wire::{Near, RRsetRef, ReplyBody, WireQuery, HEADER_LEN, POINTER_BITS, QNAME_POINTER};
+
+/// What a signed answer was shaped by, for the counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Shape {
+    /// Records of a large set left out.
+    pub cut: Cut,
+    /// What locality made of it.
+    pub near: Near,
+}
+
+/// The records that go after each section's own: RRSIGs, and the denial's NSEC.
+#[derive(Debug, Default)]
+struct Extra {
+    bytes: Vec<u8>,
+    answer: (usize, u16),
+    authority: (usize, u16),
+    additional: (usize, u16),
+}
+
+/// The question as the signed path reads it.
+#[derive(Debug)]
+struct Asked<'q> {
+    /// Lowercase question name.
+    name: &'q [u8],
+    qtype: u16,
+    dnssec_ok: bool,
+    /// Where the zone starts in `name`.
+    zone_at: usize,
+    rotate: usize,
+    room: Room,
+    /// Unix seconds.
+    now: u64,
+}
+
+/// A pointer to where the zone starts in the question name.
+fn zone_pointer(zone_at: usize) -> [u8; 2] {
+    (u16::from(POINTER_BITS) << 8 | (HEADER_LEN + zone_at) as u16).to_be_bytes()
+}
+
+/// TTL of the SOA record of `tail` (type, class, TTL, …) and its MINIMUM (the last field).
+fn soa_ttls(tail: &[u8]) -> (u32, u32) {
+    let field = |at: usize| {
+        tail.get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    (field(4), field(tail.len().saturating_sub(4)))
+}
+
+impl Dnssec {
+    /// Signs `set` into `out` (after its owner), counting it.
+    fn sign(
+        &self,
+        signer: &ZoneSigner,
+        set: &SetToSign<'_>,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
+        self.stats.signed.fetch_add(1, Ordering::Relaxed);
+        push_rrsig(out, &signer.key, set, now)
+    }
+
+    /// Appends the cached records for `key` at `version`, or makes them with `make` (which
+    /// appends them and says how long they may be reused) and caches them.
+    fn cached(
+        &self,
+        key: SigKey<'_>,
+        version: Version,
+        now: u64,
+        out: &mut Vec<u8>,
+        make: impl FnOnce(&mut Vec<u8>) -> Option<u64>,
+    ) -> Option<bool> {
+        if self.cache.append(&key, &version, now, out) {
+            return Some(true);
+        }
+        let start = out.len();
+        let until = make(out)?;
+        self.cache.store(&key, version, until, &out[start..]);
+        Some(false)
+    }
+
+    /// The RRSIG of a set owned by `owner` (records of `rrs`, pointer-owned) written after
+    /// `owner_bytes`, cached per `version`.
+    #[allow(clippy::too_many_arguments)]
+    fn set_rrsig(
+        &self,
+        signer: &ZoneSigner,
+        key: SigKey<'_>,
+        version: Version,
+        ttl_rrs: &[u8],
+        rrs: &[&[u8]],
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
+        self.cached(key, version, now, out, |out| {
+            let rdatas: Vec<&[u8]> = rrs
+                .iter()
+                .flat_map(|r| pointer_owned(r))
+                .map(|(_, d)| d)
+                .collect();
+            let ttl = pointer_owned(ttl_rrs).next().map_or(0, |(ttl, _)| ttl);
+            let set = SetToSign {
+                owner: key.name,
+                rtype: key.rtype,
+                ttl,
+                rdatas,
+            };
+            self.sign(signer, &set, now, out)?;
+            Some(sign::validity(now, ttl).2)
+        })
+    }
+
+    /// RRSIGs of the additional records `extra` (owners written out): one per run of one
+    /// owner and type, each written after its owner; the count.
+    fn extra_rrsigs(
+        &self,
+        signer: &ZoneSigner,
+        extra: &[u8],
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<u16> {
+        let records: Vec<_> = name_owned(extra).collect();
+        let mut count = 0u16;
+        let mut at = 0;
+        while at < records.len() {
+            let (owner, rtype, ttl, _) = records[at];
+            let run = records[at..]
+                .iter()
+                .take_while(|r| r.0.eq_ignore_ascii_case(owner) && r.1 == rtype)
+                .count();
+            let lower = owner.to_ascii_lowercase();
+            let set = SetToSign {
+                owner: &lower,
+                rtype,
+                ttl,
+                rdatas: records[at..at + run].iter().map(|r| r.3).collect(),
+            };
+            out.extend_from_slice(owner);
+            self.sign(signer, &set, now, out)?;
+            count += 1;
+            at += run;
+        }
+        Some(count)
+    }
+
+    /// The denial at `name` in `zone`: SOA RRSIG, NSEC and its RRSIG into `extra`'s authority.
+    #[allow(clippy::too_many_arguments)]
+    fn denial(
+        &self,
+        signer: &ZoneSigner,
+        zone: &ZoneView,
+        zone_at: usize,
+        name: &[u8],
+        node: Option<&Node>,
+        now: u64,
+        extra: &mut Extra,
+    ) -> Option<()> {
+        let out = &mut extra.bytes;
+        let start = out.len();
+        self.soa_rrsig(signer, zone, zone_at, now, out)?;
+        let (soa_ttl, minimum) = soa_ttls(&zone.soa_tail);
+        let ttl = soa_ttl.min(minimum);
+        // Types of the name: its sets, and the apex's own.
+        let mut present: Vec<u16> = node
+            .map(|n| n.rrsets().map(|s| s.rtype).collect())
+            .unwrap_or_default();
+        if zone_at == 0 {
+            present.extend_from_slice(&[types::SOA, types::NS, types::DNSKEY]);
+        }
+        let (variant, version) = match (node, zone_at) {
+            (Some(node), _) => (0, Version::Node(node.clone())),
+            (None, 0) => (0, Version::Fixed),
+            (None, _) => {
+                present.push(types::NXNAME);
+                (1, Version::Fixed)
+            }
+        };
+        let key = SigKey {
+            name,
+            rtype: types::NSEC,
+            variant,
+        };
+        self.cached(key, version, now, out, |out| {
+            let rdata = sign::nsec_rdata(name, &present);
+            out.extend_from_slice(&QNAME_POINTER);
+            out.extend_from_slice(&types::NSEC.to_be_bytes());
+            out.extend_from_slice(&1u16.to_be_bytes());
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(&rdata);
+            out.extend_from_slice(&QNAME_POINTER);
+            let set = SetToSign {
+                owner: name,
+                rtype: types::NSEC,
+                ttl,
+                rdatas: vec![&rdata],
+            };
+            self.sign(signer, &set, now, out)?;
+            Some(sign::validity(now, ttl).2)
+        })?;
+        extra.authority = (extra.bytes.len() - start, 3);
+        Some(())
+    }
+
+    /// The RRSIG of the zone's SOA (at its serial), owned by a pointer to the zone's name.
+    fn soa_rrsig(
+        &self,
+        signer: &ZoneSigner,
+        zone: &ZoneView,
+        zone_at: usize,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
+        out.extend_from_slice(&zone_pointer(zone_at));
+        let key = SigKey {
+            name: zone.name(),
+            rtype: types::SOA,
+            variant: 0,
+        };
+        self.cached(key, Version::Serial(zone.serial), now, out, |out| {
+            let tail = &zone.soa_tail;
+            let (ttl, _) = soa_ttls(tail);
+            let set = SetToSign {
+                owner: zone.name(),
+                rtype: types::SOA,
+                ttl,
+                rdatas: vec![tail.get(10..)?],
+            };
+            self.sign(signer, &set, now, out)?;
+            Some(sign::validity(now, ttl).2)
+        })
+    }
+
+    /// Writes the signed reply to `query` (a name of `signer`'s zone, which starts at
+    /// `zone_at`) with `write`: as [`live::live_body`] answers it, with RRSIGs when the query
+    /// has DO, and the DNSKEY set at the apex.
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer(
+        &self,
+        signer: &ZoneSigner,
+        snapshot: &Snapshot,
+        query: &WireQuery<'_>,
+        zone_at: usize,
+        rotate: usize,
+        room: Room,
+        near: Option<NearClient>,
+        picks: &mut Picks,
+        write: impl FnOnce(&mut ReplyBody<'_>),
+    ) -> Shape {
+        let mut extra = Extra::default();
+        let mut body = ReplyBody {
+            authoritative: true,
+            ..ReplyBody::default()
+        };
+        let mut shape = Shape::default();
+        let found = live::find(snapshot, query.name(), query.qtype, zone_at, near);
+        // Room for the answer's RRSIG (its owner is a pointer).
+        let room = Room {
+            bytes: room.bytes.saturating_sub(2 + rrsig_tail_len(&signer.key)),
+            ..room
+        };
+        let asked = Asked {
+            name: query.name(),
+            qtype: query.qtype,
+            dnssec_ok: query.edns.is_some_and(|e| e.dnssec_ok),
+            zone_at,
+            rotate,
+            room,
+            now: unix_now(),
+        };
+        let signed = self.fill(
+            signer, found, &asked, picks, &mut body, &mut extra, &mut shape,
+        );
+        if signed.is_none() {
+            body = ReplyBody {
+                rcode: ResponseCode::ServFail.low(),
+                ..ReplyBody::default()
+            };
+            extra = Extra::default();
+        }
+        let (a, au) = (extra.answer.0, extra.authority.0);
+        body.signed = crate::wire::Signed {
+            answer: (&extra.bytes[..a], extra.answer.1),
+            authority: (&extra.bytes[a..a + au], extra.authority.1),
+            additional: (
+                &extra.bytes[a + au..a + au + extra.additional.0],
+                extra.additional.1,
+            ),
+        };
+        shape.cut = body.cut;
+        write(&mut body);
+        shape
+    }
+
+    /// `body` and `extra` for what was `found` for the question `asked`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill<'b>(
+        &self,
+        signer: &'b ZoneSigner,
+        found: Found<'b>,
+        asked: &Asked<'_>,
+        picks: &'b mut Picks,
+        body: &mut ReplyBody<'b>,
+        extra: &mut Extra,
+        shape: &mut Shape,
+    ) -> Option<()> {
+        let (name, zone_at, now) = (asked.name, asked.zone_at, asked.now);
+        match found {
+            Found::Fail => {
+                body.authoritative = false;
+                body.rcode = ResponseCode::ServFail.low();
+            }
+            _ if zone_at == 0 && asked.qtype == u16::from(RecordType::DNSKEY) => {
+                let set = signer.dnskey.as_ref();
+                body.answers = (set.rrs, &[], set.count);
+                if asked.dnssec_ok {
+                    self.answer_rrsig(
+                        signer,
+                        name,
+                        set,
+                        Version::Fixed,
+                        0,
+                        &[set.rrs],
+                        now,
+                        extra,
+                    )?;
+                }
+            }
+            Found::Soa(zone) => {
+                body.answers = (&QNAME_POINTER, &zone.soa_tail, 1);
+                let start = extra.bytes.len();
+                self.soa_rrsig(signer, zone, 0, now, &mut extra.bytes)?;
+                extra.answer = (extra.bytes.len() - start, 1);
+            }
+            Found::Ns(zone) => {
+                let set = zone.ns_rrset();
+                let (first, second) = set.rotated(asked.rotate);
+                body.answers = (first, second, set.count);
+                self.answer_rrsig(signer, name, set, Version::Fixed, 0, &[set.rrs], now, extra)?;
+            }
+            Found::NxDomain(zone) => {
+                // Compact answer: NOERROR, the name "exists" with only NSEC and RRSIG.
+                body.soa = Some((&*zone.soa_tail, zone_at));
+                self.denial(signer, zone, zone_at, name, None, now, extra)?;
+            }
+            Found::NoData(zone, node) => {
+                body.soa = Some((&*zone.soa_tail, zone_at));
+                self.denial(signer, zone, zone_at, name, node, now, extra)?;
+            }
+            Found::Set {
+                node,
+                set,
+                near,
+                local,
+                ..
+            } => {
+                shape.near = near;
+                body.near = near;
+                let variant = if near == Near::Local { 1 + local } else { 0 };
+                return self.answer_set(
+                    signer, name, node, set, variant, asked, picks, body, extra, shape,
+                );
+            }
+        }
+        Some(())
+    }
+
+    /// The answer's RRSIG over `set` into `extra` (owned by the question name).
+    #[allow(clippy::too_many_arguments)]
+    fn answer_rrsig(
+        &self,
+        signer: &ZoneSigner,
+        name: &[u8],
+        set: RRsetRef<'_>,
+        version: Version,
+        variant: u16,
+        rrs: &[&[u8]],
+        now: u64,
+        extra: &mut Extra,
+    ) -> Option<bool> {
+        let start = extra.bytes.len();
+        extra.bytes.extend_from_slice(&QNAME_POINTER);
+        let key = SigKey {
+            name,
+            rtype: set.rtype,
+            variant,
+        };
+        let hit = self.set_rrsig(signer, key, version, set.rrs, rrs, now, &mut extra.bytes)?;
+        extra.answer = (extra.bytes.len() - start, 1);
+        Some(hit)
+    }
+}
+
+mod set;

@@ -1,0 +1,126 @@
+//! A signed answer from one of the table's sets: whole (its signatures cached per version of
+//! the name's node), or the records chosen from a large or weighted set (signed as chosen).
+
+use super::{Asked, Extra, Shape};
+use crate::dns::live::{self, Body};
+use crate::dnssec::cache::{SigKey, Version};
+use crate::dnssec::sign::{self, name_owned, pointer_owned, SetToSign};
+use crate::dnssec::{Dnssec, ZoneSigner};
+use crate::table::Node;
+use crate::wire::pick::Picks;
+use crate::wire::{RRsetRef, ReplyBody, QNAME_POINTER};
+use std::sync::atomic::Ordering;
+
+/// Length of the RRSIG record after its owner at the start of `tail`.
+fn tail_len(tail: &[u8]) -> usize {
+    tail.get(8..10)
+        .map_or(tail.len(), |b| {
+            10 + usize::from(u16::from_be_bytes([b[0], b[1]]))
+        })
+        .min(tail.len())
+}
+
+impl Dnssec {
+    /// `set` answered as [`live::fill`] and [`Body::finish`] answer it, with its RRSIG and
+    /// its additional records' RRSIGs.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn answer_set<'b>(
+        &self,
+        signer: &ZoneSigner,
+        name: &[u8],
+        node: &Node,
+        set: RRsetRef<'b>,
+        variant: u16,
+        asked: &Asked<'_>,
+        picks: &'b mut Picks,
+        body: &mut ReplyBody<'b>,
+        extra: &mut Extra,
+        shape: &mut Shape,
+    ) -> Option<()> {
+        let (rotate, room, now) = (asked.rotate, asked.room, asked.now);
+        let near = body.near;
+        *body = match live::fill(std::mem::take(body), set, rotate, room) {
+            Body::Ready(body) => body,
+            pick => pick.finish(rotate, room, picks),
+        };
+        body.near = near;
+        shape.cut = body.cut;
+        if body.answers.2 == 0 {
+            return Some(());
+        }
+        let key = SigKey {
+            name,
+            rtype: set.rtype,
+            variant,
+        };
+        if body.answers.2 == set.count {
+            // The whole set: one RRSIG, cached with those of its additional records.
+            let start = extra.bytes.len();
+            extra.bytes.extend_from_slice(&QNAME_POINTER);
+            let hit = self.cached(
+                key,
+                Version::Node(node.clone()),
+                now,
+                &mut extra.bytes,
+                |out| {
+                    let rdatas = pointer_owned(set.rrs).map(|(_, d)| d).collect();
+                    let ttl = pointer_owned(set.rrs).next().map_or(0, |(ttl, _)| ttl);
+                    let to_sign = SetToSign {
+                        owner: name,
+                        rtype: set.rtype,
+                        ttl,
+                        rdatas,
+                    };
+                    self.sign(signer, &to_sign, now, out)?;
+                    self.extra_rrsigs(signer, set.extra, now, out)?;
+                    Some(sign::validity(now, ttl).2)
+                },
+            )?;
+            let answer_end = start + 2 + tail_len(&extra.bytes[start + 2..]);
+            extra.answer = (answer_end - start, 1);
+            let additional = &extra.bytes[answer_end..];
+            if body.additional.0 == set.extra {
+                extra.additional = (additional.len(), name_owned(additional).count() as u16);
+            } else {
+                // The additional records were chosen: sign those instead.
+                extra.bytes.truncate(answer_end);
+                self.chosen_extra(signer, body.additional.0, now, extra)?;
+            }
+            if hit {
+                self.stats.cached.fetch_add(1, Ordering::Relaxed);
+            }
+            return Some(());
+        }
+        // Some records of a large or weighted set: signed as chosen.
+        let start = extra.bytes.len();
+        extra.bytes.extend_from_slice(&QNAME_POINTER);
+        let (first, second) = (body.answers.0, body.answers.1);
+        let ttl = pointer_owned(first).next().map_or(0, |(ttl, _)| ttl);
+        let to_sign = SetToSign {
+            owner: name,
+            rtype: set.rtype,
+            ttl,
+            rdatas: pointer_owned(first)
+                .chain(pointer_owned(second))
+                .map(|(_, d)| d)
+                .collect(),
+        };
+        self.sign(signer, &to_sign, now, &mut extra.bytes)?;
+        extra.answer = (extra.bytes.len() - start, 1);
+        self.chosen_extra(signer, body.additional.0, now, extra)
+    }
+
+    /// RRSIGs of additional records chosen for one answer, made for it.
+    fn chosen_extra(
+        &self,
+        signer: &ZoneSigner,
+        additional: &[u8],
+        now: u64,
+        extra: &mut Extra,
+    ) -> Option<()> {
+        let start = extra.bytes.len();
+        let count = self.extra_rrsigs(signer, additional, now, &mut extra.bytes)?;
+        extra.additional = (extra.bytes.len() - start, count);
+        Some(())
+    }
+}

@@ -1,0 +1,155 @@
+//! Signatures kept per RRset version: a set is signed once, and again only when it changed or
+//! its signature is half used up. A version is the table node the set was read from (nodes
+//! are immutable and rebuilt on every change; the entry keeps its node alive, so a new node
+//! can never be taken for the old one), the SOA serial, or nothing for what never changes.
+
+use std::hash::BuildHasher;
+use std::sync::Mutex;
+
+use hashbrown::HashTable;
+
+use crate::table::{FastHash, Node};
+
+/// What a signature was made over.
+#[derive(Debug, Clone)]
+pub enum Version {
+    /// The RRsets of this node (compared by identity).
+    Node(Node),
+    /// The zone's SOA with this serial.
+    Serial(u32),
+    /// A name that does not exist (compact denial) or a set that never changes (DNSKEY, NS).
+    Fixed,
+}
+
+impl Version {
+    fn same(&self, other: &Version) -> bool {
+        match (self, other) {
+            (Version::Node(a), Version::Node(b)) => a.same(b),
+            (Version::Serial(a), Version::Serial(b)) => a == b,
+            (Version::Fixed, Version::Fixed) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What a cached signature is for: owner (lowercase wire name), type and variant (0: the
+/// whole set; otherwise 1 + the locality zone of a local set, or a denial's kind).
+#[derive(Debug, Clone, Copy)]
+pub struct SigKey<'a> {
+    /// Owner.
+    pub name: &'a [u8],
+    /// Type covered (NSEC for a denial).
+    pub rtype: u16,
+    /// Which set of that type.
+    pub variant: u16,
+}
+
+struct Entry {
+    hash: u64,
+    name: Box<[u8]>,
+    rtype: u16,
+    variant: u16,
+    version: Version,
+    /// Unix seconds after which it is signed again.
+    until: u64,
+    /// What the caller stored: RRSIG records (and NSEC) in the caller's layout.
+    data: Box<[u8]>,
+}
+
+/// Number of shards (a power of two): one lock each, so that threads rarely meet.
+const SHARDS: usize = 64;
+
+/// The signature cache, bounded: a shard past its share of `capacity` is emptied.
+pub struct SigCache {
+    hasher: FastHash,
+    shards: Box<[Mutex<HashTable<Entry>>]>,
+    per_shard: usize,
+}
+
+impl std::fmt::Debug for SigCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigCache({} entries)", self.len())
+    }
+}
+
+impl SigCache {
+    /// A cache of at most about `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            hasher: FastHash::default(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    fn hash(&self, key: &SigKey<'_>) -> u64 {
+        self.hasher.hash_one((key.name, key.rtype, key.variant))
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<HashTable<Entry>> {
+        &self.shards[(hash >> 40) as usize & (SHARDS - 1)]
+    }
+
+    /// Appends to `out` what is stored for `key` at `version`, if it is there and still
+    /// current at `now`; true if it was.
+    pub fn append(&self, key: &SigKey<'_>, version: &Version, now: u64, out: &mut Vec<u8>) -> bool {
+        let hash = self.hash(key);
+        let shard = self.shard(hash).lock().unwrap_or_else(|p| p.into_inner());
+        let found = shard.find(hash, |e| {
+            e.rtype == key.rtype && e.variant == key.variant && *e.name == *key.name
+        });
+        match found {
+            Some(entry) if entry.until > now && entry.version.same(version) => {
+                out.extend_from_slice(&entry.data);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stores `data` for `key` at `version`, to be used until `until` (Unix seconds).
+    pub fn store(&self, key: &SigKey<'_>, version: Version, until: u64, data: &[u8]) {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash).lock().unwrap_or_else(|p| p.into_inner());
+        let entry = Entry {
+            hash,
+            name: key.name.into(),
+            rtype: key.rtype,
+            variant: key.variant,
+            version,
+            until,
+            data: data.into(),
+        };
+        let eq =
+            |e: &Entry| e.rtype == key.rtype && e.variant == key.variant && *e.name == *key.name;
+        if let Ok(old) = shard.find_entry(hash, eq) {
+            *old.into_mut() = entry;
+            return;
+        }
+        if shard.len() >= self.per_shard {
+            shard.clear();
+        }
+        shard.insert_unique(hash, entry, |e| e.hash);
+    }
+
+    /// Drops the entries no longer current at `now` (and the nodes they keep alive).
+    pub fn sweep(&self, now: u64) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.retain(|e| e.until > now);
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
