@@ -2,7 +2,7 @@
 # Installs what building and testing etcd-dns need, from Debian's packages, if missing:
 #   protoc and its well-known types (etcd-client's build), etcd + etcdctl (tests, demo), dig (demo),
 #   musl-gcc (tests/clients.rs), Knot, NSD and BIND (tests/secondaries.rs), kdig
-#   (tests/encrypted.rs), ip and iptables
+#   (tests/encrypted.rs), unbound, delv and dnssec-keygen (tests/dnssec.rs), ip and iptables
 #   (tests/partitions: network namespaces of their own).
 # Sourced by scripts/demo.sh and scripts/test.sh; safe to run again. With DEPS=build (as
 # scripts/install.sh sources it) only what building needs: no etcd, etcdctl, dig or musl-gcc.
@@ -25,6 +25,8 @@ if [ "${DEPS:-}" != build ]; then
   [ -x /usr/sbin/knotd ] || command -v knotd >/dev/null 2>&1 || secondaries+=(knot)
   [ -x /usr/sbin/nsd ] || command -v nsd >/dev/null 2>&1 || secondaries+=(nsd)
   [ -x /usr/sbin/named ] || command -v named >/dev/null 2>&1 || secondaries+=(bind9)
+  # A validating resolver (tests/dnssec.rs); BIND's delv and dnssec-keygen come with bind9.
+  [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null 2>&1 || secondaries+=(unbound)
   need+=("${secondaries[@]}")
   # The fault suite's network (tests/common/netlab.rs): namespaces, veth, a bridge, iptables
   # rules inside the namespaces it makes.

@@ -22,6 +22,7 @@ pub mod registries;
 pub mod secondary;
 mod server;
 pub mod upstream;
+pub mod validator;
 mod wait;
 
 // The index of what tests use; each test crate uses a part of it.
