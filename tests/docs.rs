@@ -177,10 +177,17 @@ fn exported(metrics: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn every_exported_metric_is_documented_and_every_documented_one_exists() {
     let etcd = Etcd::start().await;
+    let keys = tempfile::tempdir().expect("dir");
     let dns = common::DnsServer::start_with(&etcd.endpoint, |config| {
         // A forwarder (never asked) and its cache, whose metrics exist only with it.
         config.catalog.upstreams = Some(vec!["127.0.0.1:9".parse().expect("addr")]);
         config.catalog.cache_bytes = 1 << 20;
+        // A signed zone: the signer's metrics exist only with a key.
+        let zone = config.live.zones[0].zone.clone();
+        let (key, _) = etcd_dns::dnssec::key::ZoneKey::generate(&zone, keys.path()).expect("key");
+        let wire = etcd_dns::wire::wire_name(&zone);
+        let dnssec = etcd_dns::dnssec::Dnssec::new(vec![key], &[&wire[..]]).expect("signer");
+        config.dnssec = Some(std::sync::Arc::new(dnssec));
     })
     .await;
     dns.wait_ready().await;

@@ -50,6 +50,18 @@ pub struct ZoneFile {
     pub records: BTreeMap<RrKey, RecordSet>,
 }
 
+/// What to say instead of hickory's refusal of a DNSSEC record ("RRSIG should be dynamically
+/// generated"): static zones are served unsigned, so a signed zone file is refused rather
+/// than served with signatures that would go stale, and the user learns what to do.
+fn dnssec_refusal(message: &str) -> Option<String> {
+    let rtype = message.strip_suffix(" should be dynamically generated")?;
+    Some(format!(
+        "{rtype} is a DNSSEC record, and static zones are served unsigned (--dnssec-key signs \
+         the live zones only): remove the zone's DNSSEC records (RRSIG, NSEC, NSEC3, DNSKEY, \
+         CDS…; DS for a child stays) or serve the signed zone from a signer such as Knot"
+    ))
+}
+
 /// Loads every `*.zone` file in `dir`, sorted by name. A missing directory is an error only
 /// when `required` (the default `zones/` may be absent).
 pub fn load_dir(dir: &Path, required: bool) -> Result<Vec<ZoneFile>, ZoneError> {
@@ -91,11 +103,13 @@ pub fn load_file(path: &Path) -> Result<ZoneFile, ZoneError> {
         |text: &str| Parser::new(text, Some(path.to_path_buf()), Some(origin.clone())).parse();
     let (origin, records) = parse(&text).map_err(|e| {
         let message = e.to_string();
+        let said = dnssec_refusal(&message);
         // hickory's parser does not say where: find the first line at which a prefix of the
         // file fails the same way (only on error, and zone files are small).
         let lines: Vec<&str> = text.lines().collect();
         let line = (1..=lines.len())
             .find(|n| parse(&lines[..*n].join("\n")).is_err_and(|e| e.to_string() == message));
+        let message = said.unwrap_or(message);
         match line {
             Some(n) => parse_error(format!("line {n}: {message}: {}", lines[n - 1].trim())),
             None => parse_error(message),
@@ -190,6 +204,21 @@ mod tests {
         );
         let error = load_file(&path).expect_err("must fail").to_string();
         assert!(error.contains("no SOA"), "{error}");
+        // A signed zone file is refused, saying why and what to do; a DS for a child is fine.
+        let signed = "$TTL 60\n@ IN SOA ns hm 1 2 3 4 5\nchild IN DS 57412 13 2 E7ABFCC448D025E4FBE8DE63F3C6B4910D073962BFA455FDCE0E898121069A39\n";
+        for record in ["@ IN DNSKEY 257 3 13 Ke/INQvymkOfmS3afiCXpMIa5mwrY6kZ+M/RIwv/YYby/0cX6nNwaueUDQxcCz5Y3eajlpn99l/B02yYTtb5DQ==", "www IN NSEC ns.signed.test. A NSEC RRSIG"] {
+            let path = write(dir.path(), "signed.test.zone", &format!("{signed}{record}\n"));
+            let error = load_file(&path).expect_err("must fail").to_string();
+            assert!(
+                error.contains("line 4") && error.contains("is a DNSSEC record, and static zones are served unsigned"),
+                "{error}"
+            );
+        }
+        let path = write(dir.path(), "signed.test.zone", signed);
+        assert!(
+            load_file(&path).is_ok(),
+            "DS records of a delegation are served"
+        );
         assert!(load_dir(&dir.path().join("missing"), true).is_err());
         assert!(load_dir(&dir.path().join("missing"), false)
             .expect("optional")

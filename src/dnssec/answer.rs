@@ -295,7 +295,7 @@ impl Dnssec {
             extra = Extra::default();
         }
         let (a, au) = (extra.answer.0, extra.authority.0);
-        body.signed = crate::wire::Signed {
+        let signed = crate::wire::Signed {
             answer: (&extra.bytes[..a], extra.answer.1),
             authority: (&extra.bytes[a..a + au], extra.authority.1),
             additional: (
@@ -303,6 +303,7 @@ impl Dnssec {
                 extra.additional.1,
             ),
         };
+        body.signed = Some(&signed);
         shape.cut = body.cut;
         write(&mut body);
         shape

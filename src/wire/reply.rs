@@ -33,8 +33,8 @@ pub struct ReplyBody<'a> {
     /// The SCOPE PREFIX-LENGTH to echo the query's Client Subnet with (RFC 7871 §7.2.1), when
     /// the server read it; `None` leaves the option out, as a server that ignores it does.
     pub ecs_scope: Option<u8>,
-    /// DNSSEC records that follow each section's own (empty unless signed).
-    pub signed: Signed<'a>,
+    /// DNSSEC records that follow each section's own, in a signed answer.
+    pub signed: Option<&'a Signed<'a>>,
 }
 
 /// The DNSSEC records of a signed answer, written after each section's own records, owners
@@ -60,6 +60,13 @@ pub enum Near {
     /// Every instance: the client's zone is unknown or has too few instances.
     Fallback,
 }
+
+/// The DNSSEC records of no signed answer.
+static UNSIGNED: Signed<'static> = Signed {
+    answer: (&[], 0),
+    authority: (&[], 0),
+    additional: (&[], 0),
+};
 
 /// Bytes the Client Subnet option of `query` takes in a reply that echoes it: code, length,
 /// family, two prefix lengths and the address in as many bytes as the source prefix needs.
@@ -114,7 +121,7 @@ pub fn write_reply(
         (Some(_), None) => OPT_LEN,
         (Some(_), Some(_)) => OPT_LEN + ecs_len(query),
     };
-    let signed = &body.signed;
+    let signed = body.signed.unwrap_or(&UNSIGNED);
     let authority_len = body.soa.map_or(0, |(soa, _)| 2 + soa.len())
         + body.authority.0.len()
         + signed.authority.0.len();
@@ -160,7 +167,9 @@ pub fn write_reply(
     if answers {
         out.extend_from_slice(body.answers.0);
         out.extend_from_slice(body.answers.1);
-        out.extend_from_slice(signed.answer.0);
+        if let Some(signed) = body.signed {
+            out.extend_from_slice(signed.answer.0);
+        }
     }
     if let (true, Some((rr, zone_at))) = (authority, body.soa) {
         // A compression pointer to where the zone starts inside the question name.
@@ -171,12 +180,17 @@ pub fn write_reply(
     }
     if authority {
         out.extend_from_slice(body.authority.0);
-        out.extend_from_slice(signed.authority.0);
+        if let Some(signed) = body.signed {
+            out.extend_from_slice(signed.authority.0);
+        }
     }
     if additional {
         out.extend_from_slice(body.additional.0);
-        out.extend_from_slice(signed.additional.0);
+        if let Some(signed) = body.signed {
+            out.extend_from_slice(signed.additional.0);
+        }
     }
+
     if let Some(edns) = query.edns {
         push_opt(out, payload, edns.dnssec_ok, ecs);
     }

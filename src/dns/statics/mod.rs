@@ -179,7 +179,7 @@ impl Prepared {
             cut: Cut::None,
             near: crate::wire::Near::Unshaped,
             ecs_scope: None,
-            signed: crate::wire::Signed::default(),
+            signed: None,
         }
     }
 }
