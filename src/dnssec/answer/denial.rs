@@ -1,0 +1,99 @@
+//! Denials of a signed zone (compact answers, RFC 9824): the SOA's RRSIG, then one NSEC at the
+//! query name and its RRSIG, cached per version of the name (or for good, for a missing name).
+
+use super::{soa_ttls, zone_pointer, Extra};
+use crate::dnssec::cache::{SigKey, Version};
+use crate::dnssec::sign::{self, types, SetToSign};
+use crate::dnssec::{Dnssec, ZoneSigner};
+use crate::table::{Node, ZoneView};
+use crate::wire::QNAME_POINTER;
+
+impl Dnssec {
+    /// The denial at `name` in `zone`: SOA RRSIG, NSEC and its RRSIG into `extra`'s authority.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn denial(
+        &self,
+        signer: &ZoneSigner,
+        zone: &ZoneView,
+        zone_at: usize,
+        name: &[u8],
+        node: Option<&Node>,
+        now: u64,
+        extra: &mut Extra,
+    ) -> Option<()> {
+        let out = &mut extra.bytes;
+        let start = out.len();
+        self.soa_rrsig(signer, zone, zone_at, now, out)?;
+        let (soa_ttl, minimum) = soa_ttls(&zone.soa_tail);
+        let ttl = soa_ttl.min(minimum);
+        // Types of the name: its sets, and the apex's own.
+        let mut present: Vec<u16> = node
+            .map(|n| n.rrsets().map(|s| s.rtype).collect())
+            .unwrap_or_default();
+        if zone_at == 0 {
+            present.extend_from_slice(&[types::SOA, types::NS, types::DNSKEY]);
+        }
+        let (variant, version) = match (node, zone_at) {
+            (Some(node), _) => (0, Version::Node(node.clone())),
+            (None, 0) => (0, Version::Fixed),
+            (None, _) => {
+                present.push(types::NXNAME);
+                (1, Version::Fixed)
+            }
+        };
+        let key = SigKey {
+            name,
+            rtype: types::NSEC,
+            variant,
+        };
+        self.cached(key, version, now, out, |out| {
+            let rdata = sign::nsec_rdata(name, &present);
+            out.extend_from_slice(&QNAME_POINTER);
+            out.extend_from_slice(&types::NSEC.to_be_bytes());
+            out.extend_from_slice(&1u16.to_be_bytes());
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(&rdata);
+            out.extend_from_slice(&QNAME_POINTER);
+            let set = SetToSign {
+                owner: name,
+                rtype: types::NSEC,
+                ttl,
+                rdatas: vec![&rdata],
+            };
+            self.sign(signer, &set, now, out)?;
+            Some(sign::validity(now, ttl).2)
+        })?;
+        extra.authority = (extra.bytes.len() - start, 3);
+        Some(())
+    }
+
+    /// The RRSIG of the zone's SOA (at its serial), owned by a pointer to the zone's name.
+    pub(super) fn soa_rrsig(
+        &self,
+        signer: &ZoneSigner,
+        zone: &ZoneView,
+        zone_at: usize,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
+        out.extend_from_slice(&zone_pointer(zone_at));
+        let key = SigKey {
+            name: zone.name(),
+            rtype: types::SOA,
+            variant: 0,
+        };
+        self.cached(key, Version::Serial(zone.serial), now, out, |out| {
+            let tail = &zone.soa_tail;
+            let (ttl, _) = soa_ttls(tail);
+            let set = SetToSign {
+                owner: zone.name(),
+                rtype: types::SOA,
+                ttl,
+                rdatas: vec![tail.get(10..)?],
+            };
+            self.sign(signer, &set, now, out)?;
+            Some(sign::validity(now, ttl).2)
+        })
+    }
+}
