@@ -82,7 +82,8 @@ async fn validated(
     qtype: RecordType,
     rcode: ResponseCode,
 ) -> Message {
-    let reply = exchange_message(unbound.addr, &signed_query(name, qtype), Transport::Udp).await;
+    // Over TCP: a validated answer may be larger than a UDP reply from unbound can carry.
+    let reply = exchange_message(unbound.addr, &signed_query(name, qtype), Transport::Tcp).await;
     assert_eq!(
         reply.metadata.response_code,
         rcode,
@@ -297,6 +298,69 @@ async fn validators_accept_every_answer_of_the_signed_zone_also_right_after_chan
     )
     .await;
 
+    // A set too large for one UDP answer with its RRSIG: unbound gets TC, asks over TCP, and
+    // validates all 40 records.
+    for i in 0..40 {
+        etcd.put(
+            &format!("services/big/i{i}"),
+            &format!(r#"{{"IP":"10.3.0.{i}","port":{}}}"#, 9000 + i),
+        )
+        .await;
+    }
+    eventually("40 instances of big", SETTLE, || async {
+        (lookup_srv(addr, "big.services.local", Transport::Tcp)
+            .await
+            .len()
+            == 40)
+            .then_some(())
+    })
+    .await;
+    let reply = validated(
+        &unbound,
+        "big.services.local",
+        RecordType::SRV,
+        ResponseCode::NoError,
+    )
+    .await;
+    assert_eq!(srv_records(&reply).len(), 40, "{reply}");
+    let direct = exchange_message(
+        addr,
+        &signed_query("big.services.local", RecordType::SRV),
+        Transport::Udp,
+    )
+    .await;
+    let srv = direct
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == RecordType::SRV)
+        .count();
+    assert!(
+        direct.metadata.truncation || srv == 40,
+        "a cut signed answer says TC: {srv} records"
+    );
+
+    // The types a signer answers specially: NSEC (the record itself, validated), RRSIG
+    // (refused, as Knot's onlinesign does), NXNAME (FORMERR, RFC 9824 §3.5).
+    let out = delv(addr, &anchors, ZONE, "s-test.services.local", "NSEC");
+    assert!(
+        out.contains("; fully validated") && out.contains("NSEC"),
+        "{out}"
+    );
+    let reply = exchange_message(
+        addr,
+        &signed_query("s-test.services.local", RecordType::RRSIG),
+        Transport::Udp,
+    )
+    .await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+    let reply = exchange_message(
+        addr,
+        &build_query("s-test.services.local", RecordType::Unknown(128)),
+        Transport::Udp,
+    )
+    .await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+
     // The same zone against another key's anchor: unbound refuses it (bogus → SERVFAIL).
     let other = bind_key(keys.path());
     let other_ds = dnssec_cli(&["ds", &other.display().to_string()]);
@@ -349,6 +413,8 @@ async fn answers_without_do_are_unchanged_and_bad_keys_stop_the_server() {
         ("web.services.local", RecordType::SRV),
         ("nope.services.local", RecordType::A),
         ("web.services.local", RecordType::AAAA),
+        ("nope.services.local", RecordType::DNSKEY),
+        ("web.services.local", RecordType::DNSKEY),
     ] {
         let query = build_query(name, qtype).to_vec().expect("encode");
         let a = exchange(signed_addr, &query, Transport::Udp).await;
@@ -382,6 +448,46 @@ async fn answers_without_do_are_unchanged_and_bad_keys_stop_the_server() {
         "{metrics}"
     );
 
+    // A second key for the zone is published (a rollover's next key) and signs nothing.
+    let next = dnssec_cli(&["keygen", ZONE, "--dir", &keys.path().display().to_string()]);
+    let both = Daemon::etcd_dns(
+        &etcd.endpoint,
+        &[
+            "--dnssec-key".into(),
+            made[0].clone(),
+            "--dnssec-key".into(),
+            next[0].clone(),
+        ],
+    );
+    let both_addr = both.dns_addr().await;
+    wait_address(both_addr, "web.services.local", "10.0.0.1").await;
+    let reply = exchange_message(
+        both_addr,
+        &signed_query(ZONE, RecordType::DNSKEY),
+        Transport::Udp,
+    )
+    .await;
+    let counts = |t: RecordType| {
+        reply
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == t)
+            .count()
+    };
+    assert_eq!(
+        (counts(RecordType::DNSKEY), counts(RecordType::RRSIG)),
+        (2, 1),
+        "{reply}"
+    );
+    let dnskey = dnssec_cli(&["ds", &made[0]])[1].clone();
+    let anchors = delv_anchors(
+        keys.path(),
+        ZONE,
+        dnskey.split(" DNSKEY ").nth(1).expect("rdata"),
+    );
+    let out = delv(both_addr, &anchors, ZONE, "web.services.local", "A");
+    assert!(out.contains("; fully validated"), "{out}");
+
     // Keys that cannot be used stop the server at start, saying why.
     let other_zone = dnssec_cli(&[
         "keygen",
@@ -389,24 +495,27 @@ async fn answers_without_do_are_unchanged_and_bad_keys_stop_the_server() {
         "--dir",
         &keys.path().display().to_string(),
     ]);
-    for (key, why) in [
-        (other_zone[0].clone(), "not a live zone"),
+    let zones = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        zones.path().join("services.local.zone"),
+        "$TTL 60\n@ IN SOA ns hostmaster 1 60 10 3600 5\n@ IN NS ns\nns IN A 127.0.0.1\nteam IN NS ns.team\nns.team IN A 127.0.0.2\n",
+    )
+    .expect("zone file");
+    let zones_arg = zones.path().display().to_string();
+    let missing = keys.path().join("Kmissing.private").display().to_string();
+    for (args, why) in [
+        (vec![other_zone[0].clone()], "not a live zone"),
+        (vec![missing], "Kmissing.private"),
         (
-            keys.path().join("Kmissing.private").display().to_string(),
-            "Kmissing.private",
-        ),
-        (
-            made[0].replace(".private", ".key"),
-            "two keys for services.local",
+            vec![made[0].clone(), made[0].replace(".private", ".key")],
+            "is given twice",
         ),
     ] {
-        let mut args = vec!["--dnssec-key".to_string(), made[0].clone()];
-        if why != "two keys for services.local" {
-            args = vec!["--dnssec-key".to_string(), key];
-        } else {
-            args.extend(["--dnssec-key".to_string(), key]);
+        let mut flags = Vec::new();
+        for key in args {
+            flags.extend(["--dnssec-key".to_string(), key]);
         }
-        let mut server = Daemon::etcd_dns(&etcd.endpoint, &args);
+        let mut server = Daemon::etcd_dns(&etcd.endpoint, &flags);
         let (code, _, log) = server.wait_exit(SETTLE).await;
         assert_eq!(code, Some(1), "{why}: {log}");
         assert!(
@@ -414,4 +523,20 @@ async fn answers_without_do_are_unchanged_and_bad_keys_stop_the_server() {
             "{why}: {log}"
         );
     }
+    // A delegation in the signed zone's file: refused (its NS would be signed as the zone's).
+    let output = Command::new(bin("etcd-dns"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-http",
+            "--no-forward",
+            "--etcd",
+            &etcd.endpoint,
+        ])
+        .args(["--zones", &zones_arg, "--dnssec-key", &made[0]])
+        .output()
+        .expect("run etcd-dns");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(log.contains("delegates team.services.local"), "{log}");
 }

@@ -23,7 +23,7 @@ use etcd_dns::sources::{RegistrySpec, DEFAULT_PREFIX};
 use etcd_dns::table::journal::DEFAULT_IXFR_HISTORY;
 use etcd_dns::wire::{wire_name, WireName};
 use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RecordType};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -365,6 +365,25 @@ fn dnssec(args: &Args, live: &etcd_dns::sources::Live) -> Result<Option<Arc<Dnss
     let mut keys = Vec::new();
     for path in &args.dnssec_key {
         keys.push(ZoneKey::read(path).context("bad --dnssec-key")?);
+    }
+    // A delegation inside a signed live zone would be signed as the zone's own data (RFC 4035
+    // §2.2 forbids it), and names below it denied instead of referred.
+    for zone in &live.zones {
+        let delegation = zone.statics.as_ref().and_then(|statics| {
+            statics
+                .names
+                .iter()
+                .find(|(_, records)| records.iter().any(|r| r.record_type() == RecordType::NS))
+                .map(|(name, _)| name.to_string())
+        });
+        if let Some(name) = delegation {
+            let signed = keys.iter().any(|k| k.zone_wire == wire_name(&zone.zone));
+            anyhow::ensure!(
+                !signed,
+                "bad --dnssec-key: the zone file of {} delegates {name} (NS records below the apex), which a zone signed online cannot do: remove the delegation or leave the zone unsigned",
+                zone.zone
+            );
+        }
     }
     let zones: Vec<WireName> = live.zones.iter().map(|z| wire_name(&z.zone)).collect();
     let zones: Vec<&[u8]> = zones.iter().map(|z| &z[..]).collect();

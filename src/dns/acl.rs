@@ -45,6 +45,11 @@ impl Acl {
         Ok(Self(nets, keys))
     }
 
+    /// True when it allows nobody.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty() && self.1.is_empty()
+    }
+
     /// The keys one of which must sign a transfer (lowercase, with the final dot); empty when
     /// the address alone decides.
     pub fn keys(&self) -> &[String] {

@@ -78,7 +78,7 @@ pub struct Room {
 
 /// What the live table holds for one question: the decision [`live_body`] and the signed
 /// answers (`crate::dnssec`) both write from.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Found<'a> {
     /// Not ready, stale, or not a zone of the snapshot: SERVFAIL.
     Fail,

@@ -9,7 +9,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use super::cache::{SigKey, Version};
-use super::sign::{self, name_owned, pointer_owned, push_rrsig, rrsig_tail_len, SetToSign};
+use super::sign::{self, name_owned, pointer_owned, push_rrsig, rrsig_tail_len, types, SetToSign};
 use super::{unix_now, Dnssec, ZoneSigner};
 use crate::dns::live::{self, Found, NearClient, Room};
 use crate::table::Snapshot;
@@ -91,7 +91,7 @@ impl Dnssec {
         }
         let start = out.len();
         let until = make(out)?;
-        self.cache.store(&key, version, until, &out[start..]);
+        self.cache.store(&key, version, now, until, &out[start..]);
         Some(false)
     }
 
@@ -135,26 +135,26 @@ impl Dnssec {
         now: u64,
         out: &mut Vec<u8>,
     ) -> Option<u16> {
-        let records: Vec<_> = name_owned(extra).collect();
+        // One RRSIG per owner and type, wherever in the section their records lie: a
+        // validator gathers an RRset from the whole section.
+        let mut records: Vec<_> = name_owned(extra)
+            .map(|(owner, rtype, ttl, rdata)| {
+                (owner.to_ascii_lowercase(), rtype, ttl, rdata, owner)
+            })
+            .collect();
+        records.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         let mut count = 0u16;
-        let mut at = 0;
-        while at < records.len() {
-            let (owner, rtype, ttl, _) = records[at];
-            let run = records[at..]
-                .iter()
-                .take_while(|r| r.0.eq_ignore_ascii_case(owner) && r.1 == rtype)
-                .count();
-            let lower = owner.to_ascii_lowercase();
+        for run in records.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+            let (lower, rtype, ttl, _, owner) = &run[0];
             let set = SetToSign {
-                owner: &lower,
-                rtype,
-                ttl,
-                rdatas: records[at..at + run].iter().map(|r| r.3).collect(),
+                owner: lower,
+                rtype: *rtype,
+                ttl: *ttl,
+                rdatas: run.iter().map(|r| r.3).collect(),
             };
             out.extend_from_slice(owner);
             self.sign(signer, &set, now, out)?;
             count += 1;
-            at += run;
         }
         Some(count)
     }
@@ -238,6 +238,25 @@ impl Dnssec {
             Found::Fail => {
                 body.authoritative = false;
                 body.rcode = ResponseCode::ServFail.low();
+            }
+            // RFC 9824 §3.5: NXNAME is a meta-type, never asked for.
+            _ if asked.qtype == types::NXNAME => body.rcode = ResponseCode::FormErr.low(),
+            // As Knot's onlinesign: signatures are made per answer, not kept to be listed.
+            _ if asked.qtype == types::RRSIG => {
+                body.authoritative = false;
+                body.rcode = ResponseCode::Refused.low();
+            }
+            // The NSEC a denial at this name would carry, as the answer.
+            Found::NxDomain(zone) | Found::NoData(zone, _)
+                if asked.qtype == types::NSEC && asked.dnssec_ok =>
+            {
+                let node = match found {
+                    Found::NoData(_, node) => node,
+                    _ => None,
+                };
+                let start = extra.bytes.len();
+                self.nsec(signer, zone, zone_at, name, node, now, &mut extra.bytes)?;
+                extra.answer = (extra.bytes.len() - start, 2);
             }
             _ if zone_at == 0 && asked.qtype == u16::from(RecordType::DNSKEY) => {
                 let set = signer.dnskey.as_ref();

@@ -50,6 +50,9 @@ struct Entry {
     rtype: u16,
     variant: u16,
     version: Version,
+    /// Unix seconds when it was made: a clock stepped back before it makes it unusable (its
+    /// inception could lie in a validator's future).
+    made: u64,
     /// Unix seconds after which it is signed again.
     until: u64,
     /// What the caller stored: RRSIG records (and NSEC) in the caller's layout.
@@ -99,7 +102,9 @@ impl SigCache {
             e.rtype == key.rtype && e.variant == key.variant && *e.name == *key.name
         });
         match found {
-            Some(entry) if entry.until > now && entry.version.same(version) => {
+            Some(entry)
+                if entry.made <= now && now < entry.until && entry.version.same(version) =>
+            {
                 out.extend_from_slice(&entry.data);
                 true
             }
@@ -107,8 +112,9 @@ impl SigCache {
         }
     }
 
-    /// Stores `data` for `key` at `version`, to be used until `until` (Unix seconds).
-    pub fn store(&self, key: &SigKey<'_>, version: Version, until: u64, data: &[u8]) {
+    /// Stores `data` for `key` at `version`, made at `made` and to be used until `until`
+    /// (Unix seconds).
+    pub fn store(&self, key: &SigKey<'_>, version: Version, made: u64, until: u64, data: &[u8]) {
         let hash = self.hash(key);
         let mut shard = self.shard(hash).lock().unwrap_or_else(|p| p.into_inner());
         let entry = Entry {
@@ -117,6 +123,7 @@ impl SigCache {
             rtype: key.rtype,
             variant: key.variant,
             version,
+            made,
             until,
             data: data.into(),
         };
@@ -136,7 +143,7 @@ impl SigCache {
     pub fn sweep(&self, now: u64) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            shard.retain(|e| e.until > now);
+            shard.retain(|e| e.made <= now && now < e.until);
         }
     }
 
@@ -151,5 +158,54 @@ impl SigCache {
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &[u8]) -> SigKey<'_> {
+        SigKey {
+            name,
+            rtype: 1,
+            variant: 0,
+        }
+    }
+
+    #[test]
+    fn entries_hold_for_their_version_and_time_only() {
+        let cache = SigCache::new(1000);
+        let mut out = Vec::new();
+        cache.store(&key(b"a"), Version::Serial(7), 100, 160, b"sig");
+        assert!(cache.append(&key(b"a"), &Version::Serial(7), 130, &mut out));
+        assert_eq!(out, b"sig");
+        assert!(
+            !cache.append(&key(b"a"), &Version::Serial(8), 130, &mut out),
+            "another version"
+        );
+        assert!(
+            !cache.append(&key(b"b"), &Version::Serial(7), 130, &mut out),
+            "another name"
+        );
+        assert!(
+            !cache.append(&key(b"a"), &Version::Serial(7), 160, &mut out),
+            "used up"
+        );
+        assert!(
+            !cache.append(&key(b"a"), &Version::Serial(7), 99, &mut out),
+            "the clock went back"
+        );
+        cache.sweep(200);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_full_shard_is_emptied_so_the_cache_stays_bounded() {
+        let cache = SigCache::new(64);
+        for i in 0..10_000u32 {
+            cache.store(&key(&i.to_be_bytes()), Version::Fixed, 0, 10, b"x");
+        }
+        assert!(cache.len() <= 64 + SHARDS, "{} entries", cache.len());
     }
 }

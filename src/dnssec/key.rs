@@ -269,7 +269,8 @@ fn read_dnskey(path: &Path) -> Result<(Name, u16, Vec<u8>), KeyError> {
     let at = fields
         .iter()
         .position(|f| f.eq_ignore_ascii_case("DNSKEY"))
-        .ok_or_else(|| format_error(path, format!("not a DNSKEY record: {line}")))?;
+        .filter(|at| *at >= 1)
+        .ok_or_else(|| format_error(path, format!("not a DNSKEY record with its owner: {line}")))?;
     let zone = Name::from_ascii(fields[0])
         .map_err(|e| format_error(path, format!("bad owner name {}: {e}", fields[0])))?;
     let rest = &fields[at + 1..];
@@ -287,6 +288,12 @@ fn read_dnskey(path: &Path) -> Result<(Name, u16, Vec<u8>), KeyError> {
         return Err(format_error(
             path,
             format!("DNSKEY protocol {protocol} algorithm {algorithm}: want 3 and 13"),
+        ));
+    }
+    if flags & 0x0080 != 0 {
+        return Err(format_error(
+            path,
+            format!("DNSKEY flags {flags}: the key is revoked (RFC 5011)"),
         ));
     }
     if flags & 0x0100 == 0 {

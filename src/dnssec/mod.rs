@@ -30,11 +30,14 @@ pub const DNSKEY_TTL: u32 = 3600;
 /// instances and the denials of many missing names; a full shard of the cache is emptied.
 pub const CACHE_ENTRIES: usize = 1 << 20;
 
-/// One signed zone: its key and the DNSKEY set it publishes at the apex.
+/// One signed zone: the key that signs it, the keys only published (a rollover's next key),
+/// and the DNSKEY set at the apex.
 #[derive(Debug)]
 pub struct ZoneSigner {
-    /// The key.
+    /// The key that signs.
     pub key: ZoneKey,
+    /// Keys in the DNSKEY set that sign nothing (pre-published, RFC 6781 §4.1.1.1).
+    pub published: Vec<ZoneKey>,
     /// The DNSKEY set, each record owned by a pointer to the question name.
     pub dnskey: RRset,
 }
@@ -59,8 +62,9 @@ pub struct Dnssec {
 }
 
 impl Dnssec {
-    /// Signing with `keys`, one per zone; `zones` are the live zones (lowercase wire names):
-    /// a key for any other zone, or two keys for one zone, is an error naming it.
+    /// Signing with `keys`: per zone, the first key given signs and any later one is only
+    /// published in the DNSKEY set (to roll keys over). `zones` are the live zones (lowercase
+    /// wire names): a key for any other zone, or one key given twice, is an error naming it.
     pub fn new(keys: Vec<ZoneKey>, zones: &[&[u8]]) -> Result<Self, String> {
         let mut signers: Vec<ZoneSigner> = Vec::new();
         for key in keys {
@@ -70,12 +74,37 @@ impl Dnssec {
                     key.tag, key.zone
                 ));
             }
-            if signers.iter().any(|s| s.key.zone_wire == key.zone_wire) {
-                return Err(format!("two keys for {}: give one per zone", key.zone));
+            match signers
+                .iter_mut()
+                .find(|s| s.key.zone_wire == key.zone_wire)
+            {
+                Some(signer) => {
+                    let known = std::iter::once(&signer.key).chain(&signer.published);
+                    if known.into_iter().any(|k| k.public == key.public) {
+                        return Err(format!(
+                            "the key with tag {} for {} is given twice",
+                            key.tag, key.zone
+                        ));
+                    }
+                    signer.published.push(key);
+                }
+                None => signers.push(ZoneSigner {
+                    key,
+                    published: Vec::new(),
+                    dnskey: RRset::from_rdata(sign::types::DNSKEY, DNSKEY_TTL, std::iter::empty()),
+                }),
             }
-            let rdata = key.dnskey_rdata();
-            let dnskey = RRset::from_rdata(sign::types::DNSKEY, DNSKEY_TTL, [&rdata[..]]);
-            signers.push(ZoneSigner { key, dnskey });
+        }
+        for signer in &mut signers {
+            let rdatas: Vec<Vec<u8>> = std::iter::once(&signer.key)
+                .chain(&signer.published)
+                .map(|k| k.dnskey_rdata())
+                .collect();
+            signer.dnskey = RRset::from_rdata(
+                sign::types::DNSKEY,
+                DNSKEY_TTL,
+                rdatas.iter().map(|r| &r[..]),
+            );
         }
         Ok(Self {
             zones: signers,

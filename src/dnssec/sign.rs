@@ -33,11 +33,16 @@ pub mod types {
 /// it, so every one served has at least its TTL and a minute left.
 pub const SLACK_SECS: u32 = 120;
 
+/// The longest TTL a signature's validity follows: a day.
+pub const MAX_VALIDITY_TTL: u32 = 86_400;
+
 /// The validity of a signature made at `now` (Unix seconds) over records of `ttl`:
 /// (inception, expiration, reuse until). Expiration is the TTL plus [`SLACK_SECS`]: a
 /// lease-bound record is vouched for about as long as a cache may keep it, not for days.
 pub fn validity(now: u64, ttl: u32) -> (u32, u32, u64) {
     let inception = now.saturating_sub(u64::from(SLACK_SECS));
+    // A TTL of years (a zone file's) must not push expiration out of serial arithmetic's reach.
+    let ttl = ttl.min(MAX_VALIDITY_TTL);
     let expiration = now + u64::from(ttl) + u64::from(SLACK_SECS);
     // RFC 4034 §3.1.5: serial number arithmetic modulo 2^32.
     (
@@ -156,8 +161,7 @@ pub fn push_rrsig(out: &mut Vec<u8>, key: &ZoneKey, set: &SetToSign<'_>, now: u6
 /// (RFC 4470 §3, RFC 9824). RRSIG and NSEC are added to `types`.
 pub fn nsec_rdata(owner: &[u8], types: &[u16]) -> Vec<u8> {
     let mut rdata = Vec::with_capacity(owner.len() + 2 + 34);
-    rdata.extend_from_slice(&[1, 0]);
-    rdata.extend_from_slice(owner);
+    rdata.extend_from_slice(&next_name(owner));
     let mut all: Vec<u16> = types.to_vec();
     all.extend_from_slice(&[types::RRSIG, types::NSEC]);
     all.sort_unstable();
@@ -179,6 +183,27 @@ pub fn nsec_rdata(owner: &[u8], types: &[u16]) -> Vec<u8> {
         rdata.extend_from_slice(&bits[..len]);
     }
     rdata
+}
+
+/// The least name after `owner` in canonical order (RFC 4034 §6.1) that covers no other
+/// name: `\000.owner`, or, when that would exceed 255 octets, `owner` with the last octet of
+/// its first label raised by one (RFC 4471 §3.1.2: no longer name can lie between them),
+/// stepping over the capitals, which sort as their lowercase.
+fn next_name(owner: &[u8]) -> Vec<u8> {
+    if owner.len() + 2 <= crate::wire::MAX_NAME_WIRE {
+        let mut next = vec![1, 0];
+        next.extend_from_slice(owner);
+        return next;
+    }
+    let mut next = owner.to_vec();
+    let last = usize::from(owner.first().copied().unwrap_or(0));
+    if let Some(byte) = next.get_mut(last).filter(|_| last > 0) {
+        *byte = match byte.saturating_add(1) {
+            b'A'..=b'Z' => b'[',
+            raised => raised,
+        };
+    }
+    next
 }
 
 /// Each pointer-owned record of `rrs` (the answer form: a 2-byte pointer, type, class, TTL,

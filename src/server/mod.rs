@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::dns::locality::Locality;
 use crate::dns::notify::{self, NotifyStats};
@@ -197,6 +197,14 @@ pub fn start(
     if let Some(dnssec) = &config.dnssec {
         for signer in dnssec.zones() {
             info!(zone = %signer.key.zone, tag = signer.key.tag, flags = signer.key.flags, ds = %signer.key.ds_text(), "signing the live zone online (DNSSEC)");
+            for key in &signer.published {
+                info!(zone = %key.zone, tag = key.tag, ds = %key.ds_text(), "publishing a key that signs nothing (the next key of a rollover)");
+            }
+        }
+        if dnssec.zones().next().is_some()
+            && (!config.notify.is_empty() || !config.catalog.allow_transfer.is_empty())
+        {
+            warn!("zone transfers carry the live zone unsigned: secondaries serve it without DNSSEC, and validators that expect it signed (a DS at the parent) reject their answers");
         }
         metrics.add_report(dnssec.clone());
         router = router.with_dnssec(dnssec.clone());

@@ -132,7 +132,9 @@ pub fn write_reply(
         if with_answers + body.additional.0.len() + signed.additional.0.len() <= limit {
             (true, true, true, body.cut == Cut::Size && !stream)
         } else if with_answers <= limit {
-            (true, true, false, false)
+            // Records of the answer's set left out for size still say TC (the additional
+            // section, left out here, never does).
+            (true, true, false, body.cut == Cut::Size && !stream)
         } else {
             (false, false, false, !stream)
         };

@@ -175,7 +175,7 @@ fn echo_scope(near: NearQuery, body: &mut ReplyBody<'_>) {
 }
 
 /// The signer of the zone of `query`, when that zone is signed and the query asks for
-/// DNSSEC records (DO) or the DNSKEY set: then the signed path answers it.
+/// DNSSEC records (DO), the DNSKEY set, or NXNAME (FORMERR): then the signed path answers it.
 #[inline]
 fn signs<'d>(
     dnssec: &'d Dnssec,
@@ -183,8 +183,10 @@ fn signs<'d>(
     query: &WireQuery<'_>,
     zone_at: usize,
 ) -> Option<&'d ZoneSigner> {
-    let wanted =
-        query.edns.is_some_and(|e| e.dnssec_ok) || query.qtype == u16::from(RecordType::DNSKEY);
+    // Without DO only the apex's DNSKEY set and NXNAME's FORMERR differ from the plain path.
+    let wanted = query.edns.is_some_and(|e| e.dnssec_ok)
+        || (zone_at == 0 && query.qtype == u16::from(RecordType::DNSKEY))
+        || query.qtype == crate::dnssec::sign::types::NXNAME;
     if !wanted {
         return None;
     }

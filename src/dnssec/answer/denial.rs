@@ -21,10 +21,28 @@ impl Dnssec {
         now: u64,
         extra: &mut Extra,
     ) -> Option<()> {
-        let out = &mut extra.bytes;
-        let start = out.len();
-        self.soa_rrsig(signer, zone, zone_at, now, out)?;
+        let start = extra.bytes.len();
+        self.soa_rrsig(signer, zone, zone_at, now, &mut extra.bytes)?;
+        self.nsec(signer, zone, zone_at, name, node, now, &mut extra.bytes)?;
+        extra.authority = (extra.bytes.len() - start, 3);
+        Some(())
+    }
+
+    /// The NSEC at `name` (the types of `node`, the apex's own, or NXNAME for a name that does
+    /// not exist) and its RRSIG, both owned by a pointer to the question name, into `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn nsec(
+        &self,
+        signer: &ZoneSigner,
+        zone: &ZoneView,
+        zone_at: usize,
+        name: &[u8],
+        node: Option<&Node>,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
         let (soa_ttl, minimum) = soa_ttls(&zone.soa_tail);
+        // RFC 9077: the lesser of the SOA's TTL and its MINIMUM.
         let ttl = soa_ttl.min(minimum);
         // Types of the name: its sets, and the apex's own.
         let mut present: Vec<u16> = node
@@ -63,9 +81,7 @@ impl Dnssec {
             };
             self.sign(signer, &set, now, out)?;
             Some(sign::validity(now, ttl).2)
-        })?;
-        extra.authority = (extra.bytes.len() - start, 3);
-        Some(())
+        })
     }
 
     /// The RRSIG of the zone's SOA (at its serial), owned by a pointer to the zone's name.

@@ -53,7 +53,11 @@ impl Dnssec {
             rtype: set.rtype,
             variant,
         };
-        if body.answers.2 == set.count {
+        // Every additional record of the set (a weighted pick may reorder them, never change
+        // them when it keeps every answer): their cached RRSIGs hold.
+        let all_extra =
+            body.additional.1 == set.extra_count && body.additional.0.len() == set.extra.len();
+        if body.answers.2 == set.count && all_extra {
             // The whole set: one RRSIG, cached with those of its additional records.
             let start = extra.bytes.len();
             extra.bytes.extend_from_slice(&QNAME_POINTER);
@@ -79,19 +83,14 @@ impl Dnssec {
             let answer_end = start + 2 + tail_len(&extra.bytes[start + 2..]);
             extra.answer = (answer_end - start, 1);
             let additional = &extra.bytes[answer_end..];
-            if body.additional.0 == set.extra {
-                extra.additional = (additional.len(), name_owned(additional).count() as u16);
-            } else {
-                // The additional records were chosen: sign those instead.
-                extra.bytes.truncate(answer_end);
-                self.chosen_extra(signer, body.additional.0, now, extra)?;
-            }
+            extra.additional = (additional.len(), name_owned(additional).count() as u16);
             if hit {
                 self.stats.cached.fetch_add(1, Ordering::Relaxed);
             }
             return Some(());
         }
-        // Some records of a large or weighted set: signed as chosen.
+        // Some records of a large or weighted set (or of its additional records): signed as
+        // chosen.
         let start = extra.bytes.len();
         extra.bytes.extend_from_slice(&QNAME_POINTER);
         let (first, second) = (body.answers.0, body.answers.1);

@@ -79,7 +79,8 @@ fn generated_keys_are_written_as_bind_writes_them_and_read_back() {
 #[test]
 fn bad_key_files_are_refused_naming_the_file_and_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 8] = [
+        (PRIVATE, &PUBLIC.replace("257 3 13", "385 3 13"), "revoked"),
         (
             &PRIVATE.replace(
                 "Algorithm: 13 (ECDSAP256SHA256)",

@@ -155,3 +155,24 @@ fn labels_and_canonical_rdata() {
         "A RDATA is not a name"
     );
 }
+
+#[test]
+fn the_next_name_stays_a_legal_name_for_the_longest_owners() {
+    let short = wire_name(&Name::from_ascii("a.services.local.").expect("name"));
+    assert_eq!(&next_name(&short)[..2], &[1, 0]);
+    // A 255-octet owner whose first label ends in '@': the next name ends it in '[' (not 'A',
+    // which sorts as 'a' and would cover the names ending in '[' … '`', '_' among them).
+    let mut max = vec![3u8, b'q', b'q', b'@'];
+    for _ in 0..3 {
+        max.push(62);
+        max.extend_from_slice(&[b'x'; 62]);
+    }
+    max.push(60);
+    max.extend_from_slice(&[b'y'; 60]);
+    max.push(0);
+    assert_eq!(max.len(), 255);
+    let next = next_name(&max);
+    assert_eq!(next.len(), 255, "still a legal name");
+    assert_eq!(&next[..4], &[3, b'q', b'q', b'[']);
+    assert_eq!(&next[4..], &max[4..]);
+}
