@@ -488,6 +488,45 @@ async fn answers_without_do_are_unchanged_and_bad_keys_stop_the_server() {
     let out = delv(both_addr, &anchors, ZONE, "web.services.local", "A");
     assert!(out.contains("; fully validated"), "{out}");
 
+    // Answers cut to --max-answers are signed as cut (a rotating window, cached per window).
+    for i in 0..5 {
+        etcd.put(
+            &format!("services/many/i{i}"),
+            &format!(r#"{{"IP":"10.4.0.{i}"}}"#),
+        )
+        .await;
+    }
+    let capped = Daemon::etcd_dns(
+        &etcd.endpoint,
+        &[
+            "--max-answers".into(),
+            "2".into(),
+            "--dnssec-key".into(),
+            made[0].clone(),
+        ],
+    );
+    let capped_addr = capped.dns_addr().await;
+    eventually("five instances of many", SETTLE, || async {
+        let reply = query(
+            capped_addr,
+            "many.services.local",
+            RecordType::A,
+            Transport::Udp,
+        )
+        .await;
+        (reply.answers.len() == 2).then_some(())
+    })
+    .await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let out = delv(capped_addr, &anchors, ZONE, "many.services.local", "A");
+        assert!(out.contains("; fully validated"), "{out}");
+        let answered: Vec<&str> = out.lines().filter(|l| l.contains("\tA\t")).collect();
+        assert_eq!(answered.len(), 2, "{out}");
+        seen.extend(answered.iter().map(|l| l.to_string()));
+    }
+    assert!(seen.len() > 2, "the window moves: {seen:?}");
+
     // Keys that cannot be used stop the server at start, saying why.
     let other_zone = dnssec_cli(&[
         "keygen",

@@ -332,6 +332,7 @@ impl Dnssec {
             name,
             rtype: set.rtype,
             variant,
+            subset: 0,
         };
         let hit = self.set_rrsig(signer, key, version, set.rrs, rrs, now, &mut extra.bytes)?;
         extra.answer = (extra.bytes.len() - start, 1);

@@ -33,7 +33,8 @@ impl Version {
 }
 
 /// What a cached signature is for: owner (lowercase wire name), type and variant (0: the
-/// whole set; otherwise 1 + the locality zone of a local set, or a denial's kind).
+/// whole set; otherwise 1 + the locality zone of a local set, or a denial's kind), and which
+/// records of it ([`SigCache::subset`]; 0: all).
 #[derive(Debug, Clone, Copy)]
 pub struct SigKey<'a> {
     /// Owner.
@@ -42,6 +43,8 @@ pub struct SigKey<'a> {
     pub rtype: u16,
     /// Which set of that type.
     pub variant: u16,
+    /// Which records of the set, when an answer carries some of them.
+    pub subset: u64,
 }
 
 struct Entry {
@@ -49,6 +52,7 @@ struct Entry {
     name: Box<[u8]>,
     rtype: u16,
     variant: u16,
+    subset: u64,
     version: Version,
     /// Unix seconds when it was made: a clock stepped back before it makes it unusable (its
     /// inception could lie in a validator's future).
@@ -57,6 +61,15 @@ struct Entry {
     until: u64,
     /// What the caller stored: RRSIG records (and NSEC) in the caller's layout.
     data: Box<[u8]>,
+}
+
+impl Entry {
+    fn is(&self, key: &SigKey<'_>) -> bool {
+        self.rtype == key.rtype
+            && self.variant == key.variant
+            && self.subset == key.subset
+            && *self.name == *key.name
+    }
 }
 
 /// Number of shards (a power of two): one lock each, so that threads rarely meet.
@@ -86,7 +99,15 @@ impl SigCache {
     }
 
     fn hash(&self, key: &SigKey<'_>) -> u64 {
-        self.hasher.hash_one((key.name, key.rtype, key.variant))
+        self.hasher
+            .hash_one((key.name, key.rtype, key.variant, key.subset))
+    }
+
+    /// The identity of the records written in `parts` (an answer cut from a set, with its
+    /// additional records), never 0: a rotating window of a large set is signed once per
+    /// window and node version rather than once per answer.
+    pub fn subset(&self, parts: &[&[u8]]) -> u64 {
+        self.hasher.hash_one(parts) | 1
     }
 
     fn shard(&self, hash: u64) -> &Mutex<HashTable<Entry>> {
@@ -98,9 +119,7 @@ impl SigCache {
     pub fn append(&self, key: &SigKey<'_>, version: &Version, now: u64, out: &mut Vec<u8>) -> bool {
         let hash = self.hash(key);
         let shard = self.shard(hash).lock().unwrap_or_else(|p| p.into_inner());
-        let found = shard.find(hash, |e| {
-            e.rtype == key.rtype && e.variant == key.variant && *e.name == *key.name
-        });
+        let found = shard.find(hash, |e| e.is(key));
         match found {
             Some(entry)
                 if entry.made <= now && now < entry.until && entry.version.same(version) =>
@@ -122,6 +141,7 @@ impl SigCache {
             name: key.name.into(),
             rtype: key.rtype,
             variant: key.variant,
+            subset: key.subset,
             version,
             made,
             until,
@@ -170,6 +190,7 @@ mod tests {
             name,
             rtype: 1,
             variant: 0,
+            subset: 0,
         }
     }
 

@@ -63,6 +63,7 @@ impl Dnssec {
             name,
             rtype: types::NSEC,
             variant,
+            subset: 0,
         };
         self.cached(key, version, now, out, |out| {
             let rdata = sign::nsec_rdata(name, &present);
@@ -98,6 +99,7 @@ impl Dnssec {
             name: zone.name(),
             rtype: types::SOA,
             variant: 0,
+            subset: 0,
         };
         self.cached(key, Version::Serial(zone.serial), now, out, |out| {
             let tail = &zone.soa_tail;

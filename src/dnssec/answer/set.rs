@@ -48,78 +48,56 @@ impl Dnssec {
         if body.answers.2 == 0 {
             return Some(());
         }
+        // Every additional record of the set (a weighted pick may reorder them, never change
+        // them when it keeps every answer): the whole set's RRSIGs hold.
+        let all_extra =
+            body.additional.1 == set.extra_count && body.additional.0.len() == set.extra.len();
+        let whole = body.answers.2 == set.count && all_extra;
+        // The records signed: the whole set, or those chosen (a rotating window of a large
+        // set, a weighted pick), each choice cached for this version of the node.
+        let (rrs, additional, subset) = if whole {
+            ([set.rrs, &[][..]], set.extra, 0)
+        } else {
+            let chosen = [body.answers.0, body.answers.1];
+            let subset = self
+                .cache
+                .subset(&[chosen[0], chosen[1], body.additional.0]);
+            (chosen, body.additional.0, subset)
+        };
         let key = SigKey {
             name,
             rtype: set.rtype,
             variant,
+            subset,
         };
-        // Every additional record of the set (a weighted pick may reorder them, never change
-        // them when it keeps every answer): their cached RRSIGs hold.
-        let all_extra =
-            body.additional.1 == set.extra_count && body.additional.0.len() == set.extra.len();
-        if body.answers.2 == set.count && all_extra {
-            // The whole set: one RRSIG, cached with those of its additional records.
-            let start = extra.bytes.len();
-            extra.bytes.extend_from_slice(&QNAME_POINTER);
-            let hit = self.cached(
-                key,
-                Version::Node(node.clone()),
-                now,
-                &mut extra.bytes,
-                |out| {
-                    let rdatas = pointer_owned(set.rrs).map(|(_, d)| d).collect();
-                    let ttl = pointer_owned(set.rrs).next().map_or(0, |(ttl, _)| ttl);
-                    let to_sign = SetToSign {
-                        owner: name,
-                        rtype: set.rtype,
-                        ttl,
-                        rdatas,
-                    };
-                    self.sign(signer, &to_sign, now, out)?;
-                    self.extra_rrsigs(signer, set.extra, now, out)?;
-                    Some(sign::validity(now, ttl).2)
-                },
-            )?;
-            let answer_end = start + 2 + tail_len(&extra.bytes[start + 2..]);
-            extra.answer = (answer_end - start, 1);
-            let additional = &extra.bytes[answer_end..];
-            extra.additional = (additional.len(), name_owned(additional).count() as u16);
-            if hit {
-                self.stats.cached.fetch_add(1, Ordering::Relaxed);
-            }
-            return Some(());
-        }
-        // Some records of a large or weighted set (or of its additional records): signed as
-        // chosen.
         let start = extra.bytes.len();
         extra.bytes.extend_from_slice(&QNAME_POINTER);
-        let (first, second) = (body.answers.0, body.answers.1);
-        let ttl = pointer_owned(first).next().map_or(0, |(ttl, _)| ttl);
-        let to_sign = SetToSign {
-            owner: name,
-            rtype: set.rtype,
-            ttl,
-            rdatas: pointer_owned(first)
-                .chain(pointer_owned(second))
-                .map(|(_, d)| d)
-                .collect(),
-        };
-        self.sign(signer, &to_sign, now, &mut extra.bytes)?;
-        extra.answer = (extra.bytes.len() - start, 1);
-        self.chosen_extra(signer, body.additional.0, now, extra)
-    }
-
-    /// RRSIGs of additional records chosen for one answer, made for it.
-    fn chosen_extra(
-        &self,
-        signer: &ZoneSigner,
-        additional: &[u8],
-        now: u64,
-        extra: &mut Extra,
-    ) -> Option<()> {
-        let start = extra.bytes.len();
-        let count = self.extra_rrsigs(signer, additional, now, &mut extra.bytes)?;
-        extra.additional = (extra.bytes.len() - start, count);
+        let hit = self.cached(
+            key,
+            Version::Node(node.clone()),
+            now,
+            &mut extra.bytes,
+            |out| {
+                let records = || rrs.into_iter().flat_map(pointer_owned);
+                let ttl = records().next().map_or(0, |(ttl, _)| ttl);
+                let to_sign = SetToSign {
+                    owner: name,
+                    rtype: set.rtype,
+                    ttl,
+                    rdatas: records().map(|(_, d)| d).collect(),
+                };
+                self.sign(signer, &to_sign, now, out)?;
+                self.extra_rrsigs(signer, additional, now, out)?;
+                Some(sign::validity(now, ttl).2)
+            },
+        )?;
+        let answer_end = start + 2 + tail_len(&extra.bytes[start + 2..]);
+        extra.answer = (answer_end - start, 1);
+        let signatures = &extra.bytes[answer_end..];
+        extra.additional = (signatures.len(), name_owned(signatures).count() as u16);
+        if hit {
+            self.stats.cached.fetch_add(1, Ordering::Relaxed);
+        }
         Some(())
     }
 }
