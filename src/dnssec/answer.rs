@@ -206,16 +206,21 @@ impl Dnssec {
             };
             extra = Extra::default();
         }
+        // Each section's DNSSEC records after its own: the answers and the additional records
+        // copied with their signatures, the authority's (after the SOA) as they are. The
+        // unsigned path's writer is the same and pays nothing for it.
         let (a, au) = (extra.answer.0, extra.authority.0);
-        let signed = crate::wire::Signed {
-            answer: (&extra.bytes[..a], extra.answer.1),
-            authority: (&extra.bytes[a..a + au], extra.authority.1),
-            additional: (
-                &extra.bytes[a + au..a + au + extra.additional.0],
-                extra.additional.1,
-            ),
-        };
-        body.signed = Some(&signed);
+        let mut answers = Vec::with_capacity(body.answers.0.len() + body.answers.1.len() + a);
+        answers.extend_from_slice(body.answers.0);
+        answers.extend_from_slice(body.answers.1);
+        answers.extend_from_slice(&extra.bytes[..a]);
+        let mut additional = Vec::with_capacity(body.additional.0.len() + extra.additional.0);
+        additional.extend_from_slice(body.additional.0);
+        additional.extend_from_slice(&extra.bytes[a + au..a + au + extra.additional.0]);
+        body.answers = (&answers, &[], body.answers.2 + extra.answer.1);
+        // Live answers carry no authority records besides the SOA.
+        body.authority = (&extra.bytes[a..a + au], extra.authority.1);
+        body.additional = (&additional, body.additional.1 + extra.additional.1);
         shape.cut = body.cut;
         write(&mut body);
         shape

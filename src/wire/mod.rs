@@ -14,7 +14,7 @@ pub mod spread;
 
 pub use name::{name_from_wire, reverse_name, wire_name, wire_name_cased, zone_offset, WireName};
 pub use query::{parse_query, question_bytes, ClientSubnet, QueryEdns, WireQuery, OPTION_ECS};
-pub use reply::{ecs_len, write_reply, Near, ReplyBody, Signed};
+pub use reply::{ecs_len, write_reply, Near, ReplyBody};
 pub use rrset::{rr_tail, RRset, RRsetRef};
 
 /// Largest wire-format name (RFC 1035 §3.1).

@@ -33,20 +33,6 @@ pub struct ReplyBody<'a> {
     /// The SCOPE PREFIX-LENGTH to echo the query's Client Subnet with (RFC 7871 §7.2.1), when
     /// the server read it; `None` leaves the option out, as a server that ignores it does.
     pub ecs_scope: Option<u8>,
-    /// DNSSEC records that follow each section's own, in a signed answer.
-    pub signed: Option<&'a Signed<'a>>,
-}
-
-/// The DNSSEC records of a signed answer, written after each section's own records, owners
-/// written out or as pointers into the question, with their counts.
-#[derive(Debug, Default)]
-pub struct Signed<'a> {
-    /// After the answers: their RRSIG.
-    pub answer: (&'a [u8], u16),
-    /// After the authority records: the SOA's RRSIG, the NSEC and its RRSIG.
-    pub authority: (&'a [u8], u16),
-    /// After the additional records: their RRSIGs.
-    pub additional: (&'a [u8], u16),
 }
 
 /// What locality made of an answer (`--locality`).
@@ -60,13 +46,6 @@ pub enum Near {
     /// Every instance: the client's zone is unknown or has too few instances.
     Fallback,
 }
-
-/// The DNSSEC records of no signed answer.
-static UNSIGNED: Signed<'static> = Signed {
-    answer: (&[], 0),
-    authority: (&[], 0),
-    additional: (&[], 0),
-};
 
 /// Bytes the Client Subnet option of `query` takes in a reply that echoes it: code, length,
 /// family, two prefix lengths and the address in as many bytes as the source prefix needs.
@@ -121,15 +100,12 @@ pub fn write_reply(
         (Some(_), None) => OPT_LEN,
         (Some(_), Some(_)) => OPT_LEN + ecs_len(query),
     };
-    let signed = body.signed.unwrap_or(&UNSIGNED);
-    let authority_len = body.soa.map_or(0, |(soa, _)| 2 + soa.len())
-        + body.authority.0.len()
-        + signed.authority.0.len();
-    let answers_len = body.answers.0.len() + body.answers.1.len() + signed.answer.0.len();
+    let authority_len = body.soa.map_or(0, |(soa, _)| 2 + soa.len()) + body.authority.0.len();
+    let answers_len = body.answers.0.len() + body.answers.1.len();
     let base = HEADER_LEN + question.len() + opt_len;
     let with_answers = base + answers_len + authority_len;
     let (answers, authority, additional, truncated) =
-        if with_answers + body.additional.0.len() + signed.additional.0.len() <= limit {
+        if with_answers + body.additional.0.len() <= limit {
             (true, true, true, body.cut == Cut::Size && !stream)
         } else if with_answers <= limit {
             // Records of the answer's set left out for size still say TC (the additional
@@ -152,15 +128,11 @@ pub fn write_reply(
     out.push(FLAG_QR | aa | tc | rd_cd[0]);
     out.push(rd_cd[1] | rcode);
     let count = |on: bool, n: u16| if on { n } else { 0 };
-    let additional_count =
-        count(additional, body.additional.1 + signed.additional.1) + u16::from(opt_len > 0);
+    let additional_count = count(additional, body.additional.1) + u16::from(opt_len > 0);
     for n in [
         1,
-        count(answers, body.answers.2 + signed.answer.1),
-        count(
-            authority,
-            u16::from(body.soa.is_some()) + body.authority.1 + signed.authority.1,
-        ),
+        count(answers, body.answers.2),
+        count(authority, u16::from(body.soa.is_some()) + body.authority.1),
         additional_count,
     ] {
         out.extend_from_slice(&n.to_be_bytes());
@@ -169,9 +141,6 @@ pub fn write_reply(
     if answers {
         out.extend_from_slice(body.answers.0);
         out.extend_from_slice(body.answers.1);
-        if let Some(signed) = body.signed {
-            out.extend_from_slice(signed.answer.0);
-        }
     }
     if let (true, Some((rr, zone_at))) = (authority, body.soa) {
         // A compression pointer to where the zone starts inside the question name.
@@ -182,17 +151,10 @@ pub fn write_reply(
     }
     if authority {
         out.extend_from_slice(body.authority.0);
-        if let Some(signed) = body.signed {
-            out.extend_from_slice(signed.authority.0);
-        }
     }
     if additional {
         out.extend_from_slice(body.additional.0);
-        if let Some(signed) = body.signed {
-            out.extend_from_slice(signed.additional.0);
-        }
     }
-
     if let Some(edns) = query.edns {
         push_opt(out, payload, edns.dnssec_ok, ecs);
     }

@@ -179,7 +179,6 @@ impl Prepared {
             cut: Cut::None,
             near: crate::wire::Near::Unshaped,
             ecs_scope: None,
-            signed: None,
         }
     }
 }
