@@ -34,6 +34,22 @@ struct Extra {
     additional: (usize, u16),
 }
 
+/// A thread's buffers for signed answers.
+#[derive(Debug, Default)]
+struct Buffers {
+    /// The DNSSEC records of each section ([`Extra::bytes`]).
+    extra: Vec<u8>,
+    /// The answers with their RRSIG.
+    answers: Vec<u8>,
+    /// The additional records with theirs.
+    additional: Vec<u8>,
+}
+
+thread_local! {
+    /// This thread's [`Buffers`], lent to one answer at a time.
+    static SCRATCH: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
+}
+
 /// The question as the signed path reads it.
 #[derive(Debug)]
 struct Asked<'q> {
@@ -175,7 +191,13 @@ impl Dnssec {
         picks: &mut Picks,
         write: impl FnOnce(&mut ReplyBody<'_>),
     ) -> Shape {
-        let mut extra = Extra::default();
+        // This thread's buffers, reused answer after answer: nothing allocated once grown.
+        let mut buffers = SCRATCH.with_borrow_mut(std::mem::take);
+        let mut extra = Extra {
+            bytes: std::mem::take(&mut buffers.extra),
+            ..Extra::default()
+        };
+        extra.bytes.clear();
         let mut body = ReplyBody {
             authoritative: true,
             ..ReplyBody::default()
@@ -204,25 +226,32 @@ impl Dnssec {
                 rcode: ResponseCode::ServFail.low(),
                 ..ReplyBody::default()
             };
-            extra = Extra::default();
+            extra.bytes.clear();
+            extra.answer = (0, 0);
+            extra.authority = (0, 0);
+            extra.additional = (0, 0);
         }
         // Each section's DNSSEC records after its own: the answers and the additional records
         // copied with their signatures, the authority's (after the SOA) as they are. The
         // unsigned path's writer is the same and pays nothing for it.
         let (a, au) = (extra.answer.0, extra.authority.0);
-        let mut answers = Vec::with_capacity(body.answers.0.len() + body.answers.1.len() + a);
+        let answers = &mut buffers.answers;
+        answers.clear();
         answers.extend_from_slice(body.answers.0);
         answers.extend_from_slice(body.answers.1);
         answers.extend_from_slice(&extra.bytes[..a]);
-        let mut additional = Vec::with_capacity(body.additional.0.len() + extra.additional.0);
+        let additional = &mut buffers.additional;
+        additional.clear();
         additional.extend_from_slice(body.additional.0);
         additional.extend_from_slice(&extra.bytes[a + au..a + au + extra.additional.0]);
-        body.answers = (&answers, &[], body.answers.2 + extra.answer.1);
+        body.answers = (answers, &[], body.answers.2 + extra.answer.1);
         // Live answers carry no authority records besides the SOA.
         body.authority = (&extra.bytes[a..a + au], extra.authority.1);
-        body.additional = (&additional, body.additional.1 + extra.additional.1);
+        body.additional = (additional, body.additional.1 + extra.additional.1);
         shape.cut = body.cut;
         write(&mut body);
+        buffers.extra = extra.bytes;
+        SCRATCH.with_borrow_mut(|kept| *kept = buffers);
         shape
     }
 
