@@ -439,6 +439,36 @@ async fn answers_without_do_are_unchanged_and_bad_keys_stop_the_server() {
             RecordType::RRSIG
         ]
     );
+    // With CO (Compact Answers OK, RFC 9824 §5) as well, a missing name says NXDOMAIN, and
+    // every reply says CO.
+    let mut co = signed_query("nope.services.local", RecordType::A);
+    if let Some(edns) = co.edns.as_mut() {
+        edns.flags_mut().z = 0x4000;
+    }
+    let reply = exchange_message(signed_addr, &co, Transport::Udp).await;
+    assert_eq!(
+        reply.metadata.response_code,
+        ResponseCode::NXDomain,
+        "{reply}"
+    );
+    assert_eq!(
+        reply.edns.as_ref().map(|e| e.flags().z & 0x4000),
+        Some(0x4000),
+        "{reply}"
+    );
+    assert_eq!(reply.authorities.len(), 4, "{reply}");
+    co.queries[0] = hickory_proto::op::Query::query(
+        "web.services.local.".parse().expect("name"),
+        RecordType::A,
+    );
+    let reply = exchange_message(signed_addr, &co, Transport::Udp).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        reply.edns.as_ref().map(|e| e.flags().z & 0x4000),
+        Some(0x4000),
+        "{reply}"
+    );
+
     // DNSKEY is answered with or without DO.
     let reply = query(signed_addr, ZONE, RecordType::DNSKEY, Transport::Udp).await;
     assert_eq!(reply.answers.len(), 1, "{reply}");

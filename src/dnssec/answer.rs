@@ -23,6 +23,9 @@ pub struct Shape {
     pub cut: Cut,
     /// What locality made of it.
     pub near: Near,
+    /// The query asked for compact answers with NXDOMAIN (CO): the reply says CO too (RFC
+    /// 9824 §5).
+    pub compact_ok: bool,
 }
 
 /// The records that go after each section's own: RRSIGs, and the denial's NSEC.
@@ -57,6 +60,8 @@ struct Asked<'q> {
     name: &'q [u8],
     qtype: u16,
     dnssec_ok: bool,
+    /// DO and CO: a missing name answers NXDOMAIN (RFC 9824 §5).
+    compact_ok: bool,
     /// Where the zone starts in `name`.
     zone_at: usize,
     rotate: usize,
@@ -213,6 +218,7 @@ impl Dnssec {
             name: query.name(),
             qtype: query.qtype,
             dnssec_ok: query.edns.is_some_and(|e| e.dnssec_ok),
+            compact_ok: query.edns.is_some_and(|e| e.dnssec_ok && e.compact_ok),
             zone_at,
             rotate,
             room,
@@ -249,6 +255,7 @@ impl Dnssec {
         body.authority = (&extra.bytes[a..a + au], extra.authority.1);
         body.additional = (additional, body.additional.1 + extra.additional.1);
         shape.cut = body.cut;
+        shape.compact_ok = asked.compact_ok;
         write(&mut body);
         buffers.extra = extra.bytes;
         SCRATCH.with_borrow_mut(|kept| *kept = buffers);
@@ -321,7 +328,11 @@ impl Dnssec {
                 self.answer_rrsig(signer, name, set, Version::Fixed, 0, &[set.rrs], now, extra)?;
             }
             Found::NxDomain(zone) => {
-                // Compact answer: NOERROR, the name "exists" with only NSEC and RRSIG.
+                // Compact answer: NOERROR, the name "exists" with only NSEC and RRSIG; NXDOMAIN
+                // for a querier that said it understands (CO).
+                if asked.compact_ok {
+                    body.rcode = ResponseCode::NXDomain.low();
+                }
                 body.soa = Some((&*zone.soa_tail, zone_at));
                 self.denial(signer, zone, zone_at, name, None, now, extra)?;
             }

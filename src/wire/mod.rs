@@ -13,8 +13,10 @@ mod rrset;
 pub mod spread;
 
 pub use name::{name_from_wire, reverse_name, wire_name, wire_name_cased, zone_offset, WireName};
-pub use query::{parse_query, question_bytes, ClientSubnet, QueryEdns, WireQuery, OPTION_ECS};
-pub use reply::{ecs_len, write_reply, Near, ReplyBody};
+pub use query::{
+    parse_query, question_bytes, ClientSubnet, QueryEdns, WireQuery, EDNS_FLAG_CO, OPTION_ECS,
+};
+pub use reply::{ecs_len, set_edns_flag, write_reply, Near, ReplyBody};
 pub use rrset::{rr_tail, RRset, RRsetRef};
 
 /// Largest wire-format name (RFC 1035 §3.1).

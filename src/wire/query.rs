@@ -13,6 +13,8 @@ pub struct QueryEdns {
     pub version: u8,
     /// The DO bit.
     pub dnssec_ok: bool,
+    /// The CO bit (Compact Answers OK, RFC 9824 §5): NXDOMAIN is wanted with a compact denial.
+    pub compact_ok: bool,
     /// The EDNS Client Subnet option (RFC 7871), if any.
     pub ecs: Option<ClientSubnet>,
 }
@@ -28,6 +30,9 @@ pub struct ClientSubnet {
     /// The address, zero past the source prefix (IPv4 in the first four bytes).
     pub addr: [u8; 16],
 }
+
+/// The EDNS header flag CO, Compact Answers OK (RFC 9824 §5.1: the bit after DO).
+pub const EDNS_FLAG_CO: u16 = 0x4000;
 
 /// EDNS option code of Client Subnet.
 pub const OPTION_ECS: u16 = 8;
@@ -193,6 +198,7 @@ pub fn parse_query(bytes: &[u8]) -> Option<WireQuery<'_>> {
             payload: be16(bytes, at + 3)?,
             version: *bytes.get(at + 6)?,
             dnssec_ok: be16(bytes, at + 7)? & 0x8000 != 0,
+            compact_ok: be16(bytes, at + 7)? & EDNS_FLAG_CO != 0,
             ecs: options(&bytes[at + 11..])?,
         })
     } else {

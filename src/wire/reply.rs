@@ -78,6 +78,23 @@ fn push_opt(out: &mut Vec<u8>, payload: u16, dnssec_ok: bool, ecs: Option<(Clien
     }
 }
 
+/// Sets `flag` in the EDNS flags of `reply`, whose OPT record (the last, as [`write_reply`]
+/// writes it) takes its last `opt_len` bytes; nothing when they are not an OPT record.
+pub fn set_edns_flag(reply: &mut [u8], opt_len: usize, flag: u16) {
+    let Some(opt) = reply
+        .len()
+        .checked_sub(opt_len)
+        .and_then(|at| reply.get_mut(at..))
+    else {
+        return;
+    };
+    if opt.len() >= OPT_LEN && opt[0] == 0 && opt[1..3] == u16::from(RecordType::OPT).to_be_bytes()
+    {
+        let flags = u16::from_be_bytes([opt[7], opt[8]]) | flag;
+        opt[7..9].copy_from_slice(&flags.to_be_bytes());
+    }
+}
+
 /// Writes the reply to `query` into `out`: the question copied as asked (its case kept), the
 /// body, and an OPT advertising `payload` when the query had EDNS. If it exceeds `limit`, the
 /// additional section goes first (no TC, RFC 2181 §9), then answers and authority: with TC
@@ -189,7 +206,8 @@ mod tests {
                 ecs: None,
                 payload: 4096,
                 version: 0,
-                dnssec_ok: true
+                dnssec_ok: true,
+                compact_ok: false
             })
         );
 

@@ -111,6 +111,9 @@ pub(super) fn answer_query(
                     },
                 )
             });
+            if shape.compact_ok {
+                wire::set_edns_flag(&mut out, opt, wire::EDNS_FLAG_CO);
+            }
             let shaped = Shaped {
                 cut: shape.cut,
                 near: shape.near,

@@ -57,6 +57,7 @@ impl Router {
             payload: e.max_payload(),
             version: e.version(),
             dnssec_ok: e.flags().dnssec_ok,
+            compact_ok: e.flags().z & crate::wire::EDNS_FLAG_CO != 0,
             // Locality reads Client Subnet from plain queries only.
             ecs: None,
         });
