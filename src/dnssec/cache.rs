@@ -75,11 +75,27 @@ impl Entry {
 /// Number of shards (a power of two): one lock each, so that threads rarely meet.
 const SHARDS: usize = 64;
 
-/// The signature cache, bounded: a shard past its share of `capacity` is emptied.
+/// One shard: its entries and the bytes they hold.
+#[derive(Default)]
+struct Shard {
+    table: HashTable<Entry>,
+    bytes: usize,
+}
+
+impl Entry {
+    /// Bytes it holds, roughly: its data, its name and its fields.
+    fn size(&self) -> usize {
+        self.data.len() + self.name.len() + std::mem::size_of::<Entry>()
+    }
+}
+
+/// The signature cache, bounded in entries and in bytes: a shard past its share of either is
+/// emptied.
 pub struct SigCache {
     hasher: FastHash,
-    shards: Box<[Mutex<HashTable<Entry>>]>,
+    shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
+    bytes_per_shard: usize,
 }
 
 impl std::fmt::Debug for SigCache {
@@ -89,12 +105,13 @@ impl std::fmt::Debug for SigCache {
 }
 
 impl SigCache {
-    /// A cache of at most about `capacity` entries.
-    pub fn new(capacity: usize) -> Self {
+    /// A cache of at most about `capacity` entries and `bytes` bytes.
+    pub fn new(capacity: usize, bytes: usize) -> Self {
         Self {
             hasher: FastHash::default(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
+            bytes_per_shard: bytes.div_ceil(SHARDS).max(1),
         }
     }
 
@@ -110,7 +127,7 @@ impl SigCache {
         self.hasher.hash_one(parts) | 1
     }
 
-    fn shard(&self, hash: u64) -> &Mutex<HashTable<Entry>> {
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
         &self.shards[(hash >> 40) as usize & (SHARDS - 1)]
     }
 
@@ -119,7 +136,7 @@ impl SigCache {
     pub fn append(&self, key: &SigKey<'_>, version: &Version, now: u64, out: &mut Vec<u8>) -> bool {
         let hash = self.hash(key);
         let shard = self.shard(hash).lock().unwrap_or_else(|p| p.into_inner());
-        let found = shard.find(hash, |e| e.is(key));
+        let found = shard.table.find(hash, |e| e.is(key));
         match found {
             Some(entry)
                 if entry.made <= now && now < entry.until && entry.version.same(version) =>
@@ -147,23 +164,34 @@ impl SigCache {
             until,
             data: data.into(),
         };
-        let eq =
-            |e: &Entry| e.rtype == key.rtype && e.variant == key.variant && *e.name == *key.name;
-        if let Ok(old) = shard.find_entry(hash, eq) {
-            *old.into_mut() = entry;
+        let size = entry.size();
+        if let Ok(old) = shard.table.find_entry(hash, |e| e.is(key)) {
+            let old = old.into_mut();
+            let freed = old.size();
+            *old = entry;
+            shard.bytes = shard.bytes - freed + size;
             return;
         }
-        if shard.len() >= self.per_shard {
-            shard.clear();
+        if shard.table.len() >= self.per_shard || shard.bytes + size > self.bytes_per_shard {
+            shard.table.clear();
+            shard.bytes = 0;
         }
-        shard.insert_unique(hash, entry, |e| e.hash);
+        shard.bytes += size;
+        shard.table.insert_unique(hash, entry, |e| e.hash);
     }
 
     /// Drops the entries no longer current at `now` (and the nodes they keep alive).
     pub fn sweep(&self, now: u64) {
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            shard.retain(|e| e.made <= now && now < e.until);
+            let Shard { table, bytes } = &mut *shard;
+            table.retain(|e| {
+                let keep = e.made <= now && now < e.until;
+                if !keep {
+                    *bytes -= e.size();
+                }
+                keep
+            });
         }
     }
 
@@ -171,7 +199,7 @@ impl SigCache {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).table.len())
             .sum()
     }
 
@@ -196,7 +224,7 @@ mod tests {
 
     #[test]
     fn entries_hold_for_their_version_and_time_only() {
-        let cache = SigCache::new(1000);
+        let cache = SigCache::new(1000, 1 << 20);
         let mut out = Vec::new();
         cache.store(&key(b"a"), Version::Serial(7), 100, 160, b"sig");
         assert!(cache.append(&key(b"a"), &Version::Serial(7), 130, &mut out));
@@ -223,10 +251,23 @@ mod tests {
 
     #[test]
     fn a_full_shard_is_emptied_so_the_cache_stays_bounded() {
-        let cache = SigCache::new(64);
+        let cache = SigCache::new(64, 1 << 30);
         for i in 0..10_000u32 {
             cache.store(&key(&i.to_be_bytes()), Version::Fixed, 0, 10, b"x");
         }
         assert!(cache.len() <= 64 + SHARDS, "{} entries", cache.len());
+        // In bytes too: entries of 10 KB in a cache of 1 MB.
+        let cache = SigCache::new(1 << 20, 1 << 20);
+        let big = vec![0u8; 10_000];
+        for i in 0..1_000u32 {
+            cache.store(&key(&i.to_be_bytes()), Version::Fixed, 0, 10, &big);
+        }
+        let held: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().expect("lock").bytes)
+            .sum();
+        assert!(held <= (1 << 20) + SHARDS * 10_200, "{held} bytes");
+        assert!(cache.len() >= 50, "still caching: {}", cache.len());
     }
 }

@@ -197,11 +197,11 @@ impl ZoneKey {
             key.zone,
             key.dnskey_text()
         );
-        for (path, text, mode) in [
-            (&private_path, private, 0o600),
-            (&public_path, public, 0o644),
-        ] {
-            write_file(path, &text, mode)?;
+        write_file(&private_path, &private, 0o600)?;
+        if let Err(error) = write_file(&public_path, &public, 0o644) {
+            // Half a key is no key: leave nothing behind.
+            let _ = std::fs::remove_file(&private_path);
+            return Err(error);
         }
         Ok((key, private_path))
     }

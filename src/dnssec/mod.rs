@@ -26,9 +26,13 @@ use crate::wire::RRset;
 /// validators ask for it once per zone, so an hour (as BIND and Knot default to).
 pub const DNSKEY_TTL: u32 = 3600;
 
-/// Most signatures kept (each ~150 bytes with its key): enough for every set of 100,000
-/// instances and the denials of many missing names; a full shard of the cache is emptied.
+/// Most signatures kept: enough for every set of 100,000 instances and the denials of many
+/// missing names; a full shard of the cache is emptied.
 pub const CACHE_ENTRIES: usize = 1 << 20;
+
+/// Most bytes the kept signatures may hold (an entry of a large SRV set carries the RRSIGs of
+/// all its additional records): 256 MiB.
+pub const CACHE_BYTES: usize = 256 << 20;
 
 /// One signed zone: the key that signs it, the keys only published (a rollover's next key),
 /// and the DNSKEY set at the apex.
@@ -108,7 +112,7 @@ impl Dnssec {
         }
         Ok(Self {
             zones: signers,
-            cache: SigCache::new(CACHE_ENTRIES),
+            cache: SigCache::new(CACHE_ENTRIES, CACHE_BYTES),
             stats: DnssecStats::default(),
         })
     }
