@@ -18,7 +18,8 @@
 # Then the cold rate: one pass of N names that do not exist, with DO, on the signed server:
 # every answer signs one NSEC (a compact denial), so signatures per CPU second = answers per
 # CPU second of the server in that pass.
-# Output: stdout; raw dnsperf output in the work directory (KEEP=1 keeps it).
+# Last, both servers' resident memory (the signed one holding a signature per name and per missing
+# name asked). Output: stdout; raw dnsperf output in the work directory (KEEP=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=3; secs=10; instances=100000
@@ -97,3 +98,4 @@ echo "| first DO pass over every name (each signs its set once) | $(med "${qps[w
 echo "| DO, missing names (each signs one NSEC) | $(med "${qps[cold]}") | $cold_cpu | $(ratio "$cold_cpu" "$plain_cpu") |"
 echo
 awk -v c="$cold_cpu" 'BEGIN { if (c > 0) printf "Cold signing rate: %.0f signatures per CPU second of the server (one per answer of the last row).\n", 1e6 / c }'
+echo "Memory (VmRSS) at the end: plain $(rss_mb "$plain_pid") MB, signed $(rss_mb "$signed_pid") MB (its cache: every name's A set and $instances denials)."
