@@ -44,20 +44,10 @@ impl Dnssec {
         let (soa_ttl, minimum) = soa_ttls(&zone.soa_tail);
         // RFC 9077: the lesser of the SOA's TTL and its MINIMUM.
         let ttl = soa_ttl.min(minimum);
-        // Types of the name: its sets, and the apex's own.
-        let mut present: Vec<u16> = node
-            .map(|n| n.rrsets().map(|s| s.rtype).collect())
-            .unwrap_or_default();
-        if zone_at == 0 {
-            present.extend_from_slice(&[types::SOA, types::NS, types::DNSKEY]);
-        }
         let (variant, version) = match (node, zone_at) {
             (Some(node), _) => (0, Version::Node(node.clone())),
             (None, 0) => (0, Version::Fixed),
-            (None, _) => {
-                present.push(types::NXNAME);
-                (1, Version::Fixed)
-            }
+            (None, _) => (1, Version::Fixed),
         };
         let key = SigKey {
             name,
@@ -66,6 +56,15 @@ impl Dnssec {
             subset: 0,
         };
         self.cached(key, version, now, out, |out| {
+            // Types of the name: its sets, the apex's own, or NXNAME for no name at all.
+            let mut present: Vec<u16> = node
+                .map(|n| n.rrsets().map(|s| s.rtype).collect())
+                .unwrap_or_default();
+            match (node, zone_at) {
+                (_, 0) => present.extend_from_slice(&[types::SOA, types::NS, types::DNSKEY]),
+                (None, _) => present.push(types::NXNAME),
+                (Some(_), _) => {}
+            }
             let rdata = sign::nsec_rdata(name, &present);
             out.extend_from_slice(&QNAME_POINTER);
             out.extend_from_slice(&types::NSEC.to_be_bytes());
