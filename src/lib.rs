@@ -17,8 +17,8 @@
 //! - [`wire`]: DNS wire format: name keys, RRsets, the strict query parser, the reply writer.
 //! - [`zone`]: the live zone's configuration and its apex (SOA, NS).
 //! - [`table`]: the live table: snapshots, the atomic swap, the writer's index.
-//! - [`flags`], [`backoff`], [`logging`], [`rlimit`]: shared command-line, retry, logging and
-//!   open-file limit pieces.
+//! - [`flags`], [`backoff`], [`logging`], [`rlimit`], [`signals`]: shared command-line, retry,
+//!   logging, open-file limit and stop-signal pieces.
 //! - [`etcd`]: connecting to etcd, bounded requests, the paged read of a prefix.
 //! - [`watch`]: etcd read + watch + resync → table.
 //! - [`dns`]: router, live answers, transfers, static zones, forwarding, sockets.
@@ -52,6 +52,7 @@ pub mod register;
 pub mod rlimit;
 pub mod server;
 pub mod service;
+pub mod signals;
 pub mod sources;
 pub mod table;
 pub mod watch;

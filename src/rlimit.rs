@@ -31,3 +31,18 @@ pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
 pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
     Err(std::io::Error::other("not supported on this system"))
 }
+
+/// [`raise_fd_limit`], logging what it did (or why it could not).
+pub fn raise_and_log() {
+    match raise_fd_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(
+                before,
+                after,
+                "raised the open-file limit to its hard limit"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
+}

@@ -14,16 +14,14 @@ use etcd_dns::dns::tcp::{self, TcpLimits};
 use etcd_dns::dns::tls::TlsFlags;
 use etcd_dns::dns::{forward, zones, CatalogConfig, Listeners};
 use etcd_dns::dns::{notify, tsig};
-use etcd_dns::dnssec::key::ZoneKey;
 use etcd_dns::dnssec::Dnssec;
 use etcd_dns::etcd::EtcdConfig;
 use etcd_dns::http;
 use etcd_dns::server::{self, RunError, ServerConfig};
 use etcd_dns::sources::{RegistrySpec, DEFAULT_PREFIX};
 use etcd_dns::table::journal::DEFAULT_IXFR_HISTORY;
-use etcd_dns::wire::{wire_name, WireName};
 use etcd_dns::zone::{ZoneConfig, DEFAULT_NEGATIVE_TTL, DEFAULT_TTL};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -151,10 +149,8 @@ struct Args {
     /// for a secondary, also after etcd was wiped (its revision starts again)
     #[arg(long, env = "ETCD_DNS_SERIAL_FILE", value_name = "FILE")]
     serial_file: Option<PathBuf>,
-    /// Sign the live zone online with this DNSSEC key: BIND's K<zone>+013+<tag>.private (its
-    /// .key beside it), as `dnssec-keygen -a ECDSAP256SHA256 -n ZONE` or `etcd-dns dnssec
-    /// keygen` writes it; repeatable, one per live zone. `etcd-dns dnssec ds FILE` prints the
-    /// DS record for the parent zone
+    /// Sign a live zone online with this DNSSEC key, BIND's K<zone>+013+<tag>.private with its
+    /// .key beside it (repeatable: per zone the first signs, later ones are only published)
     #[arg(
         long = "dnssec-key",
         env = "ETCD_DNS_DNSSEC_KEY",
@@ -213,16 +209,7 @@ async fn main() -> Result<()> {
     }
     let args = Args::parse();
     etcd_dns::logging::init(&args.log_level);
-    match etcd_dns::rlimit::raise_fd_limit() {
-        Ok((before, after)) if after > before => {
-            info!(
-                before,
-                after, "raised the open-file limit to its hard limit"
-            )
-        }
-        Ok(_) => {}
-        Err(error) => warn!(%error, "cannot raise the open-file limit"),
-    }
+    etcd_dns::rlimit::raise_and_log();
     let etcd: EtcdConfig = args.etcd.clone().into();
     etcd.validate()?;
     let mut zone = args.zone.clone();
@@ -273,9 +260,9 @@ async fn main() -> Result<()> {
     if let Some(path) = &args.serial_file {
         live.saved_serials = etcd_dns::table::saved::read(path).context("bad --serial-file")?;
     }
-    let dnssec = dnssec(&args, &live)?;
+    let dnssec = Dnssec::load(&args.dnssec_key, &live).context("bad --dnssec-key")?;
     let config = ServerConfig {
-        dnssec,
+        dnssec: dnssec.map(Arc::new),
         live,
         etcd,
         catalog: CatalogConfig {
@@ -325,6 +312,8 @@ async fn main() -> Result<()> {
         info!(%addr, "listening for DNS over {what}");
     }
     let shutdown = CancellationToken::new();
+    let stop = etcd_dns::signals::stop_signal()
+        .context("cannot install the SIGINT and SIGTERM handlers")?;
     let running = server::start(config, listeners, shutdown.clone())?;
     let stopped = running.wait();
     tokio::pin!(stopped);
@@ -341,7 +330,7 @@ async fn main() -> Result<()> {
     };
     tokio::select! {
         result = &mut stopped => return fatal(result),
-        signal = wait_for_signal() => signal?,
+        () = stop => {}
     }
     info!("shutting down");
     shutdown.cancel();
@@ -355,40 +344,6 @@ fn tsig_keys(args: &Args) -> Result<Vec<tsig::Key>> {
         keys.extend(tsig::parse_key_arg(arg).context("bad --tsig-key")?);
     }
     Ok(keys)
-}
-
-/// The `--dnssec-key` keys, each for one of the live zones; `None` without any.
-fn dnssec(args: &Args, live: &etcd_dns::sources::Live) -> Result<Option<Arc<Dnssec>>> {
-    if args.dnssec_key.is_empty() {
-        return Ok(None);
-    }
-    let mut keys = Vec::new();
-    for path in &args.dnssec_key {
-        keys.push(ZoneKey::read(path).context("bad --dnssec-key")?);
-    }
-    // A delegation inside a signed live zone would be signed as the zone's own data (RFC 4035
-    // §2.2 forbids it), and names below it denied instead of referred.
-    for zone in &live.zones {
-        let delegation = zone.statics.as_ref().and_then(|statics| {
-            statics
-                .names
-                .iter()
-                .find(|(_, records)| records.iter().any(|r| r.record_type() == RecordType::NS))
-                .map(|(name, _)| name.to_string())
-        });
-        if let Some(name) = delegation {
-            let signed = keys.iter().any(|k| k.zone_wire == wire_name(&zone.zone));
-            anyhow::ensure!(
-                !signed,
-                "bad --dnssec-key: the zone file of {} delegates {name} (NS records below the apex), which a zone signed online cannot do: remove the delegation or leave the zone unsigned",
-                zone.zone
-            );
-        }
-    }
-    let zones: Vec<WireName> = live.zones.iter().map(|z| wire_name(&z.zone)).collect();
-    let zones: Vec<&[u8]> = zones.iter().map(|z| &z[..]).collect();
-    let dnssec = Dnssec::new(keys, &zones).map_err(|e| anyhow::anyhow!("bad --dnssec-key: {e}"))?;
-    Ok(Some(Arc::new(dnssec)))
 }
 
 /// `--notify-key`, which must name one of `keys`.
@@ -435,14 +390,4 @@ fn rate_limit(args: &Args) -> Result<Option<RrlConfig>> {
         ipv6_prefix: args.rrl_ipv6_prefix,
         exempt: Acl::parse(&args.rrl_exempt).context("bad --rrl-exempt")?,
     }))
-}
-
-async fn wait_for_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }

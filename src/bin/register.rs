@@ -166,14 +166,13 @@ async fn run(args: Args) -> Result<()> {
         Some(check) => Gate::spawn(check, args.check_interval, shutdown.clone()),
         None => Gate::open(),
     };
-    let signal = shutdown.clone();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
+    let (signal, stop) = (
+        shutdown.clone(),
+        etcd_dns::signals::stop_signal()
+            .context("cannot install the SIGINT and SIGTERM handlers")?,
+    );
     tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        stop.await;
         signal.cancel();
     });
     register::run(&etcd, &spec, gate, shutdown)

@@ -17,10 +17,19 @@ pub mod cli;
 pub mod key;
 pub mod sign;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
 use cache::SigCache;
+use hickory_proto::rr::RecordType;
 use key::ZoneKey;
 
-use crate::wire::RRset;
+use crate::sources::Live;
+use crate::wire::{wire_name, RRset, WireName};
 
 /// TTL of the DNSKEY set: it changes only when the server restarts with another key, and
 /// validators ask for it once per zone, so an hour (as BIND and Knot default to).
@@ -117,6 +126,42 @@ impl Dnssec {
         })
     }
 
+    /// Signing with the keys of `paths` (`--dnssec-key`) the zones of `live`; `None` without
+    /// any. Refused, saying why: a key that does not read, one for no live zone or given twice,
+    /// and a zone file of a signed zone that delegates (its NS would be signed as the zone's own
+    /// data, RFC 4035 §2.2, and names below it denied instead of referred).
+    pub fn load(paths: &[PathBuf], live: &Live) -> Result<Option<Self>, LoadError> {
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        let keys = paths
+            .iter()
+            .map(|p| ZoneKey::read(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let zones: Vec<WireName> = live.zones.iter().map(|z| wire_name(&z.zone)).collect();
+        for (zone, wire) in live.zones.iter().zip(&zones) {
+            let Some(statics) = zone
+                .statics
+                .as_ref()
+                .filter(|_| keys.iter().any(|k| k.zone_wire == *wire))
+            else {
+                continue;
+            };
+            let delegation = statics
+                .names
+                .iter()
+                .find(|(_, records)| records.iter().any(|r| r.record_type() == RecordType::NS));
+            if let Some((name, _)) = delegation {
+                return Err(LoadError::Delegation(
+                    zone.zone.to_string(),
+                    name.to_string(),
+                ));
+            }
+        }
+        let zones: Vec<&[u8]> = zones.iter().map(|z| &z[..]).collect();
+        Ok(Some(Self::new(keys, &zones).map_err(LoadError::Keys)?))
+    }
+
     /// The signer of the zone named `zone` (lowercase wire name), if it is signed.
     #[inline]
     pub fn signer(&self, zone: &[u8]) -> Option<&ZoneSigner> {
@@ -132,6 +177,49 @@ impl Dnssec {
     pub fn sweep(&self) {
         self.cache.sweep(unix_now());
     }
+
+    /// Sweeps the cache every [`SWEEP_EVERY`] until `shutdown`.
+    pub async fn keep_swept<E>(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), E> {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => self.sweep(),
+                () = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Logs the signed zones and their keys; with `transfers`, a warning that secondaries get
+    /// the zones unsigned.
+    pub fn announce(&self, transfers: bool) {
+        for signer in &self.zones {
+            let key = &signer.key;
+            info!(zone = %key.zone, tag = key.tag, flags = key.flags, ds = %key.ds_text(), "signing the live zone online (DNSSEC)");
+            for key in &signer.published {
+                info!(zone = %key.zone, tag = key.tag, ds = %key.ds_text(), "publishing a key that signs nothing (the next key of a rollover)");
+            }
+        }
+        if transfers && !self.zones.is_empty() {
+            warn!("zone transfers carry the live zone unsigned: secondaries serve it without DNSSEC, and validators that expect it signed (a DS at the parent) reject their answers");
+        }
+    }
+}
+
+/// How often signatures no longer current are dropped from the cache.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Why `--dnssec-key` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A key file.
+    #[error(transparent)]
+    Key(#[from] key::KeyError),
+    /// The keys do not fit the zones.
+    #[error("{0}")]
+    Keys(String),
+    /// A signed zone's file delegates a name.
+    #[error("the zone file of {0} delegates {1} (NS records below the apex), which a zone signed online cannot do: remove the delegation or leave the zone unsigned")]
+    Delegation(String, String),
 }
 
 /// Seconds since the Unix epoch.

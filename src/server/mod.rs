@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::dns::locality::Locality;
 use crate::dns::notify::{self, NotifyStats};
@@ -195,17 +195,7 @@ pub fn start(
     metrics.add_report(tsig_stats.clone());
     router = router.with_tsig(config.tsig_keys.clone(), tsig_stats);
     if let Some(dnssec) = &config.dnssec {
-        for signer in dnssec.zones() {
-            info!(zone = %signer.key.zone, tag = signer.key.tag, flags = signer.key.flags, ds = %signer.key.ds_text(), "signing the live zone online (DNSSEC)");
-            for key in &signer.published {
-                info!(zone = %key.zone, tag = key.tag, ds = %key.ds_text(), "publishing a key that signs nothing (the next key of a rollover)");
-            }
-        }
-        if dnssec.zones().next().is_some()
-            && (!config.notify.is_empty() || !config.catalog.allow_transfer.is_empty())
-        {
-            warn!("zone transfers carry the live zone unsigned: secondaries serve it without DNSSEC, and validators that expect it signed (a DS at the parent) reject their answers");
-        }
+        dnssec.announce(!config.notify.is_empty() || !config.catalog.allow_transfer.is_empty());
         metrics.add_report(dnssec.clone());
         router = router.with_dnssec(dnssec.clone());
     }
@@ -220,16 +210,7 @@ pub fn start(
     let router = Arc::new(router);
     let mut tasks = JoinSet::new();
     if let Some(dnssec) = config.dnssec.clone() {
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let mut every = tokio::time::interval(SWEEP_SIGNATURES);
-            loop {
-                tokio::select! {
-                    _ = every.tick() => dnssec.sweep(),
-                    () = stop.cancelled() => return Ok(()),
-                }
-            }
-        });
+        tasks.spawn(dnssec.keep_swept(shutdown.clone()));
     }
     let (prefetcher, stop) = (router.clone(), shutdown.clone());
     tasks.spawn(async move {
@@ -287,7 +268,7 @@ pub fn start(
         });
     }
     if let Some(max) = config.max_stale {
-        let guard = guard_staleness(table.clone(), max, shutdown.clone());
+        let guard = stale::guard_staleness(table.clone(), max, shutdown.clone());
         tasks.spawn(async move {
             guard.await;
             Ok(())
@@ -399,26 +380,6 @@ async fn supervise(
     result
 }
 
-/// Shortest interval between two comparisons of the table's age with `--max-stale`.
-/// How often signatures no longer current are dropped from the DNSSEC cache.
-const SWEEP_SIGNATURES: Duration = Duration::from_secs(60);
-/// See [`STALE_CHECK_MAX`].
-const STALE_CHECK_MIN: Duration = Duration::from_millis(100);
-/// Longest interval between two comparisons.
-const STALE_CHECK_MAX: Duration = Duration::from_secs(1);
-
-/// Marks the table stale (names under the zone answer SERVFAIL) once etcd has not confirmed it
-/// for longer than `max`; the watcher unmarks it when etcd confirms it again. Checks a tenth
-/// of `max` apart, within [`STALE_CHECK_MIN`]..[`STALE_CHECK_MAX`].
-async fn guard_staleness(table: Arc<Table>, max: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval((max / 10).clamp(STALE_CHECK_MIN, STALE_CHECK_MAX));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => table.mark_stale(max),
-        }
-    }
-}
-
+mod stale;
 #[cfg(test)]
 mod tests;
